@@ -1,0 +1,59 @@
+# intervox: `make demo` runs the whole chain on the embedded default; `make test` runs the tests.
+# Stage targets are idempotent: every stage resumes and skips finished shards.
+
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.setup-stamp
+IX      := $(BIN)/intervox
+lang    ?= en
+workers ?= 2
+upstream ?= whisper-base
+
+SHARDS_DIR   := shards/$(lang)
+FEATURES_DIR := shards/$(lang)-features-$(upstream)
+RUN_DIR      := runs/$(lang)-$(upstream)
+# configs/shards/<lang>.yaml when it exists, else the English default re-targeted to $(lang).
+SHARDS_CFG   := $(if $(wildcard configs/shards/$(lang).yaml),configs/shards/$(lang).yaml,configs/shards/default.yaml source.lang=$(lang))
+
+export OMP_NUM_THREADS ?= 1
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+
+.PHONY: setup shards features train eval report demo test bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+	touch $@
+
+shards: setup
+	$(IX) shards build --config $(SHARDS_CFG) --out $(SHARDS_DIR) --workers $(workers)
+	$(IX) shards verify $(SHARDS_DIR)
+
+features: shards
+	$(IX) features $(SHARDS_DIR) --upstream $(upstream) --out $(FEATURES_DIR) --workers $(workers)
+
+train: features
+	$(IX) train --config configs/train/default.yaml features=$(FEATURES_DIR) run_dir=$(RUN_DIR)
+
+eval: train
+	$(IX) eval $(RUN_DIR)
+
+report: eval
+	$(IX) report $(RUN_DIR)
+
+demo: setup report
+	@echo "report: $(RUN_DIR)/report.html"
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python -m bench.run
+
+lint: setup
+	$(BIN)/ruff check intervox tests bench
+
+clean:
+	rm -rf $(SHARDS_DIR) $(FEATURES_DIR) $(RUN_DIR) .pytest_cache .ruff_cache

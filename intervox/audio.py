@@ -1,0 +1,133 @@
+"""Audio I/O: load any file soundfile reads to mono float32 at a target rate, encode FLAC.
+
+Every error names the file (or item) and the problem, so that a quarantine report or a
+CLI message tells the user exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from intervox.errors import AudioError
+
+# Below this peak level a clip is treated as silent (about -90 dBFS: below 16-bit dither).
+SILENCE_PEAK = 3e-5
+
+
+def check_audio(audio: np.ndarray, sr: int, name: str, *, min_seconds: float = 0.0) -> np.ndarray:
+    """Return `audio` as a 1-D float32 array after checking it is usable; raise AudioError naming `name`."""
+    audio = np.asarray(audio)
+    if audio.ndim != 1:
+        raise AudioError(f"{name}: expected mono 1-D audio, got shape {audio.shape}")
+    if audio.size == 0:
+        raise AudioError(f"{name}: audio is empty (0 samples)")
+    if not np.all(np.isfinite(audio)):
+        raise AudioError(f"{name}: audio contains NaN or Inf samples")
+    if float(np.max(np.abs(audio))) < SILENCE_PEAK:
+        raise AudioError(f"{name}: audio is silent (all samples below {SILENCE_PEAK:g})")
+    if sr <= 0:
+        raise AudioError(f"{name}: invalid sample rate {sr}")
+    if audio.size < min_seconds * sr:
+        raise AudioError(f"{name}: audio is too short ({audio.size / sr:.3f} s < {min_seconds} s)")
+    return audio.astype(np.float32, copy=False)
+
+
+def to_mono(audio: np.ndarray) -> np.ndarray:
+    """Return the channel mean of a [frames, channels] array (1-D input passes through)."""
+    return audio.mean(axis=1) if audio.ndim == 2 else audio
+
+
+def resample(audio: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
+    """Return `audio` resampled from `sr` to `target_sr` with soxr (high quality)."""
+    if sr == target_sr:
+        return audio.astype(np.float32, copy=False)
+    return soxr.resample(audio.astype(np.float32, copy=False), sr, target_sr, quality="HQ").astype(np.float32)
+
+
+def _wav_truncation(path: Path) -> str | None:
+    """Return a message if a RIFF/WAVE file's data chunk promises more bytes than the file has.
+
+    libsndfile quietly clamps a truncated WAV to what is there, so check the header ourselves.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk = f.read(8)
+            cid, csize = chunk[:4], int.from_bytes(chunk[4:8], "little")
+            if cid == b"data":
+                if csize != 0xFFFFFFFF and pos + 8 + csize > size:
+                    return f"truncated (data chunk promises {csize} bytes, file has {size - pos - 8})"
+                return None
+            pos += 8 + csize + (csize & 1)
+    return None
+
+
+def load_audio(
+    path: str | Path,
+    target_sr: int | None = None,
+    *,
+    offset: float = 0.0,
+    duration: float | None = None,
+    min_seconds: float = 0.0,
+) -> tuple[np.ndarray, int]:
+    """Load `path` as mono float32, resampled to `target_sr` if given; return (audio, sr).
+
+    Raises AudioError naming the file when it is missing, unreadable, truncated, empty,
+    silent or contains non-finite samples.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: file does not exist")
+    problem = _wav_truncation(path)
+    if problem:
+        raise AudioError(f"{path}: {problem}")
+    try:
+        with sf.SoundFile(str(path)) as f:
+            sr = f.samplerate
+            start = int(round(offset * sr))
+            frames = -1 if duration is None else int(round(duration * sr))
+            if start:
+                f.seek(start)
+            audio = f.read(frames=frames, dtype="float32", always_2d=True)
+            expected = f.frames - start if duration is None else min(frames, f.frames - start)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        raise AudioError(f"{path}: not readable as audio ({exc})") from exc
+    if audio.shape[0] < expected:
+        raise AudioError(f"{path}: truncated (header says {expected} frames, read {audio.shape[0]})")
+    audio = check_audio(to_mono(audio), sr, str(path), min_seconds=min_seconds)
+    if target_sr is not None and target_sr != sr:
+        audio, sr = resample(audio, sr, target_sr), target_sr
+    return audio, sr
+
+
+def encode_flac(audio: np.ndarray, sr: int) -> bytes:
+    """Return 16-bit FLAC bytes of mono `audio`; the same input always gives the same bytes."""
+    buf = io.BytesIO()
+    clipped = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+    sf.write(buf, clipped, sr, format="FLAC", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def decode_audio_bytes(data: bytes, name: str) -> tuple[np.ndarray, int]:
+    """Decode FLAC/WAV bytes to (mono float32, sr); raise AudioError naming `name` on failure."""
+    try:
+        audio, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        raise AudioError(f"{name}: audio bytes not decodable ({exc})") from exc
+    return to_mono(audio), sr
+
+
+def peak_normalize(audio: np.ndarray, peak: float = 0.9) -> np.ndarray:
+    """Return `audio` scaled so its absolute peak is `peak` (no-op on silence)."""
+    m = float(np.max(np.abs(audio))) if audio.size else 0.0
+    return audio if m < SILENCE_PEAK else (audio * (peak / m)).astype(np.float32)

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# One-command set-up: system packages (as root), a .venv, torch, intervox and its extras.
+# Idempotent: the Makefile runs it only when pyproject.toml or this script changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+APT_PACKAGES="espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox libsndfile1 chromium"
+
+missing=""
+for exe in espeak-ng flite text2wave sox chromium; do
+  command -v "$exe" >/dev/null 2>&1 || missing="$missing $exe"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing system packages ($APT_PACKAGES)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends $APT_PACKAGES >/dev/null
+  else
+    echo "setup: missing system programs:$missing"
+    echo "setup: run as root:  apt-get install -y $APT_PACKAGES"
+  fi
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+PIP="$VENV/bin/python -m pip"
+$PIP install -q --upgrade pip 'setuptools>=77.0.3,<81' wheel
+
+# torch: an unpinned torch would pull a multi-GB CUDA build. Install the CPU build 2.13.0
+# (it lies on this platform's disk) when no torch is present and no GPU is visible;
+# a torch the user installed (CUDA or not) is left alone.
+if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    echo "setup: GPU visible; installing torch==2.13.0 from the default index (CUDA build)"
+  fi
+  $PIP install -q torch==2.13.0
+fi
+
+$PIP install -q -e '.[dev,judges,voices]'
+"$VENV/bin/python" -c "import intervox, torch; print('setup: intervox', intervox.__version__, 'torch', torch.__version__)"

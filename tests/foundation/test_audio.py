@@ -1,0 +1,69 @@
+"""Audio loader: real files in, mono float32 at the target rate out; malformed files named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from intervox.audio import decode_audio_bytes, encode_flac, load_audio
+from intervox.errors import AudioError
+
+
+def test_resamples_and_downmixes(tmp_path, speech):
+    stereo = np.stack([speech.audio, speech.audio * 0.5], axis=1)
+    p = tmp_path / "s48.flac"
+    sf.write(p, stereo, 48000)  # pretend it was recorded at 48 kHz
+    audio, sr = load_audio(p, 16000)
+    assert sr == 16000 and audio.ndim == 1 and audio.dtype == np.float32
+    assert len(audio) == pytest.approx(len(speech.audio) / 3, rel=0.01)
+
+
+def test_offset_and_duration(tmp_path, speech):
+    audio, sr = load_audio(speech.path, offset=0.5, duration=1.0)
+    assert len(audio) == sr
+
+
+@pytest.mark.parametrize(
+    "make, problem",
+    [
+        (lambda p: p.write_bytes(b""), "not readable"),
+        (lambda p: p.write_bytes(b"this is a text file, renamed"), "not readable"),
+        (lambda p: sf.write(p, np.zeros(16000, dtype=np.float32), 16000), "silent"),
+        (lambda p: sf.write(p, np.zeros((0,), dtype=np.float32), 16000), "empty|not readable"),
+    ],
+)
+def test_bad_files_are_named(tmp_path, make, problem):
+    p = tmp_path / "bad.wav"
+    make(p)
+    with pytest.raises(AudioError, match=rf"bad\.wav: .*({problem})"):
+        load_audio(p, 16000)
+
+
+def test_nan_audio_named(tmp_path):
+    p = tmp_path / "nan.wav"
+    x = np.full(1600, 0.1, dtype=np.float32)
+    x[10] = np.nan
+    sf.write(p, x, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"nan\.wav: .*NaN"):
+        load_audio(p)
+
+
+def test_truncated_file_named(tmp_path, speech):
+    p = tmp_path / "trunc.wav"
+    data = speech.path.read_bytes()
+    p.write_bytes(data[: len(data) // 2])  # header still promises the full length
+    with pytest.raises(AudioError, match=r"trunc\.wav: (truncated|not readable)"):
+        load_audio(p)
+
+
+def test_missing_file_named(tmp_path):
+    with pytest.raises(AudioError, match=r"nope\.flac: file does not exist"):
+        load_audio(tmp_path / "nope.flac")
+
+
+def test_flac_roundtrip_is_deterministic(speech):
+    a = encode_flac(speech.audio, speech.sr)
+    assert a == encode_flac(speech.audio, speech.sr)
+    back, sr = decode_audio_bytes(a, "x")
+    assert sr == speech.sr and np.max(np.abs(back - speech.audio)) < 1e-4
