@@ -6,14 +6,21 @@ so they live below both stages.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import parselmouth
-from parselmouth.praat import call
+from parselmouth.praat import call, run
 
 from intervox.errors import InterventionError
 
 PITCH_FLOOR = 60.0
 PITCH_CEILING = 600.0
+
+# Praat's PSOLA draws random periods for unvoiced stretches from one process-wide generator:
+# seeding it right before the call (under a lock, so threads cannot interleave) makes
+# 'Change gender' return the same samples for the same input.
+_PRAAT_RNG_LOCK = threading.Lock()
 
 
 def _sound(audio: np.ndarray, sr: int) -> parselmouth.Sound:
@@ -39,7 +46,7 @@ def mean_formants(audio: np.ndarray, sr: int, max_formant: float = 5500.0) -> tu
     formant = snd.to_formant_burg(time_step=0.01, max_number_of_formants=5, maximum_formant=max_formant)
     pitch = snd.to_pitch(time_step=0.01, pitch_floor=PITCH_FLOOR, pitch_ceiling=PITCH_CEILING)
     f1s, f2s = [], []
-    for t, f0 in zip(pitch.xs(), pitch.selected_array["frequency"]):
+    for t, f0 in zip(pitch.xs(), pitch.selected_array["frequency"], strict=True):
         if f0 <= 0:
             continue
         f1, f2 = formant.get_value_at_time(1, t), formant.get_value_at_time(2, t)
@@ -59,11 +66,13 @@ def change_gender(
     pitch_median_hz: float,
     pitch_range: float,
     duration_factor: float = 1.0,
+    seed: int = 0,
 ) -> np.ndarray:
     """Return Praat 'Change gender' of `audio`: formants scaled, pitch moved to a new median.
 
     `pitch_median_hz` of 0 keeps the original median. Praat can hang when the scaled pitch
-    minimum falls below zero, so the pitch range factor is reset to 1 in that case.
+    minimum falls below zero, so the pitch range factor is reset to 1 in that case. Praat's
+    random generator is seeded with `seed` first, so the output is the same for the same input.
     """
     snd = _sound(audio, sr)
     f0 = f0_contour(audio, sr)
@@ -75,8 +84,10 @@ def change_gender(
     scaled_min = new_median + (float(f0.min()) * new_median / old_median - new_median) * pitch_range
     if scaled_min <= 0:
         pitch_range = 1.0
-    out = call(snd, "Change gender", PITCH_FLOOR, PITCH_CEILING, float(formant_ratio),
-               float(new_median), float(pitch_range), float(duration_factor))
+    with _PRAAT_RNG_LOCK:
+        run(f"random_initializeWithSeedUnsafelyButPredictably ({int(seed)})")
+        out = call(snd, "Change gender", PITCH_FLOOR, PITCH_CEILING, float(formant_ratio),
+                   float(new_median), float(pitch_range), float(duration_factor))
     y = np.asarray(out.values[0], dtype=np.float32)
     n = int(round(len(audio) * duration_factor))
     # Praat may return a few samples more or less; hold the length exactly for alignment.

@@ -46,7 +46,9 @@ def from_dict(d: dict) -> Intervention:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - set(fields))
     if unknown:
-        raise ConfigError(f"intervention '{name}': unknown parameter '{unknown[0]}' (valid: {', '.join(fields)})")
+        raise ConfigError(
+            f"intervention '{name}': unknown parameter '{unknown[0]}' (valid: {', '.join(fields)})"
+        )
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
     try:
         return cls(**kwargs)
