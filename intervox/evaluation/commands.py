@@ -1,0 +1,54 @@
+"""`intervox eval` and `intervox report`: thin wrappers over evaluation.run and evaluation.report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("eval")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--features", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Feature shard dir (default: data.features of the run's config.yaml).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Eval config YAML (default: built-in defaults, see configs/eval/default.yaml).")
+@click.option("-o", "--override", "overrides", multiple=True, help="Config override key=value (repeatable).")
+def eval_cmd(run_dir: Path, features: Path | None, config_path: Path | None,
+             overrides: tuple[str, ...]) -> None:
+    """Evaluate a training run: SV EER, keyword spotting, disentanglement.
+
+    Writes RUN_DIR/results.json, RUN_DIR/trials_{split}.txt and RUN_DIR/plots/, and prints
+    the summary table (every seed's projector beside the layer baselines).
+
+    \b
+    Example:
+      intervox eval runs/default --config configs/eval/default.yaml -o sv_trials_per_class=1000
+    """
+    from intervox.config import load_config
+    from intervox.evaluation.config import EvalConfig
+    from intervox.evaluation.run import evaluate
+    from intervox.evaluation.summary import format_summary
+
+    cfg = load_config(config_path, EvalConfig, overrides)
+    results = evaluate(run_dir, features, cfg)
+    click.echo(format_summary(results))
+    click.echo(f"wrote {run_dir / 'results.json'}")
+
+
+@click.command("report")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--audio-shards", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Audio shard dir for the listening examples "
+                   "(default: the one in the feature dir's index.json).")
+@click.option("--pairs", type=int, default=6, show_default=True, help="Source/intervened pairs to embed.")
+def report_cmd(run_dir: Path, audio_shards: Path | None, pairs: int) -> None:
+    """Write RUN_DIR/report.html: tables, plots and audio examples in one self-contained file.
+
+    \b
+    Example:
+      intervox report runs/default --audio-shards shards/default
+    """
+    from intervox.evaluation.report import write_report
+
+    click.echo(f"wrote {write_report(run_dir, audio_shards, n_pairs=pairs)}")
