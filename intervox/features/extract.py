@@ -1,0 +1,268 @@
+"""Audio shards -> feature shards: every clip through a frozen upstream, mean-pooled per layer.
+
+Each source shard `NAME.tar` becomes `out_dir/NAME.tar` with the same keys: `KEY.json` (the
+audio clip's JSON plus `"upstream"`), `KEY.pooled.npy` (float16 [L + 1, H], the mean over the
+clip's valid frames of every hidden state) and, if asked, `KEY.frames.npy` (float16
+[len(frames_layers), frames, H]). Shards are written atomically with a sidecar whose plan
+hash covers the upstream identity, the frame layers and the source shard's sha256, so a
+rerun skips finished shards and redoes any whose source or upstream changed.
+
+A corrupt source shard is skipped with a warning and listed in the report; the run fails
+(ShardError, after every good shard is written) only when more than `max_bad_fraction`
+(default 0.05: one bad shard in twenty is tolerated, as a crashed disk or a truncated copy
+should not throw away a day of extraction, but a systematic problem must not pass silently)
+of the shards are bad.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from intervox.audio import resample
+from intervox.errors import ConfigError, ShardError
+from intervox.features.base import Upstream, resolve_device
+from intervox.features.registry import DEFAULT_UPSTREAM, get_upstream
+from intervox.shards.read import AUDIO_EXTS, decode_sample, iter_tar_samples, list_shards
+from intervox.shards.write import (
+    atomic_write_bytes,
+    encode_field,
+    file_sha256,
+    read_sidecar,
+    shard_is_complete,
+    write_shard,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BAD_FRACTION = 0.05
+
+
+@dataclass(frozen=True)
+class ExtractSpec:
+    """Everything a worker needs to turn one audio shard into a feature shard."""
+
+    upstream: str
+    device: str
+    frames_layers: tuple[int, ...]
+    batch_seconds: float
+    padded: bool = False
+    threads: int = 0  # torch intra-op threads in a worker process; 0 = leave as is
+
+
+_UPSTREAMS: dict[tuple[str, str, bool], Upstream] = {}  # per process: a Dask worker loads a model once
+
+
+def load_upstream(name: str, device: str, padded: bool = False) -> Upstream:
+    """Return the upstream `name` on `device`, loaded once per process."""
+    key = (name, device, padded)
+    if key not in _UPSTREAMS:
+        _UPSTREAMS[key] = get_upstream(name, device=device, padded=padded)
+    return _UPSTREAMS[key]
+
+
+def plan_hash(identity: dict, frames_layers: tuple[int, ...], source_sha256: str) -> str:
+    """Return the sha256 of (upstream identity, frames_layers, source shard sha256)."""
+    blob = json.dumps({"upstream": identity, "frames_layers": list(frames_layers), "source": source_sha256},
+                      sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def source_sha256(tar: Path) -> str:
+    """Return a source shard's sha256: from its sidecar when the size matches, else hashed."""
+    info = read_sidecar(tar)
+    if info is not None and info.bytes == tar.stat().st_size:
+        return info.sha256
+    return file_sha256(tar)
+
+
+def length_batches(durations: list[float], batch_seconds: float) -> list[list[int]]:
+    """Return index batches, sorted by duration, each with count x longest <= batch_seconds (>= 1 clip)."""
+    batches: list[list[int]] = []
+    for i in sorted(range(len(durations)), key=lambda i: durations[i]):
+        if batches and (len(batches[-1]) + 1) * durations[i] <= batch_seconds:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """Return .npy bytes of `array` (no pickle)."""
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def featurize(upstream: Upstream, audios: list[np.ndarray], frames_layers: tuple[int, ...],
+              batch_seconds: float) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Return per clip (pooled float16 [L + 1, H], frames float16 [n, T, H] or None), in input order."""
+    out: list = [None] * len(audios)
+    durations = [len(a) / upstream.sample_rate for a in audios]
+    for batch in length_batches(durations, batch_seconds):
+        states = upstream.forward([audios[i] for i in batch])
+        for i, s in zip(batch, states, strict=True):
+            pooled = s.mean(dim=1).to(torch.float16).numpy()
+            frames = s[list(frames_layers)].to(torch.float16).numpy() if frames_layers else None
+            out[i] = (pooled, frames)
+    return out
+
+
+def process_shard(src: Path, out_dir: Path, spec: ExtractSpec, shard_plan_hash: str) -> dict:
+    """Write the feature shard of audio shard `src`; return its stats. Raises ShardError if `src` is bad."""
+    t0 = time.perf_counter()
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    upstream = load_upstream(spec.upstream, spec.device, spec.padded)
+    samples = [decode_sample(s) for s in iter_tar_samples(src)]
+    audios, metas = [], []
+    for s in samples:
+        name = f"{src}:{s['__key__']}"
+        ext = next((e for e in AUDIO_EXTS if e in s), None)
+        if ext is None or not isinstance(s.get("json"), dict):
+            raise ShardError(f"{name}: sample lacks audio (.flac/.wav) or .json")
+        audio, sr = s[ext]
+        audios.append(resample(audio, sr, upstream.sample_rate))
+        metas.append(s["json"])
+    t1 = time.perf_counter()
+    feats = featurize(upstream, audios, spec.frames_layers, spec.batch_seconds)
+    t2 = time.perf_counter()
+    out = []
+    for s, meta, (pooled, frames) in zip(samples, metas, feats, strict=True):
+        sample = {"__key__": s["__key__"], "json": {**meta, "upstream": upstream.identity},
+                  "pooled.npy": npy_bytes(pooled)}
+        if frames is not None:
+            sample["frames.npy"] = npy_bytes(frames)
+        out.append(sample)
+    info = write_shard(out_dir / src.name, out, shard_plan_hash)
+    audio_seconds = sum(len(a) for a in audios) / upstream.sample_rate
+    return {"shard": src.name, "clips": len(out), "audio_seconds": audio_seconds,
+            "forward_seconds": t2 - t1, "seconds": time.perf_counter() - t0, "sha256": info.sha256}
+
+
+def _safe_process(src: Path, out_dir: Path, spec: ExtractSpec, shard_plan_hash: str) -> dict:
+    """Return process_shard's stats, or {"shard", "bad": reason} when the source shard is corrupt."""
+    try:
+        return process_shard(src, out_dir, spec, shard_plan_hash)
+    except ShardError as exc:
+        log.warning("skipping bad shard %s: %s", src, exc)
+        return {"shard": src.name, "bad": str(exc)}
+
+
+def _run_dask(todo: list[tuple[Path, str]], out_dir: Path, spec: ExtractSpec, workers: int,
+              scheduler: str | None) -> list[dict]:
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        client, cluster = Client(scheduler), None
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    try:
+        futures = [client.submit(_safe_process, src, out_dir, spec, ph, pure=False) for src, ph in todo]
+        return client.gather(futures)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def extract_features(
+    audio_dir: Path,
+    out_dir: Path,
+    upstream: str = DEFAULT_UPSTREAM,
+    *,
+    frames_layers: tuple[int, ...] = (),
+    batch_seconds: float = 60.0,
+    workers: int = 1,
+    device: str = "auto",
+    scheduler: str | None = None,
+    max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
+    padded: bool = False,
+) -> dict:
+    """Turn the audio shards of `audio_dir` into feature shards in `out_dir`; return a report dict.
+
+    Finished shards (sidecar plan hash matches) are skipped. `workers > 1` (CPU) or
+    `scheduler` runs one Dask task per shard; on a GPU shards run in this process.
+    Raises ShardError when no shards exist or too many are corrupt, ConfigError on bad layers.
+    """
+    t0 = time.perf_counter()
+    audio_dir, out_dir = Path(audio_dir), Path(out_dir)
+    shards = list_shards(audio_dir)
+    if not shards:
+        raise ShardError(f"{audio_dir}: no audio shards (*.tar) found")
+    device = resolve_device(device)
+    model = load_upstream(upstream, device, padded)
+    n_states = model.num_hidden_states
+    frames_layers = tuple(int(x) for x in frames_layers)
+    bad_layers = [x for x in frames_layers if not 0 <= x < n_states]
+    if bad_layers:
+        raise ConfigError(f"frames_layers {bad_layers} out of range for {upstream} (0..{n_states - 1})")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    use_dask = device == "cpu" and (workers > 1 or scheduler is not None)
+    threads = max(1, (os.cpu_count() or 1) // max(workers, 1)) if use_dask else 0
+    spec = ExtractSpec(upstream, device, frames_layers, batch_seconds, padded, threads)
+
+    todo, done = [], []
+    for src in shards:
+        ph = plan_hash(model.identity, frames_layers, source_sha256(src))
+        (done if shard_is_complete(out_dir / src.name, ph) else todo).append((src, ph))
+    log.info("features %s: %d shards to do, %d already done", upstream, len(todo), len(done))
+    if use_dask and todo:
+        results = _run_dask(todo, out_dir, spec, workers, scheduler)
+    else:
+        results = [_safe_process(src, out_dir, spec, ph) for src, ph in todo]
+
+    bad = [r for r in results if "bad" in r]
+    good = [r for r in results if "bad" not in r]
+    audio_s = sum(r["audio_seconds"] for r in good)
+    wall = time.perf_counter() - t0
+    report = {
+        "upstream": model.identity, "device": device, "workers": workers if use_dask else 1,
+        "frames_layers": list(frames_layers), "shards": len(shards), "written": len(good),
+        "skipped_complete": len(done), "bad_shards": [{"shard": r["shard"], "reason": r["bad"]} for r in bad],
+        "clips": sum(r["clips"] for r in good), "audio_seconds": audio_s,
+        "forward_seconds": sum(r["forward_seconds"] for r in good),
+        "shard_seconds": sum(r["seconds"] for r in good), "wall_seconds": wall,
+        "rtf": wall / audio_s if audio_s else None,
+    }
+    if len(bad) > max_bad_fraction * len(shards):
+        raise ShardError(f"{len(bad)} of {len(shards)} source shards are corrupt (allowed fraction "
+                         f"{max_bad_fraction}): {', '.join(r['shard'] for r in bad)}; first: {bad[0]['bad']}")
+    _write_index(audio_dir, out_dir, model, spec, report)
+    return report
+
+
+def _write_index(audio_dir: Path, out_dir: Path, model: Upstream, spec: ExtractSpec, report: dict) -> None:
+    """Write out_dir/index.json: the source index plus "upstream" and "features" sections."""
+    try:
+        index = json.loads((audio_dir / "index.json").read_text())
+    except FileNotFoundError:
+        index = {}
+    except ValueError as exc:
+        raise ShardError(f"{audio_dir / 'index.json'}: not valid JSON ({exc})") from exc
+    shards = {}
+    for tar in list_shards(out_dir):
+        info = read_sidecar(tar)
+        if info is not None:
+            shards[tar.name] = {"count": info.count, "sha256": info.sha256}
+    index["upstream"] = model.identity
+    index["features"] = {
+        "source_dir": str(audio_dir),
+        "members": ["json", "pooled.npy"] + (["frames.npy"] if spec.frames_layers else []),
+        "pooled": "mean over valid frames of each hidden state, float16 [layers + 1, hidden]",
+        "num_hidden_states": model.num_hidden_states, "frames_layers": list(spec.frames_layers),
+        "spec": {k: v for k, v in asdict(spec).items() if k != "threads"},
+        "bad_shards": report["bad_shards"], "shards": shards,
+    }
+    atomic_write_bytes(out_dir / "index.json", encode_field(index) + b"\n")
