@@ -1,0 +1,316 @@
+"""The dense synthetic grid: every speaker says every sentence of its split, rendered offline.
+
+Splits (the reference design: speakers and sentences held out together):
+- train:      train speakers x train sentences. Voices of the *train engines* only: espeak-ng
+              (variants not made by the Klatt synthesiser) and flite, plus pseudo-speakers derived
+              from them.
+- validation: held-out speakers x held-out sentences. Held-out base voices of the train engines
+              whose speaker_keys are absent from train, plus pseudo-speakers derived from them.
+- test_ood:   voices of engines never seen in training x held-out sentences. English: festival and
+              piper (flite kal16 / slt are the same people as festival kal / slt, so flite trains
+              on awb and rms only). A language only espeak-ng speaks (bn): the Klatt-synthesiser
+              variant family, which never enters train or validation.
+- keywords:   the 10 Speech Commands words plus 6 auxiliary (`_unknown_`) words, spoken by held-out
+              voices; repeat r > 0 uses a further pseudo-speaker of the same base.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import json
+import multiprocessing
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from intervox.errors import ConfigError, IntervoxError
+from intervox.voices.catalog import ESPEAK_SAME_VARIANT, get_voice, list_voices
+from intervox.voices.pseudo import derive_pseudo_speakers
+
+CORPUS = "intervox-grid"
+TRAIN_ENGINES = ("espeak", "flite")
+KEYWORD_AUX = ("bed", "bird", "cat", "dog", "house", "tree")
+# Variants that do not make a usable base voice: whispered (no F0, so no pseudo-speakers) or noise.
+ESPEAK_SKIP = frozenset({"whisper", "whisperf", "Demonic", "Storm"})
+# Accents used for English espeak voices, alternated by variant (one accent per variant: the
+# accents of one variant are one speaker_key).
+ESPEAK_ACCENTS = {"en": ("en-us", "en-gb")}
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """Sizes and seed of a synthetic grid; the same spec always plans the same grid."""
+
+    lang: str = "en"
+    train_speakers: int = 16
+    train_sentences: int = 32
+    val_speakers: int = 4
+    val_sentences: int = 8
+    ood_voices: int = 4
+    keyword_voices: int = 4
+    keyword_repeats: int = 1
+    sample_rate: int = 16000
+    seed: int = 0
+    text_file: str | None = None
+
+
+@dataclass(frozen=True)
+class GridItem:
+    """One planned utterance of the grid."""
+
+    id: str
+    voice: str
+    text: str
+    content_id: str
+    split: str
+
+
+@dataclass(frozen=True)
+class GridPlan:
+    """Every item of a grid, with the speaker and sentence lists of each split."""
+
+    spec: GridSpec
+    items: tuple[GridItem, ...]
+    speakers: dict[str, list[str]]
+    sentences: dict[str, dict[str, str]]
+    ood_rule: str
+
+
+def _base_pools(lang: str, seed: int) -> tuple[list[str], list[str], str]:
+    """Return (in-domain base voices, OOD base voices, rule), one voice per speaker_key, seeded order."""
+    import intervox.voices.engines.espeak as espeak
+
+    voices = list_voices(lang)
+    rng = np.random.default_rng([seed, 4242])
+    klatt = espeak.klatt_variants() if any(v.engine == "espeak" for v in voices) else frozenset()
+    accents = (
+        ESPEAK_ACCENTS.get(lang) or tuple(dict.fromkeys(v.name for v in voices if v.engine == "espeak"))[:1]
+    )
+    other_engines = sorted({v.engine for v in voices} - set(TRAIN_ENGINES))
+    if other_engines:
+        ood = [v for v in voices if v.engine in other_engines]
+        rule = f"held-out engines {', '.join(other_engines)}; train engines {', '.join(TRAIN_ENGINES)}"
+    else:
+        ood = [v for v in voices if v.engine == "espeak" and v.name == accents[0] and v.variant in klatt]
+        rule = "held-out espeak-ng Klatt-synthesiser variant family; train on the other espeak-ng variants"
+    ood_keys = {v.speaker_key for v in ood}
+    candidates = []
+    for v in voices:
+        if v.engine not in TRAIN_ENGINES or v.speaker_key in ood_keys:
+            continue  # a person the OOD engines also voice cannot be in train
+        if v.engine == "espeak":
+            if v.variant in klatt or v.variant in ESPEAK_SKIP or v.name not in accents:
+                continue
+            variant = v.variant or "default"
+            if ESPEAK_SAME_VARIANT.get(variant, variant) != variant:
+                continue  # one representative per measured speaker group
+            # Alternate accents across variants so each variant appears in one accent only.
+            if v.name != accents[sum(map(ord, variant)) % len(accents)]:
+                continue
+        candidates.append(v)
+    by_key: dict[str, str] = {}
+    for v in candidates:
+        by_key.setdefault(v.speaker_key, v.id)
+    pool = [by_key[k] for k in sorted(by_key)]
+    pool = [pool[i] for i in rng.permutation(len(pool))]
+    # Engines round robin (flite, espeak, flite, ...): a small grid still trains on every train engine,
+    # and the held-out bases, taken from the end, come from the engine with the most voices.
+    by_engine = [
+        [p for p in pool if p.split(":")[0] == e]
+        for e in sorted({p.split(":")[0] for p in pool}, key=lambda e: e == "espeak")
+    ]
+    pool = [
+        p
+        for rnd in zip(*[lst + [None] * (len(pool) - len(lst)) for lst in by_engine], strict=False)
+        for p in rnd
+        if p
+    ]
+    ood_by_key: dict[str, str] = {}
+    for v in sorted(ood, key=lambda v: v.id):
+        ood_by_key.setdefault(v.speaker_key, v.id)
+    if not pool:
+        raise ConfigError(
+            f"grid {lang}: no voices of the train engines ({', '.join(TRAIN_ENGINES)}) speak {lang}"
+        )
+    return pool, list(ood_by_key.values()), rule
+
+
+def _speakers(bases: list[str], n: int, seed: int) -> list[str]:
+    """Return n speakers: up to half plain base voices, the rest pseudo-speakers derived from them."""
+    if n <= 0:
+        return []
+    plain = bases[: max(1, min(len(bases), (n + 1) // 2))]
+    return plain + derive_pseudo_speakers(plain, n - len(plain), seed)
+
+
+def _sentences(spec: GridSpec) -> list[str]:
+    from intervox.voices.sentences import generate_sentences, read_text_file
+
+    need = spec.train_sentences + spec.val_sentences
+    if spec.text_file:
+        texts = read_text_file(spec.text_file)
+        if len(texts) < need:
+            raise ConfigError(
+                f"{spec.text_file}: {len(texts)} sentences, grid needs {need} "
+                f"({spec.train_sentences} train + {spec.val_sentences} held-out)"
+            )
+        return texts[:need]
+    return generate_sentences(spec.lang, need, spec.seed)
+
+
+def plan_grid(spec: GridSpec) -> GridPlan:
+    """Return the deterministic plan of `spec`: voices per split, sentences per split, items."""
+    from intervox.voices.sentences import keywords
+
+    pool, ood_pool, rule = _base_pools(spec.lang, spec.seed)
+    n_val_bases = max(1, min(len(pool) // 3, (max(spec.val_speakers, spec.keyword_voices) + 1) // 2))
+    if len(pool) < 2:
+        raise ConfigError(f"grid {spec.lang}: need at least 2 base voices to hold speakers out, have {pool}")
+    held_bases, train_bases = pool[-n_val_bases:], pool[:-n_val_bases]
+    train = _speakers(train_bases, spec.train_speakers, spec.seed * 1000 + 1)
+    val = _speakers(held_bases, spec.val_speakers, spec.seed * 1000 + 2)
+    kw_voices = _speakers(held_bases, spec.keyword_voices, spec.seed * 1000 + 3)
+    if spec.ood_voices > 0 and not ood_pool:
+        raise ConfigError(f"grid {spec.lang}: no out-of-distribution voices ({rule})")
+    ood = ood_pool[: spec.ood_voices]
+    ood += (
+        derive_pseudo_speakers(ood_pool, spec.ood_voices - len(ood), spec.seed * 1000 + 4) if ood_pool else []
+    )
+
+    texts = _sentences(spec)
+    cids = [f"{spec.lang}-s{i:04d}" for i in range(len(texts))]
+    train_s = dict(zip(cids[: spec.train_sentences], texts[: spec.train_sentences], strict=False))
+    held_s = dict(zip(cids[spec.train_sentences :], texts[spec.train_sentences :], strict=False))
+    words = {
+        **keywords(spec.lang, "commands"),
+        **{k: keywords(spec.lang, "auxiliary")[k] for k in KEYWORD_AUX},
+    }
+    kw_s = {f"kw-{k}": w for k, w in words.items()}
+
+    items: list[GridItem] = []
+    for split, speakers, sents in (
+        ("train", train, train_s),
+        ("validation", val, held_s),
+        ("test_ood", ood, held_s),
+    ):
+        for vi, voice in enumerate(speakers):
+            items += [
+                GridItem(f"{split}-v{vi:03d}-{cid}", voice, text, cid, split) for cid, text in sents.items()
+            ]
+    kw_speakers = []
+    for vi, voice in enumerate(kw_voices):
+        root = voice.split("~")[0]
+        for r in range(spec.keyword_repeats):
+            v = voice if r == 0 else derive_pseudo_speakers([root], r, spec.seed * 1000 + 100 + vi)[r - 1]
+            kw_speakers.append(v)
+            items += [
+                GridItem(f"keywords-v{vi:03d}-r{r}-{cid}", v, text, cid, "keywords")
+                for cid, text in kw_s.items()
+            ]
+    return GridPlan(
+        spec,
+        tuple(items),
+        {"train": train, "validation": val, "test_ood": ood, "keywords": list(dict.fromkeys(kw_speakers))},
+        {"train": train_s, "validation": held_s, "test_ood": held_s, "keywords": kw_s},
+        rule,
+    )
+
+
+def _render_one(item: GridItem, lang: str, sample_rate: int, audio_dir: str) -> tuple[str, float | None, str]:
+    """Render one item to `<audio_dir>/<id>.flac`; return (id, duration or None, failure reason)."""
+    import soundfile as sf
+
+    from intervox.audio import encode_flac, resample
+    from intervox.voices import synthesize
+
+    path = Path(audio_dir) / f"{item.id}.flac"
+    if path.is_file():  # resumable: a finished flac is never rendered twice
+        try:
+            return item.id, sf.info(str(path)).duration, ""
+        except (sf.LibsndfileError, RuntimeError):
+            path.unlink()
+    try:
+        audio, sr = synthesize(item.text, item.voice, lang)
+        audio = resample(audio, sr, sample_rate)
+    except IntervoxError as exc:
+        return item.id, None, str(exc)
+    except Exception as exc:  # an engine bug must become a quarantine line, not a lost grid
+        return item.id, None, f"{item.voice}: unexpected {type(exc).__name__} on {item.text!r}: {exc}"
+    tmp = path.with_name(f".{item.id}.{os.getpid()}.tmp")
+    tmp.write_bytes(encode_flac(audio, sample_rate))
+    tmp.replace(path)
+    return item.id, len(audio) / sample_rate, ""
+
+
+def _worker_init() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def render_plan(plan: GridPlan, out_dir: Path, workers: int = 2) -> Path:
+    """Render `plan` into `out_dir` (manifest, quarantine, grid.json, audio/); return the manifest path."""
+    from intervox.corpora.manifest import Utterance, write_manifest
+
+    out_dir = Path(out_dir)
+    audio_dir = out_dir / "audio"
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    spec = plan.spec
+    # Group items by engine so that each worker loads a model (piper) once.
+    order = sorted(plan.items, key=lambda it: (it.voice.split(":")[0], it.voice))
+    args = (spec.lang, spec.sample_rate, str(audio_dir))
+    if workers <= 1:
+        results = [_render_one(it, *args) for it in order]
+    else:
+        ctx = multiprocessing.get_context("spawn")  # no inherited engine threads or locks
+        with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
+            futures = [pool.submit(_render_one, it, *args) for it in order]
+            results = [f.result() for f in futures]
+    done = {item_id: (dur, reason) for item_id, dur, reason in results}
+
+    genders: dict[str, str | None] = {}
+    utts, quarantine = [], []
+    for it in plan.items:
+        dur, reason = done[it.id]
+        if dur is None:
+            quarantine.append(
+                {"item": it.id, "voice": it.voice, "text": it.text, "reason": reason, "stage": "synth"}
+            )
+            continue
+        if it.voice not in genders:
+            genders[it.voice] = get_voice(it.voice).gender
+        utts.append(
+            Utterance(
+                id=it.id,
+                audio=f"audio/{it.id}.flac",
+                speaker=it.voice,
+                text=it.text,
+                language=spec.lang,
+                corpus=CORPUS,
+                sample_rate=spec.sample_rate,
+                duration=round(dur, 4),
+                gender=genders[it.voice],
+                content_id=it.content_id,
+                split=it.split,
+            )
+        )
+    manifest = out_dir / "manifest.jsonl"
+    write_manifest(utts, manifest)
+    with (out_dir / "quarantine.jsonl").open("w", encoding="utf-8") as f:
+        for q in quarantine:
+            f.write(json.dumps(q, ensure_ascii=False) + "\n")
+    grid = {
+        "spec": dataclasses.asdict(spec),
+        "ood_rule": plan.ood_rule,
+        "speakers": plan.speakers,
+        "sentences": plan.sentences,
+        "counts": {"planned": len(plan.items), "written": len(utts), "quarantined": len(quarantine)},
+    }
+    (out_dir / "grid.json").write_text(json.dumps(grid, ensure_ascii=False, indent=1), encoding="utf-8")
+    return manifest
+
+
+def synth_grid(spec: GridSpec, out_dir: Path, workers: int = 2) -> Path:
+    """Plan and render the grid of `spec` into `out_dir` (resumable); return the manifest path."""
+    return render_plan(plan_grid(spec), out_dir, workers)

@@ -1,0 +1,147 @@
+"""The dense synthetic grid: splits, manifests, quarantine, resumability, English and Bengali."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from intervox.corpora.manifest import read_manifest, validate_manifest
+from intervox.corpora.synth import GridItem, GridSpec, plan_grid, render_plan, synth_grid
+from intervox.voices import get_voice
+
+TINY = dict(
+    train_speakers=4,
+    train_sentences=6,
+    val_speakers=2,
+    val_sentences=2,
+    ood_voices=2,
+    keyword_voices=2,
+    keyword_repeats=1,
+    seed=1,
+)
+N_KEYWORDS = 16  # 10 commands + 6 auxiliary words
+
+
+def _keys(voices: list[str]) -> set[str]:
+    return {get_voice(v).speaker_key for v in voices} | {
+        get_voice(v.split("~")[0]).speaker_key for v in voices
+    }
+
+
+@pytest.mark.parametrize("lang", ["en", "bn"])
+def test_plan_holds_speakers_sentences_and_engines_out(lang: str) -> None:
+    plan = plan_grid(GridSpec(lang=lang, **TINY))
+    assert plan == plan_grid(GridSpec(lang=lang, **TINY))
+    sp, se = plan.speakers, plan.sentences
+    assert (len(sp["train"]), len(sp["validation"]), len(sp["test_ood"])) == (4, 2, 2)
+    assert len(plan.items) == 4 * 6 + 2 * 2 + 2 * 2 + 2 * N_KEYWORDS
+    train_keys = _keys(sp["train"])
+    for held in ("validation", "test_ood", "keywords"):
+        assert not train_keys & _keys(sp[held]), held  # no held-out person (nor its base) trains
+    assert not set(se["train"]) & set(se["validation"]) and se["test_ood"] == se["validation"]
+    assert not set(se["train"].values()) & set(se["validation"].values())
+    train_engines = {get_voice(v).engine for v in sp["train"]}
+    ood_engines = {get_voice(v).engine for v in sp["test_ood"]}
+    if lang == "en":
+        assert train_engines == {"espeak", "flite"} and not ood_engines & train_engines
+    else:
+        from intervox.voices.engines.espeak import klatt_variants
+
+        assert {get_voice(v).variant for v in sp["test_ood"]} <= klatt_variants()
+        assert not {get_voice(v.split("~")[0]).variant for v in sp["train"]} & klatt_variants()
+    assert all("." not in it.id for it in plan.items) and len({it.id for it in plan.items}) == len(plan.items)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", ["en", "bn"])
+def test_tiny_grid_renders_and_validates(lang: str, tmp_path: Path) -> None:
+    spec = GridSpec(lang=lang, **TINY)
+    manifest = synth_grid(spec, tmp_path, workers=2)
+    assert validate_manifest(manifest) == []
+    utts = read_manifest(manifest)
+    grid = json.loads((tmp_path / "grid.json").read_text(encoding="utf-8"))
+    c = grid["counts"]
+    assert c["planned"] == c["written"] + c["quarantined"] == len(plan_grid(spec).items)
+    assert c["written"] == len(utts) and c["quarantined"] == 0, (tmp_path / "quarantine.jsonl").read_text()
+    assert {u.split for u in utts} == {"train", "validation", "test_ood", "keywords"}
+    for u in utts:
+        assert u.corpus == "intervox-grid" and u.language == lang and u.sample_rate == 16000
+        assert u.duration > 0.1 and u.gender in ("m", "f") and "." not in u.id
+        assert (u.content_id.startswith("kw-")) == (u.split == "keywords")
+    assert {u.content_id for u in utts if u.split == "keywords"} >= {"kw-yes", "kw-stop", "kw-go"}
+    import soundfile as sf
+
+    info = sf.info(str(tmp_path / utts[0].audio))
+    assert info.samplerate == 16000 and info.channels == 1 and info.format == "FLAC"
+    # Resumable: a second run renders nothing and writes the same manifest.
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "audio").iterdir()}
+    before = manifest.read_text(encoding="utf-8")
+    synth_grid(spec, tmp_path, workers=1)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "audio").iterdir()} == mtimes
+    assert manifest.read_text(encoding="utf-8") == before
+
+
+def test_failed_synthesis_is_quarantined_and_counts_reconcile(tmp_path: Path) -> None:
+    plan = plan_grid(GridSpec(lang="en", **TINY))
+    items = tuple(it for it in plan.items if it.split == "train" and it.voice.startswith("espeak"))[:3]
+    bad = GridItem("train-v999-en-s0000", "espeak:no-such-voice", items[0].text, items[0].content_id, "train")
+    manifest = render_plan(dataclasses.replace(plan, items=items + (bad,)), tmp_path, workers=1)
+    q = [json.loads(line) for line in (tmp_path / "quarantine.jsonl").read_text().splitlines()]
+    assert [e["item"] for e in q] == [bad.id]
+    assert (
+        q[0]["stage"] == "synth"
+        and "espeak:no-such-voice" in q[0]["reason"]
+        and "no such voice" in q[0]["reason"]
+    )
+    assert len(read_manifest(manifest)) == 3 and validate_manifest(manifest) == []
+    assert json.loads((tmp_path / "grid.json").read_text())["counts"] == {
+        "planned": 4,
+        "written": 3,
+        "quarantined": 1,
+    }
+
+
+@pytest.mark.slow
+def test_cli_synth_with_text_file_and_validate(tmp_path: Path) -> None:
+    from intervox.cli import cli
+
+    text = tmp_path / "mine.txt"
+    text.write_text(
+        "\n".join(f"Sentence number {w} is short and plain." for w in ["one", "two", "three", "four", "five"])
+        + "\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "grid"
+    runner = CliRunner()
+    args = [
+        "corpus",
+        "synth",
+        "--lang",
+        "en",
+        "--voices",
+        "1",
+        "--sentences",
+        "3",
+        "--out",
+        str(out),
+        "--text",
+        str(text),
+        "--workers",
+        "1",
+    ]
+    too_few = runner.invoke(cli, args[:-4] + ["--text", str(text), "--sentences", "4", "--workers", "1"])
+    assert isinstance(too_few.exception, Exception) and "grid needs 6" in str(too_few.exception)
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "0 quarantined" in result.output
+    texts = {u.text for u in read_manifest(out / "manifest.jsonl") if u.split == "train"}
+    assert texts == {f"Sentence number {w} is short and plain." for w in ["one", "two", "three"]}
+    ok = runner.invoke(cli, ["corpus", "validate", str(out / "manifest.jsonl")])
+    assert ok.exit_code == 0 and "ok," in ok.output
+    (out / "audio" / read_manifest(out / "manifest.jsonl")[0].audio.split("/")[-1]).unlink()
+    broken = runner.invoke(cli, ["corpus", "validate", str(out / "manifest.jsonl")])
+    assert broken.exit_code != 0 and "does not exist" in broken.output
