@@ -16,18 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from intervox.assets import cache_dir
+
 
 def resolve_device(device: str) -> str:
     """Return "cuda" or "cpu" for `device` in {"auto", "cpu", "cuda", "cuda:N"}."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
-
-
-def cache_dir() -> Path:
-    """Return intervox's cache directory: `$INTERVOX_CACHE` or `~/.cache/intervox`."""
-    env = os.environ.get("INTERVOX_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "intervox"
 
 
 class Upstream(abc.ABC):

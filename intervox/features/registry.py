@@ -24,7 +24,7 @@ def get_upstream(name: str, device: str = "cpu", allow_download: bool = False, *
     """
     device = resolve_device(device)
     if name in CT2_UPSTREAMS:
-        from intervox.features import assets
+        from intervox import assets
         from intervox.features.whisper_ct2 import WhisperCT2Upstream
 
         model_dir = assets.whisper_base_dir() if name == "whisper-base" else assets.whisper_tiny_en_dir()

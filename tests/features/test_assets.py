@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
+from intervox import assets
 from intervox.errors import UpstreamError
-from intervox.features import assets
 from intervox.features.registry import get_upstream
 
 

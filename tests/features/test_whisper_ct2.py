@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from intervox import assets
 from intervox.errors import UpstreamError
-from intervox.features import assets
 from intervox.features.ct2_format import read_ct2_model
 from intervox.features.registry import get_upstream
 from intervox.features.whisper_ct2 import WhisperEncoder, log_mel

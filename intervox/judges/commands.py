@@ -1,0 +1,44 @@
+"""CLI for the judges: `intervox shards qc DIR` (the lead adds `qc_cmd` to the `shards` group)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("qc")
+@click.argument("shard_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="YAML file of QCConfig fields (thresholds, fraction, seed, asr_model).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override one QCConfig field, e.g. --set speaker_max_similarity=0.75 (repeatable).")
+@click.option("--fraction", type=float, default=None, help="Score this fraction of clips (seeded by key).")
+@click.option("--asr-model", type=click.Choice(["whisper-tiny.en", "whisper-base", "none"]), default=None,
+              help="ASR for the content judge (tiny.en is faster, English only).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write qc.jsonl, qc_summary.json, qc_validity.md (default: SHARD_DIR).")
+def qc_cmd(shard_dir: Path, config_path: Path | None, overrides: tuple[str, ...], fraction: float | None,
+           asr_model: str | None, out: Path | None) -> None:
+    """Score an audio shard set with the offline judges (ASR, speaker, pitch) and write a validity table.
+
+    \b
+    Example:
+      intervox shards qc shards/default --fraction 0.1 --asr-model whisper-tiny.en
+    """
+    from intervox.config import load_config
+    from intervox.judges.qc import QCConfig
+    from intervox.judges.shard_qc import score_shard_dir
+
+    extra = list(overrides)
+    if fraction is not None:
+        extra.append(f"fraction={fraction}")
+    if asr_model is not None:
+        extra.append(f"asr_model={asr_model}")
+    cfg = load_config(config_path, QCConfig, extra)
+    summary = score_shard_dir(shard_dir, cfg, out)
+    where = out or shard_dir
+    s = summary
+    click.echo(f"scored {s['n_scored']} of {s['n_clips']} clips: {s['n_accepted']} accepted, "
+               f"{summary['n_rejected']} rejected ({summary['n_unscorable']} not scorable); "
+               f"wrote {where}/qc.jsonl, qc_summary.json, qc_validity.md")

@@ -1,0 +1,103 @@
+"""Content judge: Whisper ASR (faster-whisper, offline) and character/word error rates.
+
+Error rates use a small Levenshtein distance over a normalised text (lowercase, punctuation
+removed, whitespace collapsed). TTS voices differ in intelligibility, so QC judges the
+*increase* of an edited clip's error rate over its unedited source, not the level.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import unicodedata
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+
+from intervox.audio import check_audio, resample
+from intervox.judges.models import asr_model_for, load_asr
+
+ASR_SR = 16000
+_PUNCT = re.compile(r"[^\w\s']|_")
+_SPACES = re.compile(r"\s+")
+# Transcripts of recently seen audio (sources are shared by many edited clips).
+_TRANSCRIPTS: OrderedDict[tuple, str] = OrderedDict()
+_MAX_CACHED = 512
+_CACHE_LOCK = threading.Lock()  # Dask workers may score clips from several threads
+
+
+def normalize_text(text: str) -> str:
+    """Return `text` lowercased, without punctuation, with single spaces (apostrophes inside words kept)."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = _PUNCT.sub(" ", text)
+    # An apostrophe is punctuation unless it joins two letters ("don't" stays one word).
+    text = re.sub(r"(?<!\w)'|'(?!\w)", " ", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def levenshtein(ref: Sequence, hyp: Sequence) -> int:
+    """Return the edit distance (substitutions + deletions + insertions) from `ref` to `hyp`."""
+    if len(ref) < len(hyp):
+        ref, hyp = hyp, ref  # distance is symmetric; keep the row short
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        cur = [i]
+        for j, h in enumerate(hyp, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h)))
+        prev = cur
+    return prev[-1]
+
+
+def _rate(ref: Sequence, hyp: Sequence) -> float:
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    return levenshtein(ref, hyp) / len(ref)
+
+
+def cer(ref: str, hyp: str) -> float:
+    """Return the character error rate of `hyp` against `ref` after normalisation (spaces count)."""
+    return _rate(normalize_text(ref), normalize_text(hyp))
+
+
+def wer(ref: str, hyp: str) -> float:
+    """Return the word error rate of `hyp` against `ref` after normalisation."""
+    return _rate(normalize_text(ref).split(), normalize_text(hyp).split())
+
+
+def _audio_digest(audio: np.ndarray, sr: int) -> str:
+    return hashlib.blake2b(np.ascontiguousarray(audio, dtype=np.float32).tobytes() + str(sr).encode(),
+                           digest_size=16).hexdigest()
+
+
+def transcribe(audio: np.ndarray, sr: int, model: str = "whisper-tiny.en", language: str = "en") -> str:
+    """Return Whisper's transcript of `audio` (greedy, no timestamps); cached by audio content.
+
+    English-only models are swapped for whisper-base when `language` is not English.
+    """
+    name = asr_model_for(model, language)
+    audio = check_audio(audio, sr, "content judge input")
+    key = (name, language, _audio_digest(audio, sr))
+    with _CACHE_LOCK:
+        if key in _TRANSCRIPTS:
+            _TRANSCRIPTS.move_to_end(key)
+            return _TRANSCRIPTS[key]
+    x = resample(audio, sr, ASR_SR)
+    peak = float(np.max(np.abs(x)))
+    if peak > 1.0:  # Whisper expects [-1, 1]; louder edits would clip in its log-mel
+        x = x / peak
+    # Beam search (5) costs little over greedy here (the encoder dominates) and avoids most of
+    # Whisper's repetition loops on robotic TTS; the token cap ends the rest early (about 4
+    # tokens per second of speech is typical, 10 leaves room). temperature 0 keeps it deterministic.
+    max_tokens = min(int(10 * x.size / ASR_SR) + 10, 440)
+    segments, _ = load_asr(name).transcribe(
+        x, language=language.split("-")[0].lower(), beam_size=5, temperature=0.0, max_new_tokens=max_tokens,
+        condition_on_previous_text=False, without_timestamps=True, vad_filter=False,
+    )
+    text = " ".join(s.text.strip() for s in segments).strip()
+    with _CACHE_LOCK:
+        _TRANSCRIPTS[key] = text
+        if len(_TRANSCRIPTS) > _MAX_CACHED:
+            _TRANSCRIPTS.popitem(last=False)
+    return text
