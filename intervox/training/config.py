@@ -1,0 +1,142 @@
+"""TrainConfig: the frozen dataclasses `intervox train` loads from configs/train/*.yaml.
+
+The defaults are the reference method (paper): one layer, MLP in->768->768->768 split into
+two 384-d subspaces, supervised contrastive loss (tau 0.1) + cross-covariance
+orthogonality, AdamW + one-cycle (max lr 1e-4), 480 steps of 16 speakers x 32 sentences.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the feature shards are and how batches are built from them."""
+
+    # One feature dir per upstream; several dirs with the same keys = fusion.
+    features: tuple[str, ...] = ("features/whisper-base",)
+    split: str = "train"
+    # grid: in-memory table, S speakers x T contents per batch (paper); blocks: streamed
+    # contrastive blocks, for data that does not fit in memory.
+    batching: Literal["grid", "blocks"] = "grid"
+    speakers_per_batch: int = 16
+    contents_per_batch: int = 32
+    blocks_per_batch: int = 4
+    shuffle_buffer_blocks: int = 16  # blocks held by the shuffle buffer (whole blocks move)
+    # Draw shards with replacement from this rank's shards (an endless stream cut into
+    # epochs of `epoch_batches`): ranks never run out at different times. None = on under DDP.
+    resampled: bool | None = None
+    epoch_batches: int = 100  # batches per epoch (`with_epoch`) when resampled
+    num_workers: int = 0  # DataLoader workers for `blocks` (shards are split between them)
+    max_bad_shard_fraction: float = 0.0
+    frames: bool = False  # load KEY.frames.npy (needed by the frame-level content loss)
+
+    def __post_init__(self) -> None:
+        if not self.features:
+            raise ValueError("data.features needs at least one feature directory")
+        for name in ("speakers_per_batch", "contents_per_batch", "blocks_per_batch",
+                     "shuffle_buffer_blocks", "epoch_batches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"data.{name} must be >= 1")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Input view (one layer / weighted sum of layers / fusion) and projector shape."""
+
+    input: Literal["layer", "weighted_sum"] = "layer"
+    # Index into pooled [layers + 1, hidden]: 0 is the embedding output, i is layer i.
+    layer: int = 2
+    normalize_layers: bool = False  # parameter-free layer norm of each layer vector first
+    fusion_dim: int = 768  # common dim of the learned projection when fusing upstreams
+    projector: Literal["mlp", "linear"] = "mlp"
+    hidden_dims: tuple[int, ...] = (768, 768)
+    speaker_dim: int = 384
+    content_dim: int = 384
+    residual_dim: int = 0  # a third block, constrained only by orthogonality
+
+    def __post_init__(self) -> None:
+        if self.speaker_dim < 1 or self.content_dim < 1 or self.residual_dim < 0:
+            raise ValueError("model: subspace dims must be >= 1 (residual_dim >= 0)")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights and options of the loss terms."""
+
+    temperature: float = 0.1
+    margin: float = 0.0  # additive margin m: positive logits get -m/tau
+    speaker_weight: float = 1.0
+    content_weight: float = 1.0
+    orthogonality: Literal["cross_covariance", "pairwise", "none"] = "cross_covariance"
+    orthogonality_weight: float = 1.0
+    regularizer: Literal["none", "sigreg"] = "none"
+    sigreg_weight: float = 0.1
+    sigreg_directions: int = 256
+    sigreg_knots: int = 17
+    sigreg_t_max: float = 3.0
+    sigreg_scale_by_n: bool = False  # LeJEPA's code multiplies the statistic by the batch size
+    frame_content_weight: float = 0.0  # > 0 turns on the frame-level content loss
+    frame_layer: int = 0  # index into KEY.frames.npy's first axis (selected layers)
+    frame_pairs: int = 16  # source/intervened pairs per step
+    frames_per_pair: int = 16
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise ValueError("loss.temperature must be > 0")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with torch's OneCycleLR."""
+
+    steps: int = 480
+    max_lr: float = 1e-4
+    pct_start: float = 0.1
+    anneal_strategy: Literal["cos", "linear"] = "cos"
+    weight_decay: float = 0.01  # torch AdamW default
+    grad_clip: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError("optim.steps must be >= 1")
+
+
+@dataclass(frozen=True)
+class DebugConfig:
+    """Test hooks: never needed for real runs."""
+
+    log_keys: bool = False  # write the keys/shards each rank saw to seed-K/debug/rank-R.txt
+    nan_at_step: int | None = None  # make the features of this step NaN (tests the guard)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A whole training run: data, model, loss, optimiser, run dir and seeds."""
+
+    run_dir: str = "runs/default"
+    seeds: tuple[int, ...] = (0,)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 0  # 0 keeps all; n keeps the newest n
+    max_steps: int | None = None  # stop early (schedule still spans optim.steps); resume later
+    resume: bool = True  # continue from the newest checkpoint of a seed dir when present
+    log_every: int = 10
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    bf16: bool = True  # autocast to bf16 on GPU (never on CPU)
+    debug: DebugConfig = field(default_factory=DebugConfig)
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ValueError("seeds needs at least one seed")
+        if self.checkpoint_every < 1 or self.log_every < 1:
+            raise ValueError("checkpoint_every and log_every must be >= 1")
+
+
+# Keys that may change between a run and its resumption without changing the result.
+RESUME_FREE_KEYS = ("max_steps", "resume", "log_every", "debug", "data.num_workers")

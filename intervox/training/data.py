@@ -1,0 +1,257 @@
+"""Contrastive batches from feature shards: an in-memory grid sampler and a block stream.
+
+`grid` (default; pooled features are small: 8192 clips x 7 x 512 fp16 = 58 MB): load the
+split into a FeatureTable and draw S speakers x T contents per step, so every clip has a
+positive for both factors. The draw is a pure function of (seed, rank, step): resuming needs
+only the step. `blocks`: stream shards through webdataset-style stages (seeded shard
+shuffle, split_by_node, split_by_worker, a shuffle buffer that moves whole contrastive
+blocks, batches of whole blocks, `with_epoch` over resampled shards under DDP).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from intervox.errors import ShardError, TrainingError
+from intervox.shards.read import decode_sample, iter_tar_samples, list_shards
+from intervox.training.config import DataConfig
+from intervox.training.model import InputSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Batch:
+    """One training batch: pooled features per upstream, label ids, keys, positives counts."""
+
+    pooled: list[torch.Tensor]  # per upstream [B, layers + 1, hidden] float32
+    speaker: torch.Tensor  # int64 [B]
+    content: torch.Tensor
+    keys: list[str]
+    shards: list[str]
+    frame_source: torch.Tensor | None = None  # [P, F, hidden] frames of source clips
+    frame_copy: torch.Tensor | None = None  # the same frames of their speaker-intervened copies
+    positives: dict[str, int] = field(default_factory=dict)  # anchors with >= 1 positive, per factor
+
+
+def anchors_with_positives(labels: np.ndarray) -> int:
+    """Return how many rows share their label with at least one other row."""
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    return int((counts[inverse] > 1).sum())
+
+
+def split_shards(directory: str | Path, split: str) -> list[str]:
+    """Return the names of the `{split}-NNNNNN.tar` shards of a feature dir, sorted."""
+    return [p.name for p in list_shards(directory) if p.name.startswith(f"{split}-")]
+
+
+def common_shards(dirs: Iterable[str | Path], split: str) -> list[str]:
+    """Return the shard names of `split`, checking fused feature dirs hold the same shards."""
+    dirs = [Path(d) for d in dirs]
+    names = split_shards(dirs[0], split)
+    if not names:
+        raise TrainingError(f"{dirs[0]}: no '{split}-*.tar' feature shards")
+    for d in dirs[1:]:
+        other = split_shards(d, split)
+        if other != names:
+            raise TrainingError(f"fused feature dirs {dirs[0]} and {d} hold different '{split}' shards")
+    return names
+
+
+def read_fused_shard(dirs: list[Path], name: str, frames: bool) -> list[dict]:
+    """Return the samples of shard `name` of every dir, joined by key.
+
+    Each sample: {"key", "shard", "meta", "pooled": [array per dir], "frames": array | None}.
+    Raises ShardError when the dirs disagree on keys or a member is missing.
+    """
+    wanted = {"json", "pooled.npy"} | ({"frames.npy"} if frames else set())
+    per_dir = []
+    for d in dirs:
+        raw = iter_tar_samples(d / name)
+        per_dir.append([decode_sample({k: v for k, v in s.items() if k.startswith("__") or k in wanted})
+                        for s in raw])
+    out = []
+    for parts in zip(*per_dir, strict=False):
+        key = parts[0]["__key__"]
+        if any(p["__key__"] != key for p in parts) or len({len(x) for x in per_dir}) != 1:
+            raise ShardError(f"{name}: fused feature dirs disagree on keys near {key}")
+        for p in parts:
+            if "json" not in p or "pooled.npy" not in p:
+                raise ShardError(f"{p['__shard__']}:{key}: missing json or pooled.npy")
+        out.append({"key": key, "shard": str(dirs[0] / name), "meta": parts[0]["json"],
+                    "upstreams": [p["json"].get("upstream") for p in parts],
+                    "pooled": [p["pooled.npy"] for p in parts], "frames": parts[0].get("frames.npy")})
+    return out
+
+
+def iter_fused_samples(dirs: list[Path], names: Iterable[str], frames: bool = False,
+                       max_bad_fraction: float = 0.0, total: int | None = None) -> Iterator[dict]:
+    """Yield joined samples shard by shard, skipping bad shards (raise past the allowed fraction)."""
+    bad = 0
+    for read, name in enumerate(names):
+        try:
+            samples = read_fused_shard(dirs, name, frames)
+        except ShardError as exc:
+            bad += 1
+            log.warning("skipping bad feature shard %s: %s", name, exc)
+            if bad > max_bad_fraction * (total or 1):
+                raise
+            continue
+        for sample in samples:  # a resampled shard may come twice in a row: `read` tells them apart
+            sample["read"] = read
+            yield sample
+
+
+def input_specs(sample: dict) -> list[InputSpec]:
+    """Return the InputSpec of every upstream from one joined sample."""
+    specs = []
+    for i, (upstream, pooled) in enumerate(zip(sample["upstreams"], sample["pooled"], strict=False)):
+        name = upstream.get("name") if isinstance(upstream, dict) else upstream
+        if pooled.ndim != 2:
+            raise TrainingError(f"{sample['shard']}:{sample['key']}: pooled.npy must be "
+                                f"[layers + 1, hidden], "
+                                f"got {list(pooled.shape)}")
+        specs.append(InputSpec(str(name or f"upstream{i}"), *pooled.shape))
+    return specs
+
+
+def _is_keeps_timing(meta: dict) -> bool:
+    op = meta.get("op") or {}
+    return bool(op.get("keeps_timing")) and meta.get("source_key") not in (None, "")
+
+
+@dataclass
+class FeatureTable:
+    """A split held in memory: pooled arrays per upstream and integer factor labels."""
+
+    keys: list[str]
+    shards: list[str]
+    pooled: list[np.ndarray]  # per upstream [N, layers + 1, hidden] float16
+    speaker: np.ndarray  # int ids into `speakers`
+    content: np.ndarray
+    speakers: list[str]
+    contents: list[str]
+    block: np.ndarray
+    inputs: list[InputSpec]
+    frames: dict[int, np.ndarray]  # clip index -> frames [n_selected, F, hidden]
+    pairs: np.ndarray  # [P, 2] (source index, timing-preserving intervened copy index)
+
+
+def load_feature_table(dirs: Iterable[str | Path], split: str = "train", frames: bool = False,
+                       names: list[str] | None = None, max_bad_fraction: float = 0.0) -> FeatureTable:
+    """Return a FeatureTable of every clip of `split` in the (fused) feature dirs."""
+    dirs = [Path(d) for d in dirs]
+    names = names if names is not None else common_shards(dirs, split)
+    samples = list(iter_fused_samples(dirs, names, frames, max_bad_fraction, len(names)))
+    if not samples:
+        raise TrainingError(f"{dirs[0]}: no usable '{split}' clips")
+    speakers = sorted({s["meta"]["speaker"] for s in samples})
+    contents = sorted({s["meta"]["content"] for s in samples})
+    sid, cid = {v: i for i, v in enumerate(speakers)}, {v: i for i, v in enumerate(contents)}
+    keys = [s["key"] for s in samples]
+    index = {k: i for i, k in enumerate(keys)}
+    frame_map = {i: s["frames"] for i, s in enumerate(samples) if s["frames"] is not None}
+    pairs = [(index[s["meta"]["source_key"]], i) for i, s in enumerate(samples)
+             if _is_keeps_timing(s["meta"]) and s["meta"]["source_key"] in index
+             and i in frame_map and index[s["meta"]["source_key"]] in frame_map]
+    return FeatureTable(
+        keys=keys, shards=[s["shard"] for s in samples],
+        pooled=[np.stack([s["pooled"][u] for s in samples]) for u in range(len(dirs))],
+        speaker=np.array([sid[s["meta"]["speaker"]] for s in samples]),
+        content=np.array([cid[s["meta"]["content"]] for s in samples]),
+        speakers=speakers, contents=contents,
+        block=np.array([int(s["meta"].get("block", -1)) for s in samples]),
+        inputs=input_specs(samples[0]), frames=frame_map,
+        pairs=np.array(pairs, dtype=np.int64).reshape(-1, 2))
+
+
+def sample_frame_pairs(frames: list[np.ndarray], copies: list[np.ndarray], n_frames: int, layer: int,
+                       rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return [P, F, hidden] source and copy frames at the same random time positions."""
+    src, cpy = [], []
+    for a, b in zip(frames, copies, strict=False):
+        length = min(a.shape[1], b.shape[1])
+        t = np.sort(rng.choice(length, size=min(n_frames, length), replace=length < n_frames))
+        src.append(a[layer, t].astype(np.float32))
+        cpy.append(b[layer, t].astype(np.float32))
+    return torch.from_numpy(np.stack(src)), torch.from_numpy(np.stack(cpy))
+
+
+class GridSampler:
+    """Draw batches of S speakers x T contents from a FeatureTable; batch k depends on (seed, rank, k).
+
+    Under DDP each rank draws from its own disjoint speakers when there are at least
+    world x S of them (otherwise ranks share the table and only their draws differ).
+    """
+
+    def __init__(self, table: FeatureTable, cfg: DataConfig, seed: int, rank: int = 0, world: int = 1,
+                 frame_pairs: int = 0, frames_per_pair: int = 0, frame_layer: int = 0) -> None:
+        self.table, self.cfg, self.seed, self.rank = table, cfg, seed, rank
+        n_spk = len(table.speakers)
+        if world > 1 and n_spk >= world * cfg.speakers_per_batch:
+            self.my_speakers = np.arange(rank, n_spk, world)
+        else:
+            if world > 1:
+                log.warning("only %d speakers for %d ranks x %d: ranks share speakers", n_spk, world,
+                            cfg.speakers_per_batch)
+            self.my_speakers = np.arange(n_spk)
+        order = np.lexsort((table.content, table.speaker))
+        cells = table.speaker[order] * len(table.contents) + table.content[order]
+        bounds = np.flatnonzero(np.diff(cells)) + 1
+        self.cells = {int(c[0]): idx
+                      for c, idx in zip(np.split(cells, bounds), np.split(order, bounds), strict=True)}
+        self.has = np.zeros((n_spk, len(table.contents)), dtype=bool)
+        self.has[table.speaker, table.content] = True
+        self.frame_pairs, self.frames_per_pair, self.frame_layer = frame_pairs, frames_per_pair, frame_layer
+        mine = set(self.my_speakers.tolist())
+        self.pairs = np.array([p for p in table.pairs if table.speaker[p[1]] in mine], dtype=np.int64)
+
+    def state(self) -> dict:
+        """Return the sampler state: nothing beyond the step, which the checkpoint holds."""
+        return {"kind": "grid"}
+
+    def restore(self, state: dict) -> None:
+        if state.get("kind") != "grid":
+            raise TrainingError(f"checkpoint data state {state} is not a grid sampler's")
+
+    def indices(self, step: int) -> np.ndarray:
+        """Return the clip indices of batch `step`."""
+        rng = np.random.default_rng([self.seed, self.rank, step])
+        s = min(self.cfg.speakers_per_batch, len(self.my_speakers))
+        spk = np.sort(rng.choice(self.my_speakers, size=s, replace=False))
+        cover = self.has[spk].sum(0)
+        order = rng.permutation(len(cover))
+        order = order[np.argsort(-cover[order], kind="stable")][: self.cfg.contents_per_batch]
+        order = np.sort(order[cover[order] > 0])
+        out = []
+        n_c = len(self.table.contents)
+        for sp in spk:
+            for c in order:
+                cell = self.cells.get(int(sp) * n_c + int(c))
+                if cell is not None:
+                    out.append(cell[rng.integers(len(cell))] if len(cell) > 1 else cell[0])
+        return np.array(out, dtype=np.int64)
+
+    def batch(self, step: int) -> Batch:
+        """Return batch `step` as tensors."""
+        idx = self.indices(step)
+        t = self.table
+        batch = Batch(pooled=[torch.from_numpy(p[idx].astype(np.float32)) for p in t.pooled],
+                      speaker=torch.from_numpy(t.speaker[idx]), content=torch.from_numpy(t.content[idx]),
+                      keys=[t.keys[i] for i in idx], shards=sorted({t.shards[i] for i in idx}),
+                      positives={"speaker": anchors_with_positives(t.speaker[idx]),
+                                 "content": anchors_with_positives(t.content[idx])})
+        if self.frame_pairs and len(self.pairs):
+            rng = np.random.default_rng([self.seed, self.rank, step, 1])
+            chosen = self.pairs[rng.choice(len(self.pairs), size=min(self.frame_pairs, len(self.pairs)),
+                                           replace=False)]
+            batch.frame_source, batch.frame_copy = sample_frame_pairs(
+                [t.frames[i] for i in chosen[:, 0]], [t.frames[i] for i in chosen[:, 1]],
+                self.frames_per_pair, self.frame_layer, rng)
+        return batch

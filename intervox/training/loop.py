@@ -1,0 +1,272 @@
+"""The training loop: one full run per seed into `run_dir/seed-K/`, resumable, DDP-aware."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from intervox import __version__
+from intervox.config import dump_config, to_plain
+from intervox.errors import TrainingError
+from intervox.training import ddp
+from intervox.training.checkpoint import (
+    checkpoint_path,
+    config_hash,
+    export_projector,
+    list_checkpoints,
+    load_checkpoint,
+    prune_checkpoints,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from intervox.training.config import TrainConfig
+from intervox.training.data import (
+    Batch,
+    GridSampler,
+    common_shards,
+    input_specs,
+    load_feature_table,
+    read_fused_shard,
+)
+from intervox.training.losses import frame_content_loss, sigreg_loss, subspace_orthogonality, supcon_loss
+from intervox.training.model import InputSpec, SubspaceProjector
+from intervox.training.stream import StreamSource
+
+log = logging.getLogger(__name__)
+
+LOG_FIELDS = ("step", "loss", "speaker", "content", "orthogonality", "sigreg", "frame_content", "lr",
+              "speaker_positives", "content_positives", "batch", "elapsed_s")
+
+
+def build_source(cfg: TrainConfig, seed: int, info: ddp.DistInfo) -> tuple[object, list[InputSpec], dict]:
+    """Return (batch source, input specs, data description) for the configured batching."""
+    dirs = [Path(d) for d in cfg.data.features]
+    for d in dirs:
+        if not d.is_dir():
+            raise TrainingError(f"feature directory {d} does not exist")
+    names = common_shards(dirs, cfg.data.split)
+    frame_loss = cfg.loss.frame_content_weight > 0
+    if cfg.data.batching == "grid":
+        table = load_feature_table(dirs, cfg.data.split, cfg.data.frames or frame_loss, names,
+                                   cfg.data.max_bad_shard_fraction)
+        sampler = GridSampler(table, cfg.data, seed, info.rank, info.world,
+                              cfg.loss.frame_pairs if frame_loss else 0, cfg.loss.frames_per_pair,
+                              cfg.loss.frame_layer)
+        desc = {"clips": len(table.keys), "speakers": len(table.speakers), "contents": len(table.contents),
+                "shards": len(names), "frame_pairs": int(len(sampler.pairs)),
+                "rank_speakers": int(len(sampler.my_speakers))}
+        return sampler, table.inputs, desc
+    resampled = cfg.data.resampled if cfg.data.resampled is not None else info.distributed
+    if info.distributed and not resampled:
+        log.warning("DDP without resampled shards: ranks with fewer batches may leave others waiting")
+    data_cfg = dataclasses.replace(cfg.data, frames=cfg.data.frames or frame_loss)
+    source = StreamSource(dirs, names, data_cfg, seed, info.rank, info.world, resampled, cfg.loss)
+    specs = input_specs(read_fused_shard(dirs, names[0], False)[0])
+    return source, specs, {"shards": len(names), "resampled": resampled}
+
+
+def compute_losses(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, generator: torch.Generator,
+                   device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
+    """Return (total loss, {term: value}) of one batch."""
+    lc = cfg.loss
+    pooled = [p.to(device, non_blocking=True) for p in batch.pooled]
+    frames = None
+    if lc.frame_content_weight > 0 and batch.frame_source is not None:
+        frames = torch.cat([batch.frame_source.flatten(0, 1), batch.frame_copy.flatten(0, 1)]).to(device)
+    use_bf16 = cfg.bf16 and device.type == "cuda"
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        out = model(pooled, frames)
+    out = {k: v.float() for k, v in out.items()}
+    spk = supcon_loss(out["speaker"], batch.speaker.to(device), lc.temperature, lc.margin)
+    con = supcon_loss(out["content"], batch.content.to(device), lc.temperature, lc.margin)
+    zero = out["speaker"].sum() * 0.0
+    terms = {"speaker": spk.loss, "content": con.loss, "orthogonality": zero, "sigreg": zero,
+             "frame_content": zero}
+    total = lc.speaker_weight * spk.loss + lc.content_weight * con.loss
+    parts = [out[k] for k in ("speaker", "content", "residual") if k in out]
+    if lc.orthogonality != "none":
+        terms["orthogonality"] = subspace_orthogonality(parts, lc.orthogonality)
+        total = total + lc.orthogonality_weight * terms["orthogonality"]
+    if lc.regularizer == "sigreg":
+        terms["sigreg"] = sum(sigreg_loss(out[k], generator, lc.sigreg_directions, lc.sigreg_knots,
+                                          lc.sigreg_t_max, lc.sigreg_scale_by_n)
+                              for k in ("speaker", "content")) / 2
+        total = total + lc.sigreg_weight * terms["sigreg"]
+    if frames is not None:
+        fc = out["frame_content"]
+        half = fc.shape[0] // 2
+        shape = batch.frame_source.shape[:2] + (fc.shape[-1],)
+        terms["frame_content"] = frame_content_loss(fc[:half].reshape(shape), fc[half:].reshape(shape),
+                                                    lc.temperature).loss
+        total = total + lc.frame_content_weight * terms["frame_content"]
+    return total, {"loss": float(total.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
+
+
+def _step_generator(seed: int, rank: int, step: int) -> torch.Generator:
+    """Return the torch generator of one step (SIGReg directions are resampled every step)."""
+    state = np.random.SeedSequence([seed, rank, step, 2]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def _open_log(path: Path, keep_until: int) -> csv.DictWriter:
+    """Open train_log.csv for appending, dropping rows past `keep_until` (a resumed run redoes them)."""
+    rows = []
+    if path.is_file() and keep_until > 0:
+        with open(path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= keep_until]
+    f = open(path, "w", newline="")  # noqa: SIM115 - closed by the caller via writer.file
+    writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    writer.file = f  # type: ignore[attr-defined]
+    return writer
+
+
+def _tensorboard(seed_dir: Path):  # noqa: ANN202 - SummaryWriter or None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.info("tensorboard is not importable: skipping TensorBoard logs (train_log.csv has every step)")
+        return None
+    return SummaryWriter(str(seed_dir / "tensorboard"))
+
+
+def train_seed(cfg: TrainConfig, seed_index: int, info: ddp.DistInfo) -> dict:
+    """Train one seed into run_dir/seed-K and return its summary."""
+    seed = cfg.seeds[seed_index]
+    seed_dir = Path(cfg.run_dir) / f"seed-{seed_index}"
+    t_start = time.perf_counter()
+    torch.manual_seed(seed)  # model initialisation; nothing else draws from torch's RNG
+    source, specs, desc = build_source(cfg, seed, info)
+    model = SubspaceProjector(specs, cfg.model).to(info.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.max_lr, weight_decay=cfg.optim.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.optim.max_lr, total_steps=cfg.optim.steps,
+                                                pct_start=cfg.optim.pct_start,
+                                                anneal_strategy=cfg.optim.anneal_strategy)
+    chash = config_hash(cfg)
+    start, resumed_from = 0, None
+    found = list_checkpoints(seed_dir) if cfg.resume else []
+    if found:
+        state = load_checkpoint(found[-1][1])
+        if state["config_hash"] != chash or state["seed"] != seed:
+            raise TrainingError(f"{found[-1][1]} was written by a different config or seed; "
+                                "use a new run_dir or resume=false")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        source.restore(state["data"])
+        start = resumed_from = int(state["step"])
+        log.info("seed-%d: resumed from %s", seed_index, found[-1][1])
+    net = DistributedDataParallel(model) if info.distributed else model
+    stop = min(cfg.optim.steps, cfg.max_steps) if cfg.max_steps is not None else cfg.optim.steps
+    load_s = time.perf_counter() - t_start
+    if info.is_main:
+        seed_dir.mkdir(parents=True, exist_ok=True)
+        dump_config(dataclasses.replace(cfg, seeds=(seed,)), seed_dir / "config.yaml")
+        writer = _open_log(seed_dir / "train_log.csv", start)
+        tb = _tensorboard(seed_dir)
+    keys_file = None
+    if cfg.debug.log_keys:
+        (seed_dir / "debug").mkdir(parents=True, exist_ok=True)
+        keys_file = open(seed_dir / "debug" / f"rank-{info.rank}.txt", "a")  # noqa: SIM115
+    last_ckpt = found[-1][1] if found else None
+    pos_sums = {"speaker": 0.0, "content": 0.0}
+    row: dict = {}
+    t_train = time.perf_counter()
+    try:
+        for step in range(start, stop):
+            batch = source.batch(step)
+            n = len(batch.keys)
+            if cfg.debug.nan_at_step == step + 1:
+                batch.pooled[0][0] = float("nan")
+            if keys_file is not None:
+                keys_file.write("".join(f"K\t{step + 1}\t{k}\n" for k in batch.keys)
+                                + "".join(f"S\t{step + 1}\t{s}\n" for s in batch.shards))
+            generator = _step_generator(seed, info.rank, step)
+            total, terms = compute_losses(net, batch, cfg, generator, info.device)
+            if not ddp.all_true(math.isfinite(terms["loss"]), info):
+                raise TrainingError(f"seed-{seed_index} step {step + 1}: non-finite loss {terms}; "
+                                    f"last good checkpoint: {last_ckpt or 'none'} (kept)")
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            if cfg.optim.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            lr = sched.get_last_lr()[0]
+            opt.step()
+            sched.step()
+            for k in pos_sums:
+                pos_sums[k] += batch.positives[k] / max(n, 1)
+            done = step + 1
+            if step == start:
+                log.info("seed-%d: batch of %d clips; anchors with positives: speaker %d, content %d",
+                         seed_index, n, batch.positives["speaker"], batch.positives["content"])
+            if info.is_main:
+                row = {"step": done, **{k: f"{v:.6g}" for k, v in terms.items()}, "lr": f"{lr:.6g}",
+                       "speaker_positives": f"{batch.positives['speaker'] / max(n, 1):.4f}",
+                       "content_positives": f"{batch.positives['content'] / max(n, 1):.4f}", "batch": n,
+                       "elapsed_s": f"{time.perf_counter() - t_train:.2f}"}
+                writer.writerow(row)
+                if tb is not None:
+                    for k, v in terms.items():
+                        tb.add_scalar(f"loss/{k}", v, done)
+                    tb.add_scalar("lr", lr, done)
+                if done % cfg.log_every == 0 or done == stop:
+                    log.info("seed-%d step %d/%d loss %.4f (speaker %.4f content %.4f orth %.4g) lr %.3g",
+                             seed_index, done, cfg.optim.steps, terms["loss"], terms["speaker"],
+                             terms["content"], terms["orthogonality"], lr)
+                if done % cfg.checkpoint_every == 0 or done == stop:
+                    last_ckpt = checkpoint_path(seed_dir, done)
+                    save_checkpoint(last_ckpt, {
+                        "step": done, "seed": seed, "config_hash": chash, "model": model.state_dict(),
+                        "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng_state(),
+                        "data": source.state()})
+                    prune_checkpoints(seed_dir, cfg.keep_checkpoints)
+    finally:
+        if keys_file is not None:
+            keys_file.close()
+        if info.is_main:
+            writer.file.close()
+            if tb is not None:
+                tb.close()
+    steps_run = stop - start
+    completed = stop == cfg.optim.steps
+    summary = {
+        "seed": seed, "seed_index": seed_index, "steps": stop, "completed": completed,
+        "resumed_from": resumed_from, "world_size": info.world, "device": str(info.device),
+        "load_s": round(load_s, 3), "train_s": round(time.perf_counter() - t_train, 3),
+        "data": desc, "inputs": [s.to_dict() for s in specs],
+        "final": {k: float(v) for k, v in row.items() if k not in ("step", "batch", "elapsed_s")},
+        "mean_positives": {k: v / steps_run for k, v in pos_sums.items()} if steps_run else {},
+        "layer_weights": model.layer_weights(),
+    }
+    if info.is_main:
+        if completed:
+            export_projector(seed_dir / "projector.safetensors", model, {
+                "inputs": [s.to_dict() for s in specs], "subspaces": model.subspaces,
+                "model": to_plain(cfg.model), "seed": seed, "steps": stop, "intervox": __version__})
+        (seed_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    ddp.barrier(info)
+    return summary
+
+
+def train(cfg: TrainConfig) -> list[dict]:
+    """Train every seed of `cfg` into cfg.run_dir; return their summaries."""
+    info = ddp.init_distributed(cfg.device)
+    try:
+        if info.is_main:
+            Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
+            dump_config(cfg, Path(cfg.run_dir) / "config.yaml")
+        return [train_seed(cfg, k, info) for k in range(len(cfg.seeds))]
+    finally:
+        ddp.cleanup(info)

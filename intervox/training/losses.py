@@ -1,0 +1,117 @@
+"""Loss terms: supervised contrastive (per subspace), orthogonality, SIGReg, frame content.
+
+All take float tensors and return a scalar tensor (plus counts where useful); they are
+written from the formulas so that tests can check them against plain-loop references.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class SupConResult:
+    """The loss and how many anchors had at least one positive."""
+
+    loss: torch.Tensor
+    anchors_with_positives: int
+    anchors: int
+
+
+def labels_to_ids(labels: list[str] | tuple[str, ...]) -> torch.Tensor:
+    """Return int64 ids such that equal labels get equal ids (first-seen order)."""
+    vocab: dict[str, int] = {}
+    return torch.tensor([vocab.setdefault(lab, len(vocab)) for lab in labels], dtype=torch.long)
+
+
+def supcon_loss(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1,
+                margin: float = 0.0) -> SupConResult:
+    """Return the multi-positive supervised contrastive loss (Khosla et al. 2020, 'L_out').
+
+    z [B, D] is L2-normalised; logits z z^T / tau with self pairs removed from the softmax;
+    positives are other rows with the same label; the target is uniform over positives;
+    the loss is the cross-entropy averaged over anchors with at least one positive.
+    An additive margin m subtracts m / tau from positive logits.
+    """
+    z = F.normalize(z.float(), dim=1)
+    n = z.shape[0]
+    eye = torch.eye(n, dtype=torch.bool, device=z.device)
+    positives = (labels[:, None] == labels[None, :]) & ~eye
+    logits = z @ z.T / temperature
+    if margin:
+        logits = logits - (margin / temperature) * positives.float()
+    logits = logits.masked_fill(eye, float("-inf"))
+    log_prob = F.log_softmax(logits, dim=1).masked_fill(eye, 0.0)  # avoid 0 * -inf
+    n_pos = positives.sum(1)
+    valid = n_pos > 0
+    count = int(valid.sum())
+    if count == 0:
+        return SupConResult(z.sum() * 0.0, 0, n)
+    per_anchor = -(positives.float() * log_prob).sum(1)[valid] / n_pos[valid].float()
+    return SupConResult(per_anchor.mean(), count, n)
+
+
+def orthogonality_loss(a: torch.Tensor, b: torch.Tensor, variant: str = "cross_covariance") -> torch.Tensor:
+    """Return the mean squared entry of Za^T Zb ('cross_covariance') or Za Zb^T ('pairwise').
+
+    Rows of both are L2-normalised first. 'pairwise' needs equal batch sizes only.
+    """
+    za, zb = F.normalize(a.float(), dim=1), F.normalize(b.float(), dim=1)
+    if variant == "cross_covariance":
+        return (za.T @ zb).square().mean()
+    if variant == "pairwise":
+        return (za @ zb.T).square().mean()
+    raise ValueError(f"unknown orthogonality variant {variant!r}")
+
+
+def subspace_orthogonality(parts: list[torch.Tensor], variant: str) -> torch.Tensor:
+    """Return the orthogonality loss summed over every pair of subspaces."""
+    return sum(orthogonality_loss(a, b, variant) for a, b in itertools.combinations(parts, 2))
+
+
+def random_directions(dim: int, count: int, generator: torch.Generator) -> torch.Tensor:
+    """Return `count` random unit vectors in R^dim as the columns of a [dim, count] matrix."""
+    a = torch.randn(dim, count, generator=generator, dtype=torch.float32)
+    return a / a.norm(dim=0, keepdim=True)
+
+
+def epps_pulley(x: torch.Tensor, knots: int = 17, t_max: float = 3.0) -> torch.Tensor:
+    """Return the Epps-Pulley statistic of each column of x [N, M] against N(0, 1).
+
+    integral over t in [0, t_max] of w(t) |phi_emp(t) - exp(-t^2/2)|^2, w(t) = exp(-t^2/2),
+    by the trapezoid rule on `knots` equally spaced points (LeJEPA, Balestriero & LeCun 2025).
+    """
+    t = torch.linspace(0.0, t_max, knots, dtype=torch.float32, device=x.device)
+    gauss = torch.exp(-0.5 * t.square())
+    xt = x.float().unsqueeze(-1) * t  # [N, M, K]
+    # |phi_emp - phi|^2 with phi real: (mean cos - phi)^2 + (mean sin)^2
+    err = (torch.cos(xt).mean(0) - gauss).square() + torch.sin(xt).mean(0).square()
+    return torch.trapezoid(err * gauss, t, dim=-1)  # [M]
+
+
+def sigreg_loss(z: torch.Tensor, generator: torch.Generator, directions: int = 256, knots: int = 17,
+                t_max: float = 3.0, scale_by_n: bool = False) -> torch.Tensor:
+    """Return SIGReg: Epps-Pulley of z [N, D] projected on random unit directions, averaged.
+
+    With `scale_by_n` the statistic is multiplied by N as in LeJEPA's reference code.
+    """
+    a = random_directions(z.shape[1], directions, generator).to(z.device)
+    stat = epps_pulley(z.float() @ a, knots, t_max).mean()
+    return stat * z.shape[0] if scale_by_n else stat
+
+
+def frame_content_loss(source: torch.Tensor, copy: torch.Tensor, temperature: float = 0.1) -> SupConResult:
+    """Return the frame-level content loss for timing-preserving interventions.
+
+    source, copy [P, F, D]: frame f of pair p in the source clip and in its speaker-intervened
+    copy say the same thing at the same time, so they are each other's only positive; every
+    other sampled frame is a negative.
+    """
+    p, f, d = source.shape
+    ids = torch.arange(p * f, device=source.device)
+    z = torch.cat([source.reshape(p * f, d), copy.reshape(p * f, d)])
+    return supcon_loss(z, torch.cat([ids, ids]), temperature)

@@ -1,0 +1,131 @@
+"""The subspace projector: pooled SFM layer features -> speaker / content (/ residual) subspaces.
+
+Input views: one layer of each upstream, or a learned softmax-weighted sum of all its layers
+(as s3prl's Featurizer) with one set of weights per subspace; several upstreams are fused
+by concatenating their views and a learned linear projection to `fusion_dim`. A shared MLP
+(or linear map) maps a view to the full output, and subspace k keeps its own block of it:
+with one layer, all views are equal and this is exactly the paper's single MLP whose
+768-d output is split into two 384-d halves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from intervox.errors import TrainingError
+from intervox.training.config import ModelConfig
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One upstream's pooled feature shape: [layers + 1, hidden], and its name."""
+
+    name: str
+    layers: int  # number of rows of pooled (embedding output + every layer)
+    hidden: int
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "layers": self.layers, "hidden": self.hidden}
+
+
+class LayerView(nn.Module):
+    """Return [views, B, hidden] from pooled [B, layers, hidden]: one layer or weighted sums."""
+
+    def __init__(self, spec: InputSpec, cfg: ModelConfig, n_views: int) -> None:
+        super().__init__()
+        self.spec = spec
+        self.mode = cfg.input
+        self.normalize = cfg.normalize_layers
+        self.layer = cfg.layer
+        if self.mode == "layer" and not 0 <= cfg.layer < spec.layers:
+            raise TrainingError(f"model.layer={cfg.layer} but upstream {spec.name} has "
+                                f"layers 0..{spec.layers - 1}")
+        if self.mode == "weighted_sum":
+            # zeros = uniform softmax at the start, as s3prl's Featurizer
+            self.weights = nn.Parameter(torch.zeros(n_views, spec.layers))
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        if pooled.ndim != 3 or pooled.shape[1:] != (self.spec.layers, self.spec.hidden):
+            raise TrainingError(f"upstream {self.spec.name}: expected pooled [N, {self.spec.layers}, "
+                                f"{self.spec.hidden}], got {list(pooled.shape)}")
+        x = pooled
+        if self.normalize:
+            x = F.layer_norm(x, (x.shape[-1],))
+        if self.mode == "layer":
+            return x[:, self.layer].unsqueeze(0)
+        w = torch.softmax(self.weights, dim=-1).to(x.dtype)  # [V, L]
+        return torch.einsum("vl,blh->vbh", w, x)
+
+
+def build_net(in_dim: int, cfg: ModelConfig, out_dim: int) -> nn.Module:
+    """Return the MLP (Linear+ReLU per hidden dim, then Linear) or a single Linear."""
+    if cfg.projector == "linear":
+        return nn.Linear(in_dim, out_dim)
+    layers: list[nn.Module] = []
+    dim = in_dim
+    for hidden in cfg.hidden_dims:
+        layers += [nn.Linear(dim, hidden), nn.ReLU()]
+        dim = hidden
+    layers.append(nn.Linear(dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class SubspaceProjector(nn.Module):
+    """Map pooled features of one or more upstreams to named subspace embeddings."""
+
+    def __init__(self, inputs: Sequence[InputSpec], cfg: ModelConfig) -> None:
+        super().__init__()
+        if not inputs:
+            raise TrainingError("the projector needs at least one upstream input")
+        self.inputs = list(inputs)
+        self.cfg = cfg
+        self.subspaces = {"speaker": cfg.speaker_dim, "content": cfg.content_dim}
+        if cfg.residual_dim:
+            self.subspaces["residual"] = cfg.residual_dim
+        self.n_views = len(self.subspaces) if cfg.input == "weighted_sum" else 1
+        self.views = nn.ModuleList(LayerView(spec, cfg, self.n_views) for spec in self.inputs)
+        concat = sum(spec.hidden for spec in self.inputs)
+        self.fusion = nn.Linear(concat, cfg.fusion_dim) if len(self.inputs) > 1 else None
+        in_dim = cfg.fusion_dim if self.fusion is not None else concat
+        self.net = build_net(in_dim, cfg, sum(self.subspaces.values()))
+
+    def forward(self, pooled: Sequence[torch.Tensor],
+                frames: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Return {subspace: [B, dim]}; with `frames` [M, hidden] also "frame_content" [M, dc].
+
+        Frames go through the same layer norm and network as the chosen layer (one-layer,
+        one-upstream input only), so the frame loss shapes the clip-level content subspace.
+        """
+        if len(pooled) != len(self.views):
+            raise TrainingError(f"expected pooled features of {len(self.views)} upstream(s), "
+                                f"got {len(pooled)}")
+        # [V, B, concat]
+        h = torch.cat([view(x) for view, x in zip(self.views, pooled, strict=True)], dim=-1)
+        if self.fusion is not None:
+            h = self.fusion(h)
+        out = self.net(h)  # [V, B, total]
+        result = {}
+        start = 0
+        for k, (name, dim) in enumerate(self.subspaces.items()):
+            result[name] = out[k if self.n_views > 1 else 0, :, start:start + dim]
+            start += dim
+        if frames is not None:
+            if self.n_views > 1 or self.fusion is not None:
+                raise TrainingError("the frame-level content loss needs a one-layer, one-upstream input")
+            x = F.layer_norm(frames, (frames.shape[-1],)) if self.views[0].normalize else frames
+            start = self.subspaces["speaker"]
+            result["frame_content"] = self.net(x)[:, start:start + self.subspaces["content"]]
+        return result
+
+    def layer_weights(self) -> dict[str, dict[str, list[float]]]:
+        """Return {upstream: {subspace: softmax layer weights}} (empty for one-layer input)."""
+        if self.cfg.input != "weighted_sum":
+            return {}
+        names = list(self.subspaces)
+        return {view.spec.name: {names[v]: torch.softmax(view.weights[v].detach().float(), -1).tolist()
+                                 for v in range(self.n_views)} for view in self.views}
