@@ -1,0 +1,99 @@
+"""ShardsConfig: the frozen dataclasses a `configs/shards/*.yaml` file loads into.
+
+Load with `intervox.config.load_config(path, ShardsConfig, overrides)`; unknown keys and
+wrong types raise ConfigError naming the key and the file. `validate_config` checks what
+the types cannot (op specs exist in the registry, ranges are sane).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from intervox.errors import ConfigError
+
+DEFAULT_OP_SPLITS = ("train", "validation")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where the anchors come from: a synthetic grid (GridSpec fields) or a manifest file."""
+
+    kind: Literal["grid", "manifest"] = "grid"
+    # kind: manifest
+    path: str | None = None  # the JSONL manifest (corpora/manifest.py)
+    root: str | None = None  # folder relative audio paths resolve against (default: manifest's folder)
+    # kind: grid -- the fields of intervox.corpora.synth.GridSpec (sample_rate comes from the top level)
+    lang: str = "en"
+    train_speakers: int = 16
+    train_sentences: int = 32
+    val_speakers: int = 4
+    val_sentences: int = 8
+    ood_voices: int = 4
+    keyword_voices: int = 4
+    keyword_repeats: int = 1
+    seed: int = 0
+    text_file: str | None = None
+    synth_workers: int = 2  # processes synth_grid renders with (not a GridSpec field)
+
+
+@dataclass(frozen=True)
+class InterventionConfig:
+    """One op of the plan: its spec (name + range fields), copies per anchor, and where it runs."""
+
+    op: dict[str, Any]
+    per_anchor: int = 1
+    splits: tuple[str, ...] = DEFAULT_OP_SPLITS
+
+
+@dataclass(frozen=True)
+class BlockConfig:
+    """Contrastive block shape: a dense sub-grid of `speakers` x `contents` anchors."""
+
+    speakers: int = 4
+    contents: int = 8
+
+
+@dataclass(frozen=True)
+class ShardsConfig:
+    """Everything `intervox shards build` needs besides the output folder and the scheduler."""
+
+    source: SourceConfig = field(default_factory=SourceConfig)
+    interventions: tuple[InterventionConfig, ...] = ()
+    block: BlockConfig = field(default_factory=BlockConfig)
+    shard_size: int = 256  # target clips per shard; whole blocks are packed, so a shard may run over
+    seed: int = 0
+    sample_rate: int = 16000
+    min_seconds: float = 0.3
+    max_seconds: float = 30.0
+    include_sources: bool = True  # write each anchor itself (op null) beside its intervened copies
+    strict: bool = False  # exit non-zero when anything was quarantined
+
+
+def validate_config(cfg: ShardsConfig, where: str = "<config>") -> None:
+    """Raise ConfigError (naming `where` and the key) for values the types alone cannot catch."""
+    from intervox.interventions.registry import from_dict
+
+    if cfg.source.kind == "manifest":
+        if not cfg.source.path:
+            raise ConfigError(f"{where}: source.path is required when source.kind is 'manifest'")
+        if not Path(cfg.source.path).is_file():
+            raise ConfigError(f"{where}: source.path {cfg.source.path} does not exist")
+    if cfg.block.speakers < 1 or cfg.block.contents < 1:
+        raise ConfigError(f"{where}: block.speakers and block.contents must be >= 1")
+    if cfg.shard_size < 1:
+        raise ConfigError(f"{where}: shard_size must be >= 1, got {cfg.shard_size}")
+    if cfg.sample_rate < 1000:
+        raise ConfigError(f"{where}: sample_rate {cfg.sample_rate} is not a usable rate")
+    if not 0 <= cfg.min_seconds < cfg.max_seconds:
+        raise ConfigError(
+            f"{where}: need 0 <= min_seconds < max_seconds, got {cfg.min_seconds}, {cfg.max_seconds}"
+        )
+    for i, iv in enumerate(cfg.interventions):
+        if iv.per_anchor < 0:
+            raise ConfigError(f"{where}: interventions[{i}].per_anchor must be >= 0")
+        try:
+            from_dict(iv.op)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: interventions[{i}].op: {exc}") from exc

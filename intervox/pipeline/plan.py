@@ -1,0 +1,365 @@
+"""The deterministic shard plan: manifest + ShardsConfig -> contrastive blocks -> shards -> items.
+
+A block is a dense sub-grid of s speakers x t contents (default 4 x 8): every clip in it
+has a speaker-positive (same speaker, other content) and a content-positive (same content,
+other speaker). Blocks are written contiguously and packed whole into shards. Within a
+block, items are ordered slot-major (slot 0 = the anchors themselves, slot k = the k-th op
+copy), so every slot is itself an s x t sub-grid.
+
+Speaker ops keep positives: their params are drawn once per (block, source speaker, slot),
+so the derived speaker `<src>~<op><slot>b<block>` says every content of the block. Other
+ops draw per item from `[seed, split_id, shard, item]`. The plan touches no audio; it is a
+pure function of the config and the manifest, and `plan_hash` names it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from intervox import __version__
+from intervox.config import to_plain
+from intervox.corpora.manifest import Utterance
+from intervox.pipeline.config import ShardsConfig
+
+SPLIT_ORDER = ("train", "validation", "test_ood", "keywords")
+DEFAULT_SPLIT = "train"  # utterances whose manifest line names no split
+
+
+def split_id(split: str) -> int:
+    """Return the integer that stands for `split` in rng seeds (stable across runs)."""
+    if split in SPLIT_ORDER:
+        return SPLIT_ORDER.index(split)
+    return len(SPLIT_ORDER) + int(hashlib.sha256(split.encode()).hexdigest()[:8], 16)
+
+
+def text_content_id(text: str) -> str:
+    """Return a content id for a text: equal (case/space-normalised) texts get equal ids."""
+    norm = " ".join(text.lower().split())
+    return "t-" + hashlib.sha256(norm.encode("utf-8")).hexdigest()[:12]
+
+
+def content_of(utt: Utterance) -> str:
+    """Return the utterance's content id, falling back to a hash of its text."""
+    return utt.content_id or text_content_id(utt.text)
+
+
+def canonical_json(obj: object) -> str:
+    """Return the one JSON spelling of `obj` that hashes are taken over."""
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def manifest_hash(utterances: Sequence[Utterance]) -> str:
+    """Return the sha256 of the manifest's canonical content (utterance dicts in order)."""
+    h = hashlib.sha256()
+    for utt in utterances:
+        h.update(canonical_json(utt.to_dict()).encode("utf-8") + b"\n")
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Block:
+    """One contrastive block of a split: its speakers, contents and anchor utterance ids."""
+
+    split: str
+    index: int
+    speakers: tuple[str, ...]
+    contents: tuple[str, ...]
+    anchors: tuple[str, ...]  # utterance ids, speaker-major then content order
+    dense: bool  # True when every speaker says every content (a full s x t sub-grid)
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """One clip to write: an anchor plus (optionally) one op with its concrete params."""
+
+    key: str
+    split: str
+    shard: int
+    item: int
+    block: int
+    anchor: str  # utterance id
+    slot: int  # 0 = the anchor itself, k >= 1 = the k-th op copy of the split
+    speaker: str
+    content: str
+    channel: str
+    text: str
+    source_key: str | None
+    op: dict | None = None  # {"name", "target", "keeps_timing", "spec", "params", "seed"}
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """One shard: its file name and the items it holds, in write order."""
+
+    name: str  # "{split}-{index:06d}" (the tar is NAME.tar)
+    split: str
+    index: int
+    items: tuple[PlanItem, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The whole plan: resolved config, hashes, blocks and shards."""
+
+    config: dict
+    plan_hash: str
+    manifest_hash: str
+    blocks: tuple[Block, ...]
+    shards: tuple[ShardPlan, ...]
+    utterances: dict[str, Utterance] = field(repr=False)
+
+    @property
+    def n_items(self) -> int:
+        return sum(len(s.items) for s in self.shards)
+
+
+def _group_blocks(
+    utts: list[Utterance], s: int, t: int
+) -> list[tuple[list[str], list[str], list[str], bool]]:
+    """Return (speakers, contents, anchor ids, dense) blocks of one split.
+
+    Greedy: the speaker with most contents seeds a group; speakers sharing the most of the
+    group's common contents join it up to `s`; the common contents are cut into chunks of
+    `t`. What is left (contents nobody else says, duplicates) forms speaker-only blocks.
+    """
+    cells: dict[str, dict[str, str]] = defaultdict(dict)
+    leftover: list[Utterance] = []
+    for utt in sorted(utts, key=lambda u: u.id):
+        cell = cells[utt.speaker]
+        c = content_of(utt)
+        if c in cell:
+            leftover.append(utt)  # a second take of the same cell cannot extend the grid
+        else:
+            cell[c] = utt.id
+    by_id = {u.id: u for u in utts}
+    speakers_of: dict[str, set[str]] = defaultdict(set)
+    for sp, cell in cells.items():
+        for c in cell:
+            speakers_of[c].add(sp)
+    min_shared = min(2, t)
+    remaining = set(cells)
+    blocks: list[tuple[list[str], list[str], list[str], bool]] = []
+    while remaining:
+        seed = min(remaining, key=lambda sp: (-len(cells[sp]), sp))
+        group, common = [seed], set(cells[seed])
+        remaining.discard(seed)
+        while len(group) < s:
+            candidates = {o for c in common for o in speakers_of[c]} & remaining
+            scored = [(-len(common & cells[o].keys()), o) for o in candidates]
+            scored = [x for x in scored if -x[0] >= min_shared]
+            if not scored:
+                break
+            _, best = min(scored)
+            group.append(best)
+            common &= cells[best].keys()
+            remaining.discard(best)
+        group.sort()
+        shared = sorted(common) if len(group) > 1 and len(common) >= min_shared else []
+        chunks = [shared[i : i + t] for i in range(0, len(shared), t)]
+        if len(chunks) > 1 and len(chunks[-1]) < min_shared:
+            chunks[-2].extend(chunks.pop())  # a one-content tail has no speaker-positives
+        for chunk in chunks:
+            anchors = [cells[sp][c] for sp in group for c in chunk]
+            blocks.append((list(group), list(chunk), anchors, True))
+        for sp in group:
+            leftover.extend(by_id[cells[sp][c]] for c in sorted(set(cells[sp]) - set(shared)))
+    blocks.extend(_speaker_blocks(leftover, s, t))
+    return blocks
+
+
+def _speaker_blocks(
+    utts: list[Utterance], s: int, t: int
+) -> list[tuple[list[str], list[str], list[str], bool]]:
+    """Return speaker-only blocks (s speakers x up to t utterances each) of ungridded utterances."""
+    per_speaker: dict[str, list[Utterance]] = defaultdict(list)
+    for utt in sorted(utts, key=lambda u: (u.speaker, content_of(u), u.id)):
+        per_speaker[utt.speaker].append(utt)
+    speakers = sorted(per_speaker)
+    blocks = []
+    for g in range(0, len(speakers), s):
+        group = speakers[g : g + s]
+        pieces = {sp: [per_speaker[sp][i : i + t] for i in range(0, len(per_speaker[sp]), t)] for sp in group}
+        for k in range(max(len(p) for p in pieces.values())):
+            members = [sp for sp in group if k < len(pieces[sp])]
+            anchors = [u.id for sp in members for u in pieces[sp][k]]
+            contents = sorted({content_of(u) for sp in members for u in pieces[sp][k]})
+            blocks.append((members, contents, anchors, False))
+    return blocks
+
+
+def _op_slots(cfg: ShardsConfig, split: str) -> list[tuple[int, int]]:
+    """Return the (intervention index, copy) pairs applied to anchors of `split`; slot = position + 1."""
+    return [
+        (i, r) for i, iv in enumerate(cfg.interventions) if split in iv.splits for r in range(iv.per_anchor)
+    ]
+
+
+def _new_content(op_name: str, params: dict, utt: Utterance) -> tuple[str, str]:
+    """Return (content id, text) of a content op's output: the new text names the new content."""
+    text = next(
+        (params[k] for k in ("text", "new_text", "target_text") if isinstance(params.get(k), str)), None
+    )
+    if text is None:  # an op that does not say what it said: a content unique to this params set
+        return "t-" + hashlib.sha256(canonical_json([op_name, params]).encode()).hexdigest()[:12], ""
+    return text_content_id(text), text
+
+
+def build_plan(cfg: ShardsConfig, utterances: Sequence[Utterance]) -> Plan:
+    """Return the deterministic Plan for `utterances` under `cfg` (no audio is touched)."""
+    from intervox.interventions.base import Factor
+    from intervox.interventions.registry import from_dict
+
+    ops = [from_dict(iv.op) for iv in cfg.interventions]
+    utts = {u.id: u for u in utterances}
+    by_split: dict[str, list[Utterance]] = defaultdict(list)
+    for utt in utterances:
+        by_split[utt.split or DEFAULT_SPLIT].append(utt)
+    splits = [s for s in SPLIT_ORDER if s in by_split] + sorted(set(by_split) - set(SPLIT_ORDER))
+
+    blocks: list[Block] = []
+    shards: list[ShardPlan] = []
+    for split in splits:
+        sid = split_id(split)
+        speaker_index = {sp: i for i, sp in enumerate(sorted({u.speaker for u in by_split[split]}))}
+        slots = _op_slots(cfg, split)
+        slot_numbers = ([0] if cfg.include_sources else []) + list(range(1, len(slots) + 1))
+        split_blocks = [
+            Block(split, b, tuple(sp), tuple(ct), tuple(an), dense)
+            for b, (sp, ct, an, dense) in enumerate(
+                _group_blocks(by_split[split], cfg.block.speakers, cfg.block.contents)
+            )
+        ]
+        blocks.extend(split_blocks)
+        # pack whole blocks into shards so a block never straddles two tars
+        packed: list[list[tuple[Block, str, int]]] = [[]]
+        for block in split_blocks:
+            entries = [(block, a, slot) for slot in slot_numbers for a in block.anchors]
+            if packed[-1] and len(packed[-1]) + len(entries) > cfg.shard_size:
+                packed.append([])
+            packed[-1].extend(entries)
+        if not packed[-1]:
+            continue
+        for shard_index, entries in enumerate(packed):
+            name = f"{split}-{shard_index:06d}"
+            items = []
+            for item_index, (block, anchor, slot) in enumerate(entries):
+                utt = utts[anchor]
+                key = f"{name}-{item_index:06d}"
+                speaker, content, channel, text, op = utt.speaker, content_of(utt), "clean", utt.text, None
+                if slot:
+                    iv_index, _ = slots[slot - 1]
+                    inst = ops[iv_index]
+                    if inst.target == Factor.SPEAKER:
+                        seed = [cfg.seed, sid, block.index, speaker_index[utt.speaker], slot]
+                        # the block's first utterance of this speaker stands for the speaker
+                        first = next(a for a in block.anchors if utts[a].speaker == utt.speaker)
+                        params, error = _sample(inst, seed, utts[first])
+                        speaker = f"{utt.speaker}~{inst.name}{slot}b{block.index}"
+                    else:
+                        seed = [cfg.seed, sid, shard_index, item_index]
+                        params, error = _sample(inst, seed, utt)
+                        if inst.target == Factor.CONTENT and error is None:
+                            content, new_text = _new_content(inst.name, params, utt)
+                            text = new_text or text
+                        elif inst.target == Factor.CHANNEL:
+                            channel = f"{inst.name}{slot}"
+                    op = {
+                        "name": inst.name,
+                        "target": inst.target.value,
+                        "keeps_timing": inst.keeps_timing,
+                        "spec": inst.to_dict(),
+                        "params": params,
+                        "seed": seed,
+                    }
+                    if error is not None:
+                        op["error"] = error  # the run quarantines this item (stage "op")
+                items.append(
+                    PlanItem(
+                        key=key,
+                        split=split,
+                        shard=shard_index,
+                        item=item_index,
+                        block=block.index,
+                        anchor=anchor,
+                        slot=slot,
+                        speaker=speaker,
+                        content=content,
+                        channel=channel,
+                        text=text,
+                        source_key=None,
+                        op=op,
+                    )
+                )
+            shards.append(ShardPlan(name, split, shard_index, tuple(_link_sources(items))))
+
+    m_hash = manifest_hash(utterances)
+    config = to_plain(cfg)
+    # settings that change how a build runs but not a byte of its shards stay out of the hash
+    hashed = {**config, "source": {k: v for k, v in config["source"].items() if k != "synth_workers"}}
+    hashed.pop("strict", None)
+    plan_hash = hashlib.sha256(
+        canonical_json({"config": hashed, "manifest": m_hash, "intervox": __version__}).encode()
+    ).hexdigest()
+    return Plan(
+        config=config,
+        plan_hash=plan_hash,
+        manifest_hash=m_hash,
+        blocks=tuple(blocks),
+        shards=tuple(shards),
+        utterances=utts,
+    )
+
+
+def _sample(inst: object, seed: list[int], utt: Utterance) -> tuple[dict | None, str | None]:
+    """Return (params, None), or (None, reason) when the op cannot draw params for this utterance."""
+    try:
+        return _plain(inst.sample_params(np.random.default_rng(seed), utt)), None
+    except Exception as exc:  # noqa: BLE001 - one unusable anchor must not sink the whole plan
+        return None, f"{inst.name}: cannot sample params for {utt.id}: {type(exc).__name__}: {exc}"
+
+
+def _link_sources(items: list[PlanItem]) -> list[PlanItem]:
+    """Return items with `source_key` set to the key of their anchor's slot-0 clip (same shard)."""
+    from dataclasses import replace
+
+    source = {it.anchor: it.key for it in items if it.slot == 0}
+    return [replace(it, source_key=source.get(it.anchor)) if it.slot else it for it in items]
+
+
+def _plain(obj: object) -> object:
+    """Return params as JSON-native values (numpy scalars/arrays -> floats/lists)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def plan_summary(plan: Plan) -> dict:
+    """Return per-split counts of blocks (dense or speaker-only), shards and items."""
+    out: dict[str, dict] = {}
+    for b in plan.blocks:
+        d = out.setdefault(
+            b.split,
+            {"blocks": 0, "dense_blocks": 0, "speaker_only_blocks": 0, "shards": 0, "items": 0, "anchors": 0},
+        )
+        d["blocks"] += 1
+        d["dense_blocks" if b.dense else "speaker_only_blocks"] += 1
+        d["anchors"] += len(b.anchors)
+    for s in plan.shards:
+        out[s.split]["shards"] += 1
+        out[s.split]["items"] += len(s.items)
+    return out

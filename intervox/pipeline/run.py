@@ -1,0 +1,299 @@
+"""Execute a shard plan with Dask: one task per shard, tasks return small stats, never audio.
+
+Each task loads its anchors (at the target rate), applies the ops, encodes FLAC and writes
+one tar atomically with its sidecar. A shard whose sidecar matches the plan hash and whose
+bytes match is skipped; leftover `*.tmp` files of a killed run are removed at start. Items
+that cannot be made go to quarantine.jsonl; `input = written + quarantined` always holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from intervox.config import to_plain
+from intervox.corpora.manifest import read_manifest
+from intervox.errors import ConfigError
+from intervox.pipeline.config import ShardsConfig, validate_config
+from intervox.pipeline.plan import SPLIT_ORDER, Plan, build_plan
+from intervox.pipeline.quarantine import QuarantineEntry, reconcile, write_quarantine
+from intervox.pipeline.task import PARTS_DIR, ShardTask, build_shard, failed_shard, finished_stats
+
+log = logging.getLogger(__name__)
+
+SOURCE_DIR = "source"  # where a grid source is rendered (and cached) inside the output folder
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build did: counts that reconcile, timings, where things are."""
+
+    out_dir: str
+    plan_hash: str
+    planned: int
+    written: int
+    quarantined: int
+    shards_total: int
+    shards_built: int
+    shards_skipped: int
+    seconds_audio: float
+    wall_seconds: float  # the whole build: source, plan, shards, index
+    exec_seconds: float = 0.0  # the Dask part only (shards built this run)
+    clips_built: int = 0  # clips written by the shards built this run (skipped shards excluded)
+
+    @property
+    def clips_per_second(self) -> float:
+        """Return clips written per second of shard execution in this run (0 when nothing was built)."""
+        return self.clips_built / self.exec_seconds if self.exec_seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        """Return the human summary line of the build."""
+        return (
+            f"{reconcile(self.planned, self.written, self.quarantined)}; shards {self.shards_total} "
+            f"(built {self.shards_built}, skipped {self.shards_skipped}); "
+            f"{self.seconds_audio / 3600:.2f} h audio; {self.wall_seconds:.1f} s wall, "
+            f"{self.clips_per_second:.2f} clips/s in shard tasks"
+        )
+
+
+def resolve_source(
+    cfg: ShardsConfig, out_dir: Path, *, synth_workers: int | None = None
+) -> tuple[Path, Path]:
+    """Return (manifest path, audio root): render the grid under DIR/source, or use the manifest."""
+    src = cfg.source
+    if src.kind == "manifest":
+        manifest = Path(src.path)
+        return manifest, Path(src.root) if src.root else manifest.parent
+    from intervox.corpora.synth import GridSpec, synth_grid
+
+    names = {f.name for f in dataclasses.fields(GridSpec)}
+    values = {k: v for k, v in to_plain(src).items() if k in names}
+    values["sample_rate"] = cfg.sample_rate
+    manifest = Path(
+        synth_grid(GridSpec(**values), out_dir / SOURCE_DIR, workers=synth_workers or src.synth_workers)
+    )
+    return manifest, manifest.parent
+
+
+def make_tasks(plan: Plan, out_dir: Path, audio_root: Path, cfg: ShardsConfig) -> list[ShardTask]:
+    """Return one ShardTask per shard of the plan, carrying only the utterances it uses."""
+    from intervox.interventions.registry import get_op_class
+
+    modules = tuple(sorted({get_op_class(iv.op["name"]).__module__ for iv in cfg.interventions}))
+    tasks = []
+    for shard in plan.shards:
+        utts = {it.anchor: plan.utterances[it.anchor] for it in shard.items}
+        tasks.append(
+            ShardTask(
+                shard.name,
+                shard.split,
+                str(out_dir / f"{shard.name}.tar"),
+                plan.plan_hash,
+                shard.items,
+                utts,
+                str(audio_root),
+                cfg.sample_rate,
+                cfg.min_seconds,
+                cfg.max_seconds,
+                modules,
+            )
+        )
+    return tasks
+
+
+def execute(
+    tasks: Sequence[ShardTask],
+    *,
+    workers: int = 2,
+    scheduler: str | None = None,
+    on_result: Callable[[dict], None],
+) -> None:
+    """Run `build_shard` over tasks: in-process ('sync'), on a LocalCluster, or on `scheduler`."""
+    if not tasks:
+        return
+    if scheduler == "sync":
+        for task in tasks:
+            try:
+                on_result(build_shard(task))
+            except Exception as exc:  # noqa: BLE001 - same contract as a failed Dask task
+                on_result(failed_shard(task, exc))
+        return
+    from distributed import Client, LocalCluster, as_completed
+
+    if not log.isEnabledFor(logging.DEBUG):  # scheduler chatter drowns the progress bar; -v shows it
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        # one thread per worker process and one BLAS thread per worker: the shard is the unit of work
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            env={"OMP_NUM_THREADS": "1"},
+            silence_logs=logging.WARNING,
+        )
+        client = Client(cluster)
+    try:
+        futures = {
+            client.submit(build_shard, t, retries=2, pure=False, key=f"shard-{t.name}-{t.plan_hash[:12]}"): t
+            for t in tasks
+        }
+        for fut in as_completed(futures):
+            try:
+                on_result(fut.result())
+            except Exception as exc:  # noqa: BLE001 - the items of a lost shard go to quarantine
+                on_result(failed_shard(futures[fut], exc))
+            fut.release()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def remove_stale_tmp(out_dir: Path) -> int:
+    """Delete leftover `*.tmp` files of a killed run; return how many were removed."""
+    stale = list(out_dir.glob("*.tmp")) + list((out_dir / PARTS_DIR).glob("*.tmp"))
+    for p in stale:
+        p.unlink()
+    return len(stale)
+
+
+def build_shards(
+    cfg: ShardsConfig,
+    out_dir: str | Path,
+    *,
+    workers: int = 2,
+    scheduler: str | None = None,
+    progress: bool = True,
+    command: str | None = None,
+    config_where: str = "<config>",
+) -> BuildReport:
+    """Build (or resume) the shard set of `cfg` in `out_dir`; return the BuildReport.
+
+    Writes DIR/{split}-{i:06d}.tar + sidecars, DIR/quarantine.jsonl, DIR/index.json and
+    DIR/dataset_card.md. Raises ConfigError for a bad config, ManifestError for a bad manifest.
+    """
+    from intervox.shards.index import write_card, write_index
+
+    t0 = time.perf_counter()
+    validate_config(cfg, config_where)
+    out_dir = Path(out_dir).resolve()  # workers of a remote cluster do not share our working directory
+    out_dir.mkdir(parents=True, exist_ok=True)
+    removed = remove_stale_tmp(out_dir)
+    if removed:
+        log.info("removed %d leftover .tmp files of an interrupted run", removed)
+    manifest, audio_root = resolve_source(cfg, out_dir)
+    audio_root = audio_root.resolve()
+    utterances = read_manifest(manifest)
+    if not utterances:
+        raise ConfigError(f"{manifest}: the source manifest has no utterances")
+    source_entries = _source_quarantine(manifest, cfg.source.kind)
+    plan = build_plan(cfg, utterances)
+    tasks = make_tasks(plan, out_dir, audio_root, cfg)
+
+    results: dict[str, dict] = {}
+    todo = []
+    for task in tasks:
+        done = finished_stats(task)
+        if done is not None:
+            results[task.name] = done
+        else:
+            todo.append(task)
+    bar = _progress_bar(len(todo), progress)
+    clips = [0]
+    t_exec = time.perf_counter()
+
+    def on_result(stats: dict) -> None:
+        results[stats["shard"]] = stats
+        clips[0] += stats["count"]
+        if bar is not None:
+            rate = clips[0] / max(time.perf_counter() - t_exec, 1e-9)
+            bar.set_postfix_str(f"{clips[0]} clips, {rate:.1f} clips/s")
+            bar.update(1)
+
+    try:
+        execute(todo, workers=workers, scheduler=scheduler, on_result=on_result)
+    finally:
+        if bar is not None:
+            bar.close()
+    exec_seconds = time.perf_counter() - t_exec
+
+    entries = source_entries + [QuarantineEntry(**q) for t in tasks for q in results[t.name]["quarantine"]]
+    write_quarantine(entries, out_dir)
+    planned = plan.n_items + len(source_entries)  # a clip the grid failed to render is input too
+    written = sum(results[t.name]["count"] for t in tasks)
+    report = BuildReport(
+        out_dir=str(out_dir),
+        plan_hash=plan.plan_hash,
+        planned=planned,
+        written=written,
+        quarantined=len(entries),
+        shards_total=len(tasks),
+        shards_built=len(todo),
+        shards_skipped=len(tasks) - len(todo),
+        seconds_audio=round(sum(results[t.name]["seconds"] for t in tasks), 3),
+        wall_seconds=time.perf_counter() - t0,
+        exec_seconds=exec_seconds if todo else 0.0,
+        clips_built=clips[0],
+    )
+    reconcile(report.planned, report.written, report.quarantined)
+    stats = [results[t.name] for t in tasks]
+    write_index(
+        out_dir,
+        plan,
+        stats,
+        entries,
+        command=command or _command_line(),
+        source_quarantine=len(source_entries),
+    )
+    write_card(out_dir)
+    return report
+
+
+def _source_quarantine(manifest: Path, kind: str) -> list[QuarantineEntry]:
+    """Return the items the grid synthesis itself could not render (its quarantine.jsonl), as entries."""
+    path = manifest.parent / "quarantine.jsonl"
+    if kind != "grid" or not path.is_file():
+        return []
+    entries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        d = json.loads(line)
+        item = str(d.get("item", "?"))
+        split = next((s for s in SPLIT_ORDER if item.startswith(s + "-")), "source")
+        entries.append(QuarantineEntry(split, item, str(d.get("reason", "")), str(d.get("stage", "synth"))))
+    return entries
+
+
+def _progress_bar(total: int, enabled: bool):  # noqa: ANN202 - tqdm or None
+    if not enabled or total == 0:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="shard", desc="shards", file=sys.stderr, dynamic_ncols=True)
+
+
+def _command_line() -> str:
+    return (
+        "intervox " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else "intervox shards build"
+    )
+
+
+def load_shards_config(path: str | Path | None, overrides: Sequence[str] = ()) -> ShardsConfig:
+    """Return the ShardsConfig of `path` + overrides, validated (ConfigError names key and file)."""
+    from intervox.config import load_config
+
+    cfg = load_config(path, ShardsConfig, overrides)
+    validate_config(cfg, str(path) if path else "<defaults>")
+    return cfg

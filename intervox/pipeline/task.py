@@ -1,0 +1,198 @@
+"""One shard task (runs on a Dask worker): load anchors, apply ops, encode FLAC, write the tar.
+
+A task returns only small stats (counts, seconds per op, quarantine entries), never audio;
+the stats are written beside the shard (DIR/.parts/NAME.json) before the tar, so a resumed
+run can skip a finished shard and still account for every item.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from intervox import __version__
+from intervox.audio import check_audio, encode_flac, load_audio
+from intervox.corpora.manifest import Utterance
+from intervox.errors import AudioError
+from intervox.pipeline.plan import PlanItem, canonical_json
+from intervox.pipeline.quarantine import QuarantineEntry
+from intervox.shards.write import atomic_write_bytes, read_sidecar, shard_is_complete, write_shard
+
+PARTS_DIR = ".parts"  # per-shard stats of finished shards, so a resumed run can skip them
+
+_OP_CACHE: dict[str, object] = {}  # op spec JSON -> instance: heavy engines load once per worker
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """Everything one Dask task needs to write one shard (small: ids, params, paths)."""
+
+    name: str
+    split: str
+    tar_path: str
+    plan_hash: str
+    items: tuple[PlanItem, ...]
+    utterances: dict[str, Utterance]
+    audio_root: str
+    sample_rate: int
+    min_seconds: float
+    max_seconds: float
+    op_modules: tuple[str, ...] = ()  # modules that register the plan's ops (imported on the worker)
+
+
+class _Quarantined(Exception):  # noqa: N818 - control flow inside a task, never raised out
+    def __init__(self, stage: str, reason: str) -> None:
+        super().__init__(reason)
+        self.stage, self.reason = stage, reason
+
+
+def _get_op(spec: dict, modules: Sequence[str]) -> object:
+    """Return the op instance for `spec`, built once per process (engines stay loaded)."""
+    key = canonical_json(spec)
+    if key not in _OP_CACHE:
+        for module in modules:
+            importlib.import_module(module)
+        from intervox.interventions.registry import from_dict
+
+        _OP_CACHE[key] = from_dict(spec)
+    return _OP_CACHE[key]
+
+
+def _load_anchor(utt: Utterance, task: ShardTask) -> tuple[np.ndarray, int]:
+    """Return the anchor's audio at the target rate, or raise _Quarantined naming the problem."""
+    path = utt.resolve_audio(Path(task.audio_root))
+    try:
+        audio, sr = load_audio(path, task.sample_rate, offset=utt.offset, duration=utt.duration)
+    except AudioError as exc:
+        raise _Quarantined("load", str(exc)) from exc
+    seconds = audio.size / sr
+    if seconds < task.min_seconds:
+        raise _Quarantined("check", f"{path}: too short ({seconds:.3f} s < {task.min_seconds} s)")
+    if seconds > task.max_seconds:
+        raise _Quarantined("check", f"{path}: too long ({seconds:.3f} s > {task.max_seconds} s)")
+    return audio, sr
+
+
+def _clip_json(item: PlanItem, utt: Utterance, sr: int, n: int) -> dict:
+    """Return the clip JSON of the data contract (docs/architecture.md)."""
+    gender = utt.gender
+    if item.op and isinstance(item.op["params"].get("target_gender"), str):
+        gender = item.op["params"]["target_gender"]
+    return {
+        "key": item.key,
+        "speaker": item.speaker,
+        "content": item.content,
+        "channel": item.channel,
+        "language": utt.language,
+        "text": item.text,
+        "gender": gender,
+        "split": item.split,
+        "block": item.block,
+        "slot": item.slot,
+        "source_id": utt.id,
+        "source_speaker": utt.speaker,
+        "source_key": item.source_key,
+        "op": item.op,
+        "sr": sr,
+        "duration": round(n / sr, 4),
+        "corpus": utt.corpus,
+        "versions": {"intervox": __version__, "numpy": np.__version__},
+    }
+
+
+def _render(item: PlanItem, audio: np.ndarray, sr: int, task: ShardTask) -> np.ndarray:
+    """Return the item's audio: the anchor itself, or the op applied with the planned params."""
+    if item.op is None:
+        return audio
+    if item.op.get("error"):
+        raise _Quarantined("op", f"{item.key}: {item.op['error']}")
+    try:
+        op = _get_op(item.op["spec"], task.op_modules)
+        out = op.apply(audio, sr, **item.op["params"])
+        return check_audio(np.asarray(out), sr, f"{item.key} ({item.op['name']} output)")
+    except Exception as exc:  # noqa: BLE001 - any op failure quarantines this item, not the run
+        raise _Quarantined(
+            "op", f"{item.key}: {item.op['name']} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def build_shard(task: ShardTask) -> dict:
+    """Write one shard and return its stats: counts, seconds per op, quarantine entries."""
+    anchors: dict[str, tuple[np.ndarray, int] | _Quarantined] = {}
+    samples, quarantine = [], []
+    by_op: dict[str, list[float]] = {}
+    for item in task.items:
+        utt = task.utterances[item.anchor]
+        if item.anchor not in anchors:
+            try:
+                anchors[item.anchor] = _load_anchor(utt, task)
+            except _Quarantined as q:
+                anchors[item.anchor] = q
+        loaded = anchors[item.anchor]
+        try:
+            if isinstance(loaded, _Quarantined):
+                raise loaded
+            audio, sr = loaded
+            out = _render(item, audio, sr, task)
+            flac = encode_flac(out, sr)
+        except _Quarantined as q:
+            quarantine.append(QuarantineEntry(item.split, item.key, q.reason, q.stage).to_dict())
+            continue
+        samples.append({"__key__": item.key, "flac": flac, "json": _clip_json(item, utt, sr, out.size)})
+        op_name = item.op["name"] if item.op else "source"
+        stat = by_op.setdefault(op_name, [0, 0.0])
+        stat[0] += 1
+        stat[1] += out.size / sr
+    stats = {
+        "shard": task.name,
+        "split": task.split,
+        "plan_hash": task.plan_hash,
+        "count": len(samples),
+        "planned": len(task.items),
+        "seconds": round(sum(s for _, s in by_op.values()), 4),
+        "by_op": {k: {"clips": v[0], "seconds": round(v[1], 4)} for k, v in sorted(by_op.items())},
+        "quarantine": quarantine,
+    }
+    # stats first, tar + sidecar last: a complete sidecar then always has its stats beside it
+    parts = Path(task.tar_path).parent / PARTS_DIR
+    parts.mkdir(exist_ok=True)
+    atomic_write_bytes(parts / f"{task.name}.json", (canonical_json(stats) + "\n").encode())
+    info = write_shard(task.tar_path, samples, task.plan_hash)
+    return {**stats, "bytes": info.bytes, "sha256": info.sha256}
+
+
+def finished_stats(task: ShardTask) -> dict | None:
+    """Return the stats of an already finished shard of this plan, or None if it must be built."""
+    part = Path(task.tar_path).parent / PARTS_DIR / f"{task.name}.json"
+    if not shard_is_complete(task.tar_path, task.plan_hash) or not part.is_file():
+        return None
+    try:
+        stats = json.loads(part.read_text())
+    except ValueError:
+        return None
+    info = read_sidecar(task.tar_path)
+    if stats.get("plan_hash") != task.plan_hash or info is None or info.count != stats.get("count"):
+        return None
+    return {**stats, "bytes": info.bytes, "sha256": info.sha256}
+
+
+def failed_shard(task: ShardTask, exc: BaseException) -> dict:
+    """Return stats quarantining every item of a shard whose task failed after all retries."""
+    reason = f"shard task failed: {type(exc).__name__}: {exc}"
+    return {
+        "shard": task.name,
+        "split": task.split,
+        "count": 0,
+        "bytes": 0,
+        "sha256": None,
+        "planned": len(task.items),
+        "seconds": 0.0,
+        "by_op": {},
+        "failed": True,
+        "quarantine": [QuarantineEntry(it.split, it.key, reason, "shard").to_dict() for it in task.items],
+    }

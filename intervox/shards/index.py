@@ -1,0 +1,279 @@
+"""DIR/index.json (shards, counts, factor vocabularies, blocks, plan, versions) and DIR/dataset_card.md.
+
+Both are derived only from the plan and the per-shard stats, never from timestamps, so a
+rerun of the same plan rewrites them byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from intervox.shards.write import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from intervox.pipeline.plan import Plan
+    from intervox.pipeline.quarantine import QuarantineEntry
+
+INDEX_FILE = "index.json"
+CARD_FILE = "dataset_card.md"
+FORMAT = "intervox-shards"
+FORMAT_VERSION = 1
+
+# Licence of the voices by engine prefix of a speaker id ("espeak:en-us:m3" -> "espeak").
+ENGINE_LICENCES = {
+    "espeak": ("espeak-ng", "GPL-3.0-or-later (the engine; its output audio is not a derived work)"),
+    "flite": ("Flite (CMU)", "BSD-style"),
+    "festival": ("Festival + festvox voices", "free (X11/BSD-style)"),
+    "piper": ("Piper + joe-us voice", "MIT"),
+    "kokoro": ("Kokoro", "Apache-2.0"),
+    "mbrola": ("MBROLA voices", "non-free (research/non-commercial)"),
+    "pico": ("SVOX Pico", "Apache-2.0"),
+}
+
+
+def versions() -> dict[str, str]:
+    """Return the versions of the libraries that decide the shards' bytes."""
+    import dask
+    import numpy
+    import soundfile
+
+    from intervox import __version__
+
+    out = {
+        "intervox": __version__,
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "soundfile": soundfile.__version__,
+        "libsndfile": soundfile.__libsndfile_version__,
+        "dask": dask.__version__,
+    }
+    try:
+        import distributed
+
+        out["distributed"] = distributed.__version__
+    except ImportError:
+        pass
+    return out
+
+
+def engine_of(speaker: str) -> str:
+    """Return the engine prefix of a speaker id (text before the first ':'), or 'corpus'."""
+    base = speaker.split("~", 1)[0]
+    return base.split(":", 1)[0] if ":" in base else "corpus"
+
+
+def build_index(
+    plan: Plan,
+    stats: list[dict],
+    quarantine: list[QuarantineEntry],
+    *,
+    command: str,
+    source_quarantine: int = 0,
+) -> dict:
+    """Return the index.json dict of a finished build."""
+    from intervox.pipeline.plan import plan_summary
+
+    lost = {q.item for q in quarantine}
+    vocab: dict[str, dict[str, set]] = defaultdict(
+        lambda: {"speakers": set(), "contents": set(), "channels": set()}
+    )
+    for shard in plan.shards:
+        for it in shard.items:
+            if it.key not in lost:
+                v = vocab[it.split]
+                v["speakers"].add(it.speaker)
+                v["contents"].add(it.content)
+                v["channels"].add(it.channel)
+    summary = plan_summary(plan)
+    splits: dict[str, dict] = {}
+    for s in stats:
+        d = splits.setdefault(
+            s["split"], {"clips": 0, "planned": 0, "shards": 0, "seconds": 0.0, "by_op": {}}
+        )
+        d["clips"] += s["count"]
+        d["planned"] += s["planned"]
+        d["shards"] += 1
+        d["seconds"] = round(d["seconds"] + s["seconds"], 3)
+        for op, o in s["by_op"].items():
+            e = d["by_op"].setdefault(op, {"clips": 0, "seconds": 0.0})
+            e["clips"] += o["clips"]
+            e["seconds"] = round(e["seconds"] + o["seconds"], 3)
+    for split, d in splits.items():
+        d.update({k: summary[split][k] for k in ("anchors", "blocks", "dense_blocks", "speaker_only_blocks")})
+        d["quarantined"] = sum(1 for q in quarantine if q.split == split)
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": "audio",
+        "plan_hash": plan.plan_hash,
+        "manifest_hash": plan.manifest_hash,
+        "command": command,
+        "counts": {
+            "input": plan.n_items + source_quarantine,
+            "written": sum(s["count"] for s in stats),
+            "quarantined": len(quarantine),
+            "source_quarantined": source_quarantine,
+        },
+        "quarantine": len(quarantine),
+        "splits": splits,
+        "shards": [
+            {
+                "shard": f"{s['shard']}.tar",
+                "split": s["split"],
+                "count": s["count"],
+                "planned": s["planned"],
+                "bytes": s["bytes"],
+                "sha256": s["sha256"],
+                "seconds": s["seconds"],
+            }
+            for s in stats
+            if s["sha256"] is not None
+        ],  # a failed shard has no tar
+        "vocab": {split: {k: sorted(v) for k, v in d.items()} for split, d in sorted(vocab.items())},
+        "blocks": {
+            "speakers": plan.config["block"]["speakers"],
+            "contents": plan.config["block"]["contents"],
+            "dense": all(b.dense for b in plan.blocks),
+            "note": (
+                "every block is a full speakers x contents sub-grid"
+                if all(b.dense for b in plan.blocks)
+                else "sparse source: speakers sharing contents form dense blocks, the rest "
+                "speaker-only blocks (no content-positives)"
+            ),
+        },
+        "plan": plan.config,
+        "versions": versions(),
+    }
+
+
+def write_index(
+    out_dir: str | Path,
+    plan: Plan,
+    stats: list[dict],
+    quarantine: list[QuarantineEntry],
+    *,
+    command: str,
+    source_quarantine: int = 0,
+) -> Path:
+    """Write DIR/index.json atomically and return its path."""
+    index = build_index(plan, stats, quarantine, command=command, source_quarantine=source_quarantine)
+    path = Path(out_dir) / INDEX_FILE
+    atomic_write_bytes(
+        path, (json.dumps(index, indent=1, sort_keys=False, ensure_ascii=False) + "\n").encode()
+    )
+    return path
+
+
+def read_index(directory: str | Path) -> dict:
+    """Return DIR/index.json as a dict (ShardError when missing or not JSON)."""
+    from intervox.errors import ShardError
+
+    path = Path(directory) / INDEX_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ShardError(f"{path}: missing or not valid JSON ({exc})") from exc
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 360 else f"{seconds / 60:.1f} min"
+
+
+def render_card(index: dict) -> str:
+    """Return the dataset card (Markdown) of an index."""
+    plan = index["plan"]
+    src = plan["source"]
+    counts = index["counts"]
+    all_speakers = {s for v in index["vocab"].values() for s in v["speakers"]}
+    engines = sorted({engine_of(s) for s in all_speakers})
+    if src["kind"] == "grid":
+        source = (
+            f"a synthetic dense grid rendered offline by the intervox voice bank (language `{src['lang']}`, "
+            f"{src['train_speakers']} training voices x {src['train_sentences']} sentences, "
+            f"{src['val_speakers']} x {src['val_sentences']} validation, {src['ood_voices']} out-of-domain "
+            f"voices, {src['keyword_voices']} keyword voices)"
+        )
+    else:
+        source = f"the manifest `{src['path']}`"
+    lines = [
+        "# intervox interventional speech shards",
+        "",
+        "WebDataset tar shards of source speech clips and *intervened* copies: each copy changes exactly one "
+        "factor (speaker, content or channel) of its anchor and keeps the others, so every clip has "
+        "speaker- and content-positives inside its contrastive block.",
+        "",
+        "## How it was made",
+        "",
+        f"Source: {source}.",
+        "",
+        "Command:",
+        "",
+        "```",
+        index["command"],
+        "```",
+        "",
+        f"Plan hash `{index['plan_hash']}` (sha256 of the resolved config, the manifest content and the "
+        "intervox version); identical plans give byte-identical shards on any number of workers.",
+        "",
+        f"Blocks: {index['blocks']['speakers']} speakers x {index['blocks']['contents']} contents; "
+        f"{index['blocks']['note']}.",
+        "",
+        "Interventions:",
+        "",
+    ]
+    for iv in plan["interventions"]:
+        spec = ", ".join(f"{k}={v}" for k, v in iv["op"].items() if k != "name")
+        lines.append(
+            f"- `{iv['op']['name']}` x{iv['per_anchor']} per anchor on {', '.join(iv['splits'])}"
+            + (f" ({spec})" if spec else "")
+        )
+    if not plan["interventions"]:
+        lines.append("- none (source clips only)")
+    lines += [
+        "",
+        "## Statistics",
+        "",
+        f"Input {counts['input']} clips = written {counts['written']} + quarantined "
+        f"{counts['quarantined']} (see `quarantine.jsonl`).",
+        "",
+        "| split | clips | shards | audio | speakers | contents | blocks (dense) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for split, d in index["splits"].items():
+        v = index["vocab"].get(split, {"speakers": [], "contents": []})
+        lines.append(
+            f"| {split} | {d['clips']} | {d['shards']} | {_hours(d['seconds'])} | {len(v['speakers'])} "
+            f"| {len(v['contents'])} | {d['blocks']} ({d['dense_blocks']}) |"
+        )
+    lines += ["", "| split | op | clips | audio |", "|---|---|---|---|"]
+    for split, d in index["splits"].items():
+        for op, o in d["by_op"].items():
+            lines.append(f"| {split} | {op} | {o['clips']} | {_hours(o['seconds'])} |")
+    lines += ["", "## Licences", ""]
+    for e in engines:
+        name, licence = ENGINE_LICENCES.get(e, (e, "see the source corpus' licence"))
+        lines.append(f"- {name}: {licence}")
+    lines += [
+        "- intervox code: MIT",
+        "",
+        "## Format",
+        "",
+        "Each clip is `KEY.flac` (16-bit mono) + `KEY.json` (speaker, content, channel, split, block, op "
+        "with its params and seed: enough to replay it). Keys are `{split}-{shard:06d}-{item:06d}`. "
+        "Every tar has a sidecar `NAME.json` with its sha256; `intervox shards verify DIR` checks them.",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in index["versions"].items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_card(out_dir: str | Path) -> Path:
+    """Write DIR/dataset_card.md from DIR/index.json and return its path."""
+    path = Path(out_dir) / CARD_FILE
+    atomic_write_bytes(path, render_card(read_index(out_dir)).encode("utf-8"))
+    return path

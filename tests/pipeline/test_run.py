@@ -1,0 +1,299 @@
+"""Running a plan: real Dask LocalCluster, resume, byte-reproducibility, quarantine, CLI exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from intervox.audio import encode_flac
+from intervox.errors import InterventionError
+from intervox.interventions.base import Factor, Intervention
+from intervox.interventions.registry import register
+from intervox.pipeline.run import build_shards, load_shards_config
+from intervox.shards.write import file_sha256
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class ExplodeOnce(Intervention):
+    """Test-only channel op that fails on every input: its items must land in quarantine."""
+
+    name: ClassVar[str] = "test_explode"
+    target: ClassVar[Factor] = Factor.CHANNEL
+    keeps_timing: ClassVar[bool] = True
+
+    def sample_params(self, rng: np.random.Generator, utt: object) -> dict:
+        return {"x": float(rng.uniform())}
+
+    def apply(self, audio: np.ndarray, sr: int, **params: object) -> np.ndarray:
+        raise InterventionError(f"{self.name}: planted failure")
+
+
+@pytest.fixture
+def explode_op() -> Iterator[None]:
+    """Register the test-only op for one test, then remove it (other tests list every registered op)."""
+    from intervox.interventions import registry
+
+    register(ExplodeOnce)
+    yield
+    registry._REGISTRY.pop(ExplodeOnce.name, None)
+
+
+def shas(directory: Path) -> dict[str, str]:
+    return {p.name: file_sha256(p) for p in sorted(directory.glob("*.tar"))}
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture):  # noqa: ANN201
+    """Return f(*args) running `intervox ARGS` in-process (cli.main, as the console script does)."""
+    from intervox.cli import main
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out = capsys.readouterr()
+        return Result(code, out.out, out.err)
+
+    return run
+
+
+@pytest.mark.slow
+def test_local_cluster_build_rerun_and_worker_count_are_byte_identical(
+    source, write_config, tmp_path
+) -> None:  # noqa: ANN001
+    # praat_gender: Praat's PSOLA draws random numbers; the op must still give the same bytes on any worker
+    ops = [{"op": {"name": "praat_gender"}}, {"op": {"name": "noise"}}]
+    cfg = load_shards_config(write_config(tmp_path / "c.yaml", source, interventions=ops))
+    two = build_shards(cfg, tmp_path / "w2", workers=2, progress=False)
+    assert (two.planned, two.written, two.quarantined) == (18, 18, 0)
+    assert two.shards_built == two.shards_total == 2
+    first = shas(tmp_path / "w2")
+    assert len(first) == 2
+
+    again = build_shards(cfg, tmp_path / "w2", workers=2, progress=False)
+    assert again.shards_built == 0 and again.shards_skipped == 2
+    assert shas(tmp_path / "w2") == first
+
+    # one worker, reached as an existing cluster through its scheduler address (--scheduler tcp://...)
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        one = build_shards(cfg, tmp_path / "w1", scheduler=cluster.scheduler_address, progress=False)
+    assert one.shards_built == 2 and shas(tmp_path / "w1") == first
+    sync = build_shards(cfg, tmp_path / "sync", scheduler="sync", progress=False)
+    assert sync.written == 18 and shas(tmp_path / "sync") == first
+
+
+@pytest.mark.slow
+def test_killed_run_then_rerun_equals_clean_run(source, write_config, tmp_path) -> None:  # noqa: ANN001
+    config = write_config(tmp_path / "c.yaml", source, shard_size=3, block={"speakers": 1, "contents": 2})
+    clean = build_shards(load_shards_config(config), tmp_path / "clean", scheduler="sync", progress=False)
+    assert clean.shards_total == 3  # three speaker blocks of 2 anchors x 3 slots, one per shard
+    expected = shas(tmp_path / "clean")
+
+    out = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "intervox",
+            "shards",
+            "build",
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+            "--scheduler",
+            "sync",
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while not (out / "train-000000.json").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (out / "train-000002.tar.tmp").write_bytes(b"half a shard")  # what a kill mid-write leaves
+    resumed = build_shards(load_shards_config(config), out, scheduler="sync", progress=False)
+    assert not list(out.glob("*.tmp"))
+    assert resumed.shards_skipped >= 1 and resumed.shards_built + resumed.shards_skipped == 3
+    assert shas(out) == expected
+
+    # the deterministic variant: one shard lost, a stale .tmp left: exactly that shard is rebuilt
+    (out / "train-000001.tar").unlink()
+    (out / "train-000001.tar.tmp").write_bytes(b"junk")
+    again = build_shards(load_shards_config(config), out, scheduler="sync", progress=False)
+    assert (again.shards_built, again.shards_skipped) == (1, 2)
+    assert shas(out) == expected
+
+
+def test_quarantine_reconciles_with_planted_bad_inputs(bad_source, write_config, tmp_path, cli) -> None:  # noqa: ANN001
+    manifest, bad_ids = bad_source
+    config = write_config(tmp_path / "c.yaml", manifest)
+    out = tmp_path / "out"
+    report = build_shards(load_shards_config(config), out, scheduler="sync", progress=False)
+    # 4 bad anchors in validation, each planned as source + world_vc + noise
+    assert (report.planned, report.written, report.quarantined) == (18 + 12, 18, 12)
+    entries = [json.loads(line) for line in (out / "quarantine.jsonl").read_text().splitlines()]
+    assert len(entries) == 12 and entries == sorted(entries, key=lambda e: (e["split"], e["item"]))
+    reasons = " | ".join(e["reason"] for e in entries)
+    for needle in ("does not exist", "is silent", "NaN", "too short"):
+        assert reasons.count(needle) == 3, needle
+    assert {e["stage"] for e in entries} == {"load", "check"}
+    assert {e["split"] for e in entries} == {"validation"}
+    index = json.loads((out / "index.json").read_text())
+    assert index["counts"] == {"input": 30, "written": 18, "quarantined": 12, "source_quarantined": 0}
+    before = (out / "quarantine.jsonl").read_bytes()
+
+    # the CLI: exit 0 with quarantined items, 1 with --strict; a rerun writes the same quarantine
+    ok = cli(
+        "shards", "build", "--config", str(config), "--out", str(out), "--scheduler", "sync", "--no-progress"
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "input 30 = written 18 + quarantined 12" in ok.stdout
+    strict = cli(
+        "shards",
+        "build",
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+        "--scheduler",
+        "sync",
+        "--no-progress",
+        "--strict",
+    )
+    assert strict.returncode == 1 and "strict" in strict.stderr
+    assert (out / "quarantine.jsonl").read_bytes() == before
+
+
+def test_failed_op_is_quarantined_not_fatal(source, write_config, tmp_path, explode_op) -> None:  # noqa: ANN001
+    config = write_config(tmp_path / "c.yaml", source, interventions=[{"op": {"name": "test_explode"}}])
+    report = build_shards(load_shards_config(config), tmp_path / "out", scheduler="sync", progress=False)
+    assert (report.planned, report.written, report.quarantined) == (12, 6, 6)
+    entries = [json.loads(line) for line in (tmp_path / "out" / "quarantine.jsonl").read_text().splitlines()]
+    assert {e["stage"] for e in entries} == {"op"} and all("planted failure" in e["reason"] for e in entries)
+
+
+def test_nothing_written_exits_nonzero(tmp_path, write_config, cli) -> None:  # noqa: ANN001
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(
+        json.dumps(
+            {"id": "a", "audio": "nope.wav", "speaker": "s", "text": "t", "language": "en", "corpus": "c"}
+        )
+        + "\n"
+    )
+    res = cli(
+        "shards",
+        "build",
+        "--config",
+        str(write_config(tmp_path / "c.yaml", manifest)),
+        "--out",
+        str(tmp_path / "out"),
+        "--scheduler",
+        "sync",
+        "--no-progress",
+    )
+    assert res.returncode == 1 and "nothing was written" in res.stderr
+
+
+def test_config_errors_exit_2_naming_the_key(source, write_config, tmp_path, cli) -> None:  # noqa: ANN001
+    config = write_config(tmp_path / "c.yaml", source, shard_sise=4)
+    res = cli("shards", "build", "--config", str(config), "--out", str(tmp_path / "o"))
+    assert res.returncode == 2 and "shard_sise" in res.stderr and str(config) in res.stderr
+    good = write_config(tmp_path / "ok.yaml", source)
+    res = cli(
+        "shards",
+        "build",
+        "--config",
+        str(good),
+        "shard_size=4",
+        "block.spekers=2",
+        "--out",
+        str(tmp_path / "o"),
+    )
+    assert res.returncode == 2 and "spekers" in res.stderr
+    bad_op = write_config(tmp_path / "op.yaml", source, interventions=[{"op": {"name": "no_such_op"}}])
+    res = cli("shards", "build", "--config", str(bad_op), "--out", str(tmp_path / "o"))
+    assert res.returncode == 2 and "no_such_op" in res.stderr
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").glob("*.tar"))
+
+
+def test_flac_encoding_is_byte_deterministic(speech) -> None:  # noqa: ANN001
+    assert encode_flac(speech.audio, speech.sr) == encode_flac(speech.audio.copy(), speech.sr)
+
+
+def test_copied_shard_dir_is_recognised_as_complete(source, write_config, tmp_path) -> None:  # noqa: ANN001
+    cfg = load_shards_config(write_config(tmp_path / "c.yaml", source, interventions=[]))
+    build_shards(cfg, tmp_path / "a", scheduler="sync", progress=False)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    assert build_shards(cfg, tmp_path / "b", scheduler="sync", progress=False).shards_built == 0
+    other = load_shards_config(write_config(tmp_path / "c2.yaml", source, interventions=[], seed=7))
+    assert (
+        build_shards(other, tmp_path / "b", scheduler="sync", progress=False).shards_built == 1
+    )  # plan changed
+
+
+@pytest.mark.slow
+def test_grid_source_renders_under_out_and_builds(tmp_path, cli) -> None:  # noqa: ANN001
+    out = tmp_path / "grid"
+    small = [
+        "source.train_speakers=2",
+        "source.train_sentences=2",
+        "source.val_speakers=1",
+        "source.val_sentences=2",
+        "source.ood_voices=1",
+        "source.keyword_voices=1",
+        "interventions=[]",
+    ]
+    res = cli(
+        "shards",
+        "build",
+        "--config",
+        str(ROOT / "configs/shards/default.yaml"),
+        *small,
+        "--out",
+        str(out),
+        "--scheduler",
+        "sync",
+        "--no-progress",
+    )
+    assert res.returncode == 0, res.stderr
+    assert (out / "source" / "manifest.jsonl").is_file()
+    index = json.loads((out / "index.json").read_text())
+    assert set(index["splits"]) == {"train", "validation", "test_ood", "keywords"}
+    assert index["splits"]["train"]["dense_blocks"] == 1 and index["splits"]["train"]["clips"] == 4
+    assert index["counts"]["input"] == index["counts"]["written"] + index["counts"]["quarantined"]
+
+    from intervox.shards.verify import verify_dir
+
+    assert verify_dir(out).ok
