@@ -43,6 +43,9 @@ def cli(verbose: bool) -> None:
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:  # Dask's cluster start-up chatter hides intervox's own progress lines
+        for name in ("distributed", "dask", "numba", "urllib3"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _register() -> None:
