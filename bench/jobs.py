@@ -1,0 +1,169 @@
+"""Work the bench runs in a fresh child process (`python -m bench.jobs JOB JSON`): prints one JSON line.
+
+A fresh process gives a cold-ish start (no imported modules, no warmed allocator) and its
+own peak RSS: every result carries `peak_rss_mib`, the process's VmHWM as it ends.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _pad_batch(audios: list[np.ndarray]) -> np.ndarray:
+    """Return a zero-padded [B, T] batch."""
+    out = np.zeros((len(audios), max(a.size for a in audios)), dtype=audios[0].dtype)
+    for i, a in enumerate(audios):
+        out[i, : a.size] = a
+    return out
+
+
+def _iter_audio(kind: str, paths: list[str]):  # noqa: ANN202 - an iterator of arrays
+    if kind == "shards-raw":  # bytes only: the I/O and tar parsing, no FLAC decode
+        from intervox.shards.read import iter_shards
+
+        for sample in iter_shards(paths, decode=None):
+            yield np.frombuffer(sample["flac"], dtype=np.uint8)
+    elif kind == "flac-raw":
+        for p in paths:
+            yield np.frombuffer(Path(p).read_bytes(), dtype=np.uint8)
+    elif kind == "shards":
+        from intervox.shards.read import iter_shards
+
+        for sample in iter_shards(paths):
+            yield sample["flac"][0]
+    else:
+        import soundfile as sf
+
+        for p in paths:
+            yield sf.read(p, dtype="float32")[0]
+
+
+def stream(args: dict) -> dict:
+    """Decode + batch every clip twice: pass 1 after evicting the files from the page cache, pass 2 warm."""
+    from bench.common import drop_page_cache
+
+    paths = Path(args["list"]).read_text().split("\n")
+    evicted = drop_page_cache([Path(p) for p in paths]) if args.get("drop_cache", True) else 0
+    out = {"evicted": evicted}
+    for name in ("cold", "warm"):
+        t = time.perf_counter()
+        n, batch = 0, []
+        for audio in _iter_audio(args["kind"], paths):
+            batch.append(audio)
+            if len(batch) == args["batch"]:
+                n += len(_pad_batch(batch))
+                batch = []
+        if batch:
+            n += len(_pad_batch(batch))
+        out[name] = n / (time.perf_counter() - t)
+        out["clips"] = n
+    return out
+
+
+def build(args: dict) -> dict:
+    """Build a shard set (`intervox shards build` in-process, scheduler as given); return its report."""
+    from intervox.pipeline.run import build_shards, load_shards_config
+
+    cfg = load_shards_config(args["config"])
+    t = time.perf_counter()
+    report = build_shards(
+        cfg,
+        args["out"],
+        workers=args.get("workers", 1),
+        scheduler=args.get("scheduler"),
+        progress=False,
+        command="bench",
+        config_where=args["config"],
+    )
+    return {"written": report.written, "quarantined": report.quarantined, "seconds": time.perf_counter() - t}
+
+
+def train(args: dict) -> dict:
+    """Train with configs/train/CONFIG + overrides on `threads` torch threads; return timings."""
+    import torch
+
+    from intervox.config import load_config
+    from intervox.training.config import TrainConfig
+    from intervox.training.loop import train as run_training
+
+    threads = int(args.get("threads", 1))
+    torch.set_num_threads(threads)
+    bare = []
+    if args.get("bare_steps"):  # same process, same thread pool, right before and after the run
+        bare.append(bare_steps({"threads": threads, "steps": args["bare_steps"]})["s_per_step"])
+    t = time.perf_counter()
+    cfg = load_config(args["config"], TrainConfig, args.get("overrides", []))
+    summaries = run_training(cfg)
+    wall = time.perf_counter() - t
+    if args.get("bare_steps"):
+        bare.append(bare_steps({"threads": threads, "steps": args["bare_steps"]})["s_per_step"])
+    s = summaries[0]
+    return {
+        "bare_s_per_step": bare,
+        "wall_s": wall,
+        "load_s": s["load_s"],
+        "train_s": s["train_s"],
+        "steps": s["steps"],
+        "clips": s["data"].get("clips"),
+        "final_loss": s["final"].get("loss"),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def bare_steps(args: dict) -> dict:
+    """Time bare PyTorch steps of the paper's shape: MLP 768->768->768->768 on a random [512, 768] batch,
+    two InfoNCE-style terms (one per 384-d half) + a cross-covariance term, AdamW. Returns s/step."""
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(int(args.get("threads", 1)))
+    torch.manual_seed(0)
+    d = int(args.get("dim", 768))
+    net = nn.Sequential(nn.Linear(d, 768), nn.ReLU(), nn.Linear(768, 768), nn.ReLU(), nn.Linear(768, 768))
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4, weight_decay=0.01)
+    x = torch.randn(int(args.get("batch", 512)), d)
+    labels = torch.arange(x.shape[0]) // 32
+
+    def step() -> None:
+        z = net(x)
+        loss = torch.zeros(())
+        for part in (z[:, :384], z[:, 384:]):
+            a = nn.functional.normalize(part, dim=1)
+            sim = (a @ a.T / 0.1).masked_fill(torch.eye(len(a), dtype=torch.bool), -1e9)
+            pos = (labels[:, None] == labels[None, :]).float().fill_diagonal_(0)
+            loss = loss - ((sim.log_softmax(1) * pos).sum(1) / pos.sum(1)).mean()
+        sc, cc = z[:, :384] - z[:, :384].mean(0), z[:, 384:] - z[:, 384:].mean(0)
+        loss = loss + ((sc.T @ cc) / len(z)).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(3):  # warm-up
+        step()
+    n = int(args.get("steps", 20))
+    t = time.perf_counter()
+    for _ in range(n):
+        step()
+    return {"s_per_step": (time.perf_counter() - t) / n, "steps": n, "threads": torch.get_num_threads()}
+
+
+JOBS = {"stream": stream, "build": build, "train": train, "bare_steps": bare_steps}
+
+
+def main() -> None:
+    """Run the job named by argv[1] with the JSON argv[2]; print its JSON result as the last line."""
+    job, args = sys.argv[1], json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
+    from bench.common import peak_rss_mib
+
+    result = JOBS[job](args)
+    result["peak_rss_mib"] = peak_rss_mib()
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
