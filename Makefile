@@ -35,7 +35,7 @@ features: shards
 	$(IX) features $(SHARDS_DIR) --upstream $(upstream) --out $(FEATURES_DIR) --workers $(workers)
 
 train: features
-	$(IX) train --config configs/train/default.yaml features=$(FEATURES_DIR) run_dir=$(RUN_DIR)
+	$(IX) train --config configs/train/default.yaml "data.features=[$(FEATURES_DIR)]" run_dir=$(RUN_DIR)
 
 eval: train
 	$(IX) eval $(RUN_DIR)

@@ -54,6 +54,8 @@ def iter_tar_samples(path: str | Path, fileobj: io.IOBase | None = None) -> Iter
     """
     shard = str(path)
     current: dict | None = None
+    if fileobj is None:
+        _check_size(Path(path))
     try:
         with tarfile.open(name=None if fileobj else shard, fileobj=fileobj, mode="r|") as tar:
             for member in tar:
@@ -74,6 +76,24 @@ def iter_tar_samples(path: str | Path, fileobj: io.IOBase | None = None) -> Iter
         raise ShardError(f"{shard}: corrupt or truncated tar ({exc})") from exc
     if current is not None:
         yield current
+
+
+def _check_size(path: Path) -> None:
+    """Raise ShardError when the shard's sidecar records another size than the file has.
+
+    A tar cut at a member boundary still reads as a shorter, valid archive, so the tar
+    reader alone cannot see that samples are missing.
+    """
+    sidecar = path.with_name(path.name[: -len(".tar")] + ".json") if path.name.endswith(".tar") else None
+    if sidecar is None or not sidecar.is_file():
+        return
+    try:
+        expected = json.loads(sidecar.read_text()).get("bytes")
+        size = path.stat().st_size
+    except (OSError, ValueError, AttributeError):
+        return  # an unreadable sidecar is verify's business; the tar itself may still be fine
+    if isinstance(expected, int) and expected != size:
+        raise ShardError(f"{path}: truncated or changed ({size} bytes, its sidecar says {expected})")
 
 
 def decode_npy(data: bytes, name: str) -> np.ndarray:

@@ -98,8 +98,11 @@ def load_trained(run_dir: str | Path, seed_index: int = 0) -> TrainedModel:
     """Return the TrainedModel of a run dir (its seed-K) or of a seed dir."""
     seed_dir = resolve_seed_dir(run_dir, seed_index)
     weights = seed_dir / "projector.safetensors"
-    with safe_open(str(weights), framework="pt") as f:
-        meta = f.metadata() or {}
+    try:  # safetensors parses a header and raw tensors only: a pickle or junk file is refused, never run
+        with safe_open(str(weights), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:  # noqa: BLE001 - SafetensorError and OSError alike mean "not a projector"
+        raise TrainingError(f"{weights}: not a readable safetensors file ({exc})") from exc
     try:
         inputs = [InputSpec(**d) for d in json.loads(meta["intervox"])["inputs"]]
     except (KeyError, TypeError, ValueError) as exc:

@@ -91,8 +91,13 @@ def read_fused_shard(dirs: list[Path], name: str, frames: bool) -> list[dict]:
 
 
 def iter_fused_samples(dirs: list[Path], names: Iterable[str], frames: bool = False,
-                       max_bad_fraction: float = 0.0, total: int | None = None) -> Iterator[dict]:
-    """Yield joined samples shard by shard, skipping bad shards (raise past the allowed fraction)."""
+                       max_bad_fraction: float = 0.0, total: int | None = None,
+                       bad_shards: list[dict] | None = None) -> Iterator[dict]:
+    """Yield joined samples shard by shard, skipping bad shards (raise past the allowed fraction).
+
+    Each skipped shard is logged and, when `bad_shards` is given, appended to it as
+    {"shard", "reason"} so the run's summary can count it.
+    """
     bad = 0
     for read, name in enumerate(names):
         try:
@@ -100,6 +105,8 @@ def iter_fused_samples(dirs: list[Path], names: Iterable[str], frames: bool = Fa
         except ShardError as exc:
             bad += 1
             log.warning("skipping bad feature shard %s: %s", name, exc)
+            if bad_shards is not None:
+                bad_shards.append({"shard": name, "reason": str(exc)})
             if bad > max_bad_fraction * (total or 1):
                 raise
             continue
@@ -141,6 +148,7 @@ class FeatureTable:
     inputs: list[InputSpec]
     frames: dict[int, np.ndarray]  # clip index -> frames [n_selected, F, hidden]
     pairs: np.ndarray  # [P, 2] (source index, timing-preserving intervened copy index)
+    bad_shards: list[dict] = field(default_factory=list)  # shards skipped as corrupt: {"shard", "reason"}
 
 
 def load_feature_table(dirs: Iterable[str | Path], split: str = "train", frames: bool = False,
@@ -148,7 +156,8 @@ def load_feature_table(dirs: Iterable[str | Path], split: str = "train", frames:
     """Return a FeatureTable of every clip of `split` in the (fused) feature dirs."""
     dirs = [Path(d) for d in dirs]
     names = names if names is not None else common_shards(dirs, split)
-    samples = list(iter_fused_samples(dirs, names, frames, max_bad_fraction, len(names)))
+    bad_shards: list[dict] = []
+    samples = list(iter_fused_samples(dirs, names, frames, max_bad_fraction, len(names), bad_shards))
     if not samples:
         raise TrainingError(f"{dirs[0]}: no usable '{split}' clips")
     speakers = sorted({s["meta"]["speaker"] for s in samples})
@@ -168,7 +177,7 @@ def load_feature_table(dirs: Iterable[str | Path], split: str = "train", frames:
         speakers=speakers, contents=contents,
         block=np.array([int(s["meta"].get("block", -1)) for s in samples]),
         inputs=input_specs(samples[0]), frames=frame_map,
-        pairs=np.array(pairs, dtype=np.int64).reshape(-1, 2))
+        pairs=np.array(pairs, dtype=np.int64).reshape(-1, 2), bad_shards=bad_shards)
 
 
 def sample_frame_pairs(frames: list[np.ndarray], copies: list[np.ndarray], n_frames: int, layer: int,

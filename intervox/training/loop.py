@@ -35,8 +35,8 @@ from intervox.training.data import (
     GridSampler,
     common_shards,
     input_specs,
+    iter_fused_samples,
     load_feature_table,
-    read_fused_shard,
 )
 from intervox.training.losses import frame_content_loss, sigreg_loss, subspace_orthogonality, supcon_loss
 from intervox.training.model import InputSpec, SubspaceProjector
@@ -64,14 +64,18 @@ def build_source(cfg: TrainConfig, seed: int, info: ddp.DistInfo) -> tuple[objec
                               cfg.loss.frame_layer)
         desc = {"clips": len(table.keys), "speakers": len(table.speakers), "contents": len(table.contents),
                 "shards": len(names), "frame_pairs": int(len(sampler.pairs)),
-                "rank_speakers": int(len(sampler.my_speakers))}
+                "rank_speakers": int(len(sampler.my_speakers)), "bad_shards": table.bad_shards}
         return sampler, table.inputs, desc
     resampled = cfg.data.resampled if cfg.data.resampled is not None else info.distributed
     if info.distributed and not resampled:
         log.warning("DDP without resampled shards: ranks with fewer batches may leave others waiting")
     data_cfg = dataclasses.replace(cfg.data, frames=cfg.data.frames or frame_loss)
     source = StreamSource(dirs, names, data_cfg, seed, info.rank, info.world, resampled, cfg.loss)
-    specs = input_specs(read_fused_shard(dirs, names[0], False)[0])
+    # the first readable shard describes the inputs (a bad first shard is skipped like any other)
+    first = next(iter_fused_samples(dirs, names, False, cfg.data.max_bad_shard_fraction, len(names)), None)
+    if first is None:
+        raise TrainingError(f"{dirs[0]}: no readable '{cfg.data.split}' feature shard")
+    specs = input_specs(first)
     return source, specs, {"shards": len(names), "resampled": resampled}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import numpy as np
 
 from intervox.audio import check_audio
@@ -23,6 +25,11 @@ def synthesize(text: str, voice_id: str, lang: str | None = None) -> tuple[np.nd
     """
     if not text or not text.strip():
         raise SynthesisError(f"{voice_id}: empty text")
+    # An engine reads a NUL or escape code as the end of the text or as markup: the audio would
+    # then not say what the clip's JSON claims, so refuse (as read_text_file does for text files).
+    bad = [c for c in text if unicodedata.category(c) in ("Cc", "Cf") and c not in "\t\n\r\u200c\u200d"]
+    if bad:
+        raise SynthesisError(f"{voice_id}: control character {bad[0]!r} in text {text!r}")
     info = get_voice(voice_id)
     if lang is not None and not info.speaks(lang):
         raise SynthesisError(

@@ -1,0 +1,65 @@
+"""Fixtures for the reliability tests: tiny real espeak-ng sources, configs, and a killable CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from relhelpers import kill_group, render, start
+
+from intervox.corpora.manifest import Utterance, write_manifest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+VOICES = (("en-us", 30), ("en-us", 85), ("en-gb", 55))
+SENTENCES = ("The cat sat on the mat.", "A bird flew over the house.")
+
+
+@pytest.fixture(scope="session")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Manifest (absolute audio paths) of 3 espeak-ng voices x 2 sentences, all in `train`."""
+    root = tmp_path_factory.mktemp("relsrc")
+    utts = []
+    for i, (voice, pitch) in enumerate(VOICES):
+        for j, text in enumerate(SENTENCES):
+            wav = render(text, root / f"v{i}s{j}.wav", voice, pitch)
+            utts.append(Utterance(id=f"v{i}s{j}", audio=str(wav), speaker=f"espeak:{voice}:p{pitch}",
+                                  text=text, language="en", corpus="test", content_id=f"s{j}", split="train"))
+    write_manifest(utts, root / "manifest.jsonl")
+    return root / "manifest.jsonl"
+
+
+@pytest.fixture
+def write_config() -> Callable[..., Path]:
+    """Return f(path, manifest, **overrides) writing a small ShardsConfig YAML (noise op, 1 x 2 blocks)."""
+
+    def write(path: Path, manifest: Path, **extra: object) -> Path:
+        cfg = {"source": {"kind": "manifest", "path": str(manifest)},
+               "interventions": [{"op": {"name": "noise"}}],
+               "block": {"speakers": 1, "contents": 2}, "shard_size": 4,
+               "min_seconds": 0.3, "max_seconds": 8.0}
+        cfg.update(extra)
+        path.write_text(yaml.safe_dump(cfg))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def runner() -> Iterator[Callable[..., subprocess.Popen]]:
+    """Return `start`; every process group it started is SIGKILLed at teardown if still alive."""
+    procs: list[subprocess.Popen] = []
+
+    def run(args: list[str], **kw: object) -> subprocess.Popen:
+        proc = start(args, **kw)
+        procs.append(proc)
+        return proc
+
+    yield run
+    for proc in procs:
+        if proc.poll() is None:
+            kill_group(proc)

@@ -1,0 +1,143 @@
+"""Faults during `intervox shards build`: SIGKILL of the whole run at seeded points, and of one Dask worker.
+
+After every kill a rerun resumes; the final shards are byte-identical to an uninterrupted
+run, readers never see a partial shard while the run is alive, and no `*.tmp` survives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from relhelpers import kill_group, shas, wait_until
+
+from intervox.pipeline.run import build_shards, load_shards_config
+from intervox.shards.read import iter_tar_samples, list_shards
+from intervox.shards.write import file_sha256
+
+TINY = {"block": {"speakers": 1, "contents": 1}, "shard_size": 2}  # one anchor + its noise copy a shard
+
+
+def twelve_anchors(source: Path, out: Path) -> Path:
+    """Write a 12-utterance manifest: the 6 source clips under two speaker names each (12 shards)."""
+    lines = [json.loads(line) for line in source.read_text().splitlines()]
+    copies = [{**d, "id": d["id"] + "b", "speaker": d["speaker"] + "b"} for d in lines]
+    out.write_text("".join(json.dumps(d, sort_keys=True) + "\n" for d in lines + copies))
+    return out
+
+
+def finished(out: Path) -> int:
+    """Return how many shards of `out` have their sidecar (the last file a shard task writes)."""
+    return sum(1 for _ in out.glob("train-*.json"))
+
+
+def check_visible(out: Path, expected: dict[str, str]) -> int:
+    """Assert every shard a reader can list is whole and equals the clean run's; return how many."""
+    listed = list_shards(out) if out.is_dir() else []
+    for tar in listed:
+        assert tar.suffix == ".tar"
+        assert file_sha256(tar) == expected[tar.name], f"{tar.name} is visible but is not the finished shard"
+        assert len(list(iter_tar_samples(tar))) == 2
+    return len(listed)
+
+
+@pytest.mark.slow
+def test_sigkill_at_seeded_points_then_rerun_is_byte_identical(
+    source, write_config, tmp_path, runner  # noqa: ANN001
+) -> None:
+    manifest = twelve_anchors(source, tmp_path / "m12.jsonl")
+    config = write_config(tmp_path / "c.yaml", manifest, **TINY)
+    clean = build_shards(load_shards_config(config), tmp_path / "clean", scheduler="sync", progress=False)
+    assert clean.shards_total == 12 and clean.written == 24
+    expected = shas(tmp_path / "clean")
+
+    out = tmp_path / "killed"
+    args = ["-m", "intervox", "shards", "build", "--config", str(config), "--out", str(out),
+            "--workers", "2", "--no-progress"]
+    rng = np.random.default_rng([11, 0])
+    kills = []
+    for _ in range(3):
+        base = finished(out) if out.is_dir() else 0
+        extra = int(rng.integers(1, 3))  # kill once 1 or 2 more shards are finished ...
+        delay = float(rng.uniform(0.0, 0.3))  # ... plus a seeded slice of time into the next ones
+        proc = runner(args)
+        wait_until(proc, lambda b=base, e=extra: check_visible(out, expected) >= 0 and finished(out) >= b + e)
+        end = time.monotonic() + delay
+        while time.monotonic() < end and proc.poll() is None:
+            check_visible(out, expected)
+        if proc.poll() is None:
+            kill_group(proc)
+            kills.append(finished(out))
+        else:
+            assert proc.returncode == 0, proc.stderr.read().decode()
+        check_visible(out, expected)
+    assert len(kills) == 3 and kills[-1] < 12, kills  # every kill point fell inside a run
+
+    rerun = build_shards(load_shards_config(config), out, scheduler="sync", progress=False)
+    assert (rerun.planned, rerun.written, rerun.quarantined) == (24, 24, 0)
+    assert rerun.shards_skipped >= kills[-1] and rerun.shards_built + rerun.shards_skipped == 12
+    assert shas(out) == expected
+    assert not list(out.rglob("*.tmp"))
+    index = json.loads((out / "index.json").read_text())
+    assert index["counts"]["input"] == index["counts"]["written"] == 24
+
+
+@pytest.fixture
+def kill_op() -> Iterator[None]:
+    """Register the worker-killing test op for one test, then remove it from the registry."""
+    import relops
+
+    from intervox.interventions import registry
+
+    registry._REGISTRY[relops.KillWorkerOnce.name] = relops.KillWorkerOnce
+    yield
+    registry._REGISTRY.pop(relops.KillWorkerOnce.name, None)
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_task_is_retried_and_byte_identical(
+    source, write_config, tmp_path, kill_op  # noqa: ANN001
+) -> None:
+    marker = tmp_path / "worker-died"
+    ops = [{"op": {"name": "test_kill_worker_once", "marker": str(marker)}}]
+    cfg = load_shards_config(write_config(tmp_path / "c.yaml", source, interventions=ops,
+                                          block={"speakers": 1, "contents": 2}, shard_size=4))
+    marker.write_text("reference run: nobody dies")
+    clean = build_shards(cfg, tmp_path / "clean", scheduler="sync", progress=False)
+    assert (clean.written, clean.shards_total) == (12, 3)
+    expected = shas(tmp_path / "clean")
+
+    marker.unlink()
+    report = build_shards(cfg, tmp_path / "out", workers=2, progress=False)
+    died = int(marker.read_text())  # the first op call on a worker SIGKILLed that worker process
+    assert died > 0 and died != os.getpid()
+    assert (report.planned, report.written, report.quarantined) == (12, 12, 0)
+    assert shas(tmp_path / "out") == expected
+    assert not list((tmp_path / "out").rglob("*.tmp"))
+
+
+def test_crash_between_write_and_rename_never_exposes_a_partial_shard(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """The deterministic twin of the SIGKILL test: die after the bytes are written, before the rename."""
+    from intervox.shards import write
+
+    tar = tmp_path / "train-000000.tar"
+    old = write.write_shard(tar, [{"__key__": "a", "json": {"v": 1}}], plan_hash="p")
+
+    def power_cut(fd: int) -> None:
+        raise OSError("power cut during fsync")
+
+    monkeypatch.setattr(write.os, "fsync", power_cut)
+    with pytest.raises(OSError, match="power cut"):
+        write.write_shard(tar, [{"__key__": "a", "json": {"v": 2}}, {"__key__": "b", "json": {}}], "p")
+    with pytest.raises(OSError, match="power cut"):
+        write.write_shard(tmp_path / "train-000001.tar", [{"__key__": "c", "json": {}}], "p")
+    monkeypatch.undo()
+    assert list_shards(tmp_path) == [tar]  # the new shard never became visible, the .tmp files are not listed
+    assert file_sha256(tar) == old.sha256 and write.shard_is_complete(tar, "p")
+    assert [s["__key__"] for s in iter_tar_samples(tar)] == ["a"]
+    assert sorted(p.name for p in tmp_path.glob("*.tmp")) == ["train-000000.tar.tmp", "train-000001.tar.tmp"]
