@@ -28,6 +28,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        real = [a for a in args if a is not type(None)]
+        if len(real) == 1:  # X | None: X's own error names the bad key inside it
+            return _coerce(value, real[0], where)
         for arg in args:
             if arg is type(None):
                 continue

@@ -1,4 +1,4 @@
-"""CLI for the judges: `intervox shards qc DIR` (the lead adds `qc_cmd` to the `shards` group)."""
+"""CLI for the judges: `intervox shards qc DIR` (added to the `shards` group in shards/commands.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ def qc_cmd(shard_dir: Path, config_path: Path | None, overrides: tuple[str, ...]
            asr_model: str | None, out: Path | None) -> None:
     """Score an audio shard set with the offline judges (ASR, speaker, pitch) and write a validity table.
 
+    Nothing is removed from the shards. When the results go to SHARD_DIR itself, the validity
+    section of its dataset_card.md is re-rendered from qc_summary.json.
+
     \b
     Example:
       intervox shards qc shards/default --fraction 0.1 --asr-model whisper-tiny.en
@@ -29,6 +32,7 @@ def qc_cmd(shard_dir: Path, config_path: Path | None, overrides: tuple[str, ...]
     from intervox.config import load_config
     from intervox.judges.qc import QCConfig
     from intervox.judges.shard_qc import score_shard_dir
+    from intervox.shards.index import INDEX_FILE, write_card
 
     extra = list(overrides)
     if fraction is not None:
@@ -42,3 +46,5 @@ def qc_cmd(shard_dir: Path, config_path: Path | None, overrides: tuple[str, ...]
     click.echo(f"scored {s['n_scored']} of {s['n_clips']} clips: {s['n_accepted']} accepted, "
                f"{summary['n_rejected']} rejected ({summary['n_unscorable']} not scorable); "
                f"wrote {where}/qc.jsonl, qc_summary.json, qc_validity.md")
+    if Path(where).resolve() == shard_dir.resolve() and (shard_dir / INDEX_FILE).is_file():
+        click.echo(f"updated the validity section of {write_card(shard_dir)}")

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from intervox.audio import check_audio, resample
-from intervox.judges.models import asr_model_for, load_asr
+from intervox.judges.models import asr_model_for, load_asr, single_threaded
 
 ASR_SR = 16000
 _PUNCT = re.compile(r"[^\w\s']|_")
@@ -91,11 +91,14 @@ def transcribe(audio: np.ndarray, sr: int, model: str = "whisper-tiny.en", langu
     # Whisper's repetition loops on robotic TTS; the token cap ends the rest early (about 4
     # tokens per second of speech is typical, 10 leaves room). temperature 0 keeps it deterministic.
     max_tokens = min(int(10 * x.size / ASR_SR) + 10, 440)
-    segments, _ = load_asr(name).transcribe(
-        x, language=language.split("-")[0].lower(), beam_size=5, temperature=0.0, max_new_tokens=max_tokens,
-        condition_on_previous_text=False, without_timestamps=True, vad_filter=False,
-    )
-    text = " ".join(s.text.strip() for s in segments).strip()
+    model = load_asr(name)
+    with single_threaded():  # same features and beams on any core count (byte-reproducible QC)
+        segments, _ = model.transcribe(
+            x, language=language.split("-")[0].lower(), beam_size=5, temperature=0.0,
+            max_new_tokens=max_tokens, condition_on_previous_text=False, without_timestamps=True,
+            vad_filter=False,
+        )
+        text = " ".join(s.text.strip() for s in segments).strip()  # segments is a lazy generator
     with _CACHE_LOCK:
         _TRANSCRIPTS[key] = text
         if len(_TRANSCRIPTS) > _MAX_CACHED:

@@ -7,7 +7,9 @@ cached per process, so a Dask worker pays the load cost once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,28 @@ def asr_model_for(name: str, language: str) -> str:
     if name in ENGLISH_ONLY and not language.lower().startswith("en"):
         return "whisper-base"
     return name
+
+
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run the block with BLAS/OpenMP pools and torch on one thread, then restore them.
+
+    Multi-threaded reductions sum in another order, so Whisper's log-mel features and Resemblyzer's
+    embeddings changed in their last bits with the thread count, enough to flip Whisper's beam on a
+    near tie ("sun" vs "sound"): QC scores, and so the shards QC decides, must not depend on how many
+    cores a worker has. Sets torch's process-wide thread count: fine for Dask workers, which run
+    one task per process (threads_per_worker=1).
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(n)
 
 
 @functools.lru_cache(maxsize=4)

@@ -23,6 +23,7 @@ from intervox.judges import speaker
 from intervox.judges.qc import ClipMeasures, QCConfig, compare, decide, is_selected, measure_clip
 from intervox.judges.validity import validity_markdown, validity_table
 from intervox.shards.read import decode_sample, iter_tar_samples, list_shards
+from intervox.shards.write import read_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,12 @@ def _audio_of(sample: dict) -> tuple[np.ndarray, int]:
         if ext in sample:
             return sample[ext]
     raise ShardError(f"{sample.get('__shard__')}: sample {sample.get('__key__')!r} has no flac/wav member")
+
+
+def _plan_hash(shards: list[Path]) -> str | None:
+    """Return the plan hash all shards' sidecars agree on, or None (no sidecars, or mixed plans)."""
+    hashes = {info.plan_hash if info else None for info in map(read_sidecar, shards)}
+    return hashes.pop() if len(hashes) == 1 else None
 
 
 def score_shard_dir(shard_dir: Path, cfg: QCConfig, out: Path | None = None) -> dict:
@@ -137,6 +144,7 @@ def score_shard_dir(shard_dir: Path, cfg: QCConfig, out: Path | None = None) -> 
             for j in ("asr", "speaker", "pitch")}
     summary = {
         "shard_dir": str(shard_dir),
+        "plan_hash": _plan_hash(shards),  # lets the dataset card tell a stale summary from a current one
         "n_clips": len(metas),
         "n_scored": len(records),
         "n_accepted": sum(r["accepted"] for r in records),

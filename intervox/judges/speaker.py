@@ -16,7 +16,7 @@ import numpy as np
 
 from intervox.audio import check_audio, resample
 from intervox.errors import AudioError
-from intervox.judges.models import load_voice_encoder
+from intervox.judges.models import load_voice_encoder, single_threaded
 
 ENCODER_SR = 16000  # Resemblyzer's hparams.sampling_rate
 _EMBEDDINGS: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -38,7 +38,9 @@ def embed(audio: np.ndarray, sr: int) -> np.ndarray:
     wav = preprocess_wav(resample(audio, sr, ENCODER_SR))  # volume-normalise, trim long silences
     if wav.size < ENCODER_SR // 10:
         raise AudioError(f"speaker judge: only {wav.size / ENCODER_SR:.2f} s of voiced audio after VAD trim")
-    e = np.asarray(load_voice_encoder().embed_utterance(wav), dtype=np.float32)
+    encoder = load_voice_encoder()
+    with single_threaded():  # same embedding bits on any core count (byte-reproducible QC)
+        e = np.asarray(encoder.embed_utterance(wav), dtype=np.float32)
     e = e / max(float(np.linalg.norm(e)), 1e-12)
     with _CACHE_LOCK:
         _EMBEDDINGS[key] = e

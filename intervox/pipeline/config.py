@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from intervox.errors import ConfigError
+from intervox.judges.qc import QCConfig
 
 DEFAULT_OP_SPLITS = ("train", "validation")
 
@@ -69,6 +70,9 @@ class ShardsConfig:
     max_seconds: float = 30.0
     include_sources: bool = True  # write each anchor itself (op null) beside its intervened copies
     strict: bool = False  # exit non-zero when anything was quarantined
+    # Quality control inside each shard task (None: off). Intervened clips the judges reject go
+    # to quarantine (stage "qc") instead of the tar; scored clips carry "qc" in their JSON.
+    qc: QCConfig | None = None
 
 
 def validate_config(cfg: ShardsConfig, where: str = "<config>") -> None:
@@ -90,6 +94,8 @@ def validate_config(cfg: ShardsConfig, where: str = "<config>") -> None:
         raise ConfigError(
             f"{where}: need 0 <= min_seconds < max_seconds, got {cfg.min_seconds}, {cfg.max_seconds}"
         )
+    if cfg.qc is not None:
+        _check_judges(cfg.qc, where)
     for i, iv in enumerate(cfg.interventions):
         if iv.per_anchor < 0:
             raise ConfigError(f"{where}: interventions[{i}].per_anchor must be >= 0")
@@ -97,3 +103,16 @@ def validate_config(cfg: ShardsConfig, where: str = "<config>") -> None:
             from_dict(iv.op)
         except ConfigError as exc:
             raise ConfigError(f"{where}: interventions[{i}].op: {exc}") from exc
+
+
+def _check_judges(qc: QCConfig, where: str) -> None:
+    """Raise ConfigError when the QC judges' offline models are missing (before any task runs)."""
+    from intervox.errors import UpstreamError
+    from intervox.judges.models import resemblyzer_weights, whisper_model_dir
+
+    try:
+        if qc.asr_model != "none":
+            whisper_model_dir(qc.asr_model)
+        resemblyzer_weights()
+    except UpstreamError as exc:
+        raise ConfigError(f"{where}: qc needs the judges' models: {exc}") from exc

@@ -304,6 +304,8 @@ def build_plan(cfg: ShardsConfig, utterances: Sequence[Utterance]) -> Plan:
     # settings that change how a build runs but not a byte of its shards stay out of the hash
     hashed = {**config, "source": {k: v for k, v in config["source"].items() if k != "synth_workers"}}
     hashed.pop("strict", None)
+    if hashed.get("qc") is None:  # QC off: same hash as before the qc field existed
+        hashed.pop("qc", None)
     plan_hash = hashlib.sha256(
         canonical_json({"config": hashed, "manifest": m_hash, "intervox": __version__}).encode()
     ).hexdigest()

@@ -24,7 +24,7 @@ class QuarantineEntry:
     split: str
     item: str
     reason: str
-    stage: str  # "source" (grid synthesis), "load", "check", "op", "encode", "shard"
+    stage: str  # "source" (grid synthesis), "load", "check", "op", "encode", "qc", "shard"
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -103,6 +103,7 @@ def make_tasks(plan: Plan, out_dir: Path, audio_root: Path, cfg: ShardsConfig) -
                 cfg.min_seconds,
                 cfg.max_seconds,
                 modules,
+                qc=cfg.qc,
             )
         )
     return tasks

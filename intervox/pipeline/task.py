@@ -19,6 +19,7 @@ from intervox import __version__
 from intervox.audio import check_audio, encode_flac, load_audio
 from intervox.corpora.manifest import Utterance
 from intervox.errors import AudioError
+from intervox.judges.qc import QCConfig
 from intervox.pipeline.plan import PlanItem, canonical_json
 from intervox.pipeline.quarantine import QuarantineEntry
 from intervox.shards.write import atomic_write_bytes, read_sidecar, shard_is_complete, write_shard
@@ -43,6 +44,7 @@ class ShardTask:
     min_seconds: float
     max_seconds: float
     op_modules: tuple[str, ...] = ()  # modules that register the plan's ops (imported on the worker)
+    qc: QCConfig | None = None  # judge rendered clips; rejected op copies go to quarantine
 
 
 class _Quarantined(Exception):  # noqa: N818 - control flow inside a task, never raised out
@@ -124,8 +126,7 @@ def _render(item: PlanItem, audio: np.ndarray, sr: int, task: ShardTask) -> np.n
 def build_shard(task: ShardTask) -> dict:
     """Write one shard and return its stats: counts, seconds per op, quarantine entries."""
     anchors: dict[str, tuple[np.ndarray, int] | _Quarantined] = {}
-    samples, quarantine = [], []
-    by_op: dict[str, list[float]] = {}
+    samples, quarantine, made, rendered = [], [], [], []
     for item in task.items:
         utt = task.utterances[item.anchor]
         if item.anchor not in anchors:
@@ -144,10 +145,20 @@ def build_shard(task: ShardTask) -> dict:
             quarantine.append(QuarantineEntry(item.split, item.key, q.reason, q.stage).to_dict())
             continue
         samples.append({"__key__": item.key, "flac": flac, "json": _clip_json(item, utt, sr, out.size)})
-        op_name = item.op["name"] if item.op else "source"
-        stat = by_op.setdefault(op_name, [0, 0.0])
+        made.append((item, out.size / sr))
+        if task.qc is not None:  # QC needs every clip of the shard: anchors and same-speaker refs
+            rendered.append((item, out, sr))
+    qc_records = None
+    if task.qc is not None:
+        rejected, qc_records = _apply_qc(task, samples, rendered, anchors, quarantine)
+        samples = [x for x in samples if x["__key__"] not in rejected]
+        made = [m for m in made if m[0].key not in rejected]
+        del rendered
+    by_op: dict[str, list[float]] = {}
+    for item, seconds in made:
+        stat = by_op.setdefault(item.op["name"] if item.op else "source", [0, 0.0])
         stat[0] += 1
-        stat[1] += out.size / sr
+        stat[1] += seconds
     stats = {
         "shard": task.name,
         "split": task.split,
@@ -158,12 +169,37 @@ def build_shard(task: ShardTask) -> dict:
         "by_op": {k: {"clips": v[0], "seconds": round(v[1], 4)} for k, v in sorted(by_op.items())},
         "quarantine": quarantine,
     }
+    if qc_records is not None:
+        stats["qc"] = qc_records  # per scored clip, for the validity table of index.json and the card
     # stats first, tar + sidecar last: a complete sidecar then always has its stats beside it
     parts = Path(task.tar_path).parent / PARTS_DIR
     parts.mkdir(exist_ok=True)
     atomic_write_bytes(parts / f"{task.name}.json", (canonical_json(stats) + "\n").encode())
     info = write_shard(task.tar_path, samples, task.plan_hash)
     return {**stats, "bytes": info.bytes, "sha256": info.sha256}
+
+
+def _apply_qc(
+    task: ShardTask, samples: list[dict], rendered: list[tuple], anchors: dict, quarantine: list[dict]
+) -> tuple[set[str], list[dict]]:
+    """Judge the rendered clips; add "qc" to kept clips' JSON, quarantine rejected ones (stage "qc").
+
+    Returns (rejected keys, QC records for the validity table).
+    """
+    from intervox.pipeline.qc_stage import judge_rendered
+
+    loaded = {k: v for k, v in anchors.items() if not isinstance(v, _Quarantined)}
+    verdicts = judge_rendered(rendered, loaded, task.utterances, task.qc)
+    by_key = {x["__key__"]: x for x in samples}
+    split_of = {item.key: item.split for item, _, _ in rendered}
+    rejected = set()
+    for v in verdicts:
+        if v.accepted:
+            by_key[v.key]["json"]["qc"] = v.clip_qc
+        else:
+            rejected.add(v.key)
+            quarantine.append(QuarantineEntry(split_of[v.key], v.key, f"qc: {v.reason}", "qc").to_dict())
+    return rejected, [v.record for v in verdicts]
 
 
 def finished_stats(task: ShardTask) -> dict | None:

@@ -1,4 +1,4 @@
-"""`intervox shards build | verify | export-lhotse`: thin click commands over the library."""
+"""`intervox shards build | verify | export-lhotse | qc`: thin click commands over the library."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import shlex
 import sys
 
 import click
+
+from intervox.judges.commands import qc_cmd
 
 
 @click.group("shards")
@@ -147,3 +149,7 @@ def export_lhotse_cmd(directory: str, out_path: str) -> None:
 
     n = export_lhotse(directory, out_path)
     click.echo(f"wrote {n} cuts to {out_path}")
+
+
+# `intervox shards qc DIR`: after-the-fact QC of a shard set (its command lives with the judges)
+shards.add_command(qc_cmd)

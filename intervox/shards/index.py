@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 INDEX_FILE = "index.json"
 CARD_FILE = "dataset_card.md"
+QC_SUMMARY_FILE = "qc_summary.json"  # written by `intervox shards qc DIR`
 FORMAT = "intervox-shards"
 FORMAT_VERSION = 1
 
@@ -146,7 +147,24 @@ def build_index(
             ),
         },
         "plan": plan.config,
+        **({"qc": build_qc_section(plan.config["qc"], stats)} if plan.config.get("qc") else {}),
         "versions": versions(),
+    }
+
+
+def build_qc_section(qc_config: dict, stats: list[dict]) -> dict:
+    """Return index.json's "qc" section: counts and the per-op validity table of the build's QC records."""
+    from intervox.judges.qc import QCConfig
+    from intervox.judges.validity import validity_table
+
+    records = [r for s in stats for r in s.get("qc", [])]  # a failed shard has no records
+    return {
+        "when": "build",
+        "n_scored": len(records),
+        "n_accepted": sum(bool(r["accepted"]) for r in records),
+        "n_rejected": sum(not r["accepted"] for r in records),
+        "n_unscorable": sum(r["scores"] is None for r in records),
+        "validity": validity_table(records, QCConfig(**qc_config)),
     }
 
 
@@ -183,8 +201,8 @@ def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h" if seconds >= 360 else f"{seconds / 60:.1f} min"
 
 
-def render_card(index: dict) -> str:
-    """Return the dataset card (Markdown) of an index."""
+def render_card(index: dict, qc_summary: dict | None = None) -> str:
+    """Return the dataset card (Markdown) of an index (+ an after-the-fact QC summary, if given)."""
     plan = index["plan"]
     src = plan["source"]
     counts = index["counts"]
@@ -253,6 +271,7 @@ def render_card(index: dict) -> str:
     for split, d in index["splits"].items():
         for op, o in d["by_op"].items():
             lines.append(f"| {split} | {op} | {o['clips']} | {_hours(o['seconds'])} |")
+    lines += _validity_lines(index, qc_summary)
     lines += ["", "## Licences", ""]
     for e in engines:
         name, licence = ENGINE_LICENCES.get(e, (e, "see the source corpus' licence"))
@@ -272,8 +291,47 @@ def render_card(index: dict) -> str:
     return "\n".join(lines)
 
 
+def _validity_lines(index: dict, qc_summary: dict | None) -> list[str]:
+    """Return the card's "Intervention validity" section: QC during the build and/or afterwards."""
+    from intervox.judges.validity import validity_markdown
+
+    runs = []
+    if index.get("qc"):
+        runs.append(("QC ran inside the shard tasks: clips it rejected are in `quarantine.jsonl` (stage "
+                     "`qc`), kept clips carry their scores in `KEY.json` (`\"qc\"`).", index["qc"]))
+    if qc_summary:
+        runs.append(("Scored after the build by `intervox shards qc` (`qc.jsonl`, `qc_summary.json`); "
+                     "nothing was removed.", qc_summary))
+    if not runs:
+        return []
+    lines = ["", "## Intervention validity", "",
+             "Offline judges score each intervened clip against its unedited anchor: Whisper CER "
+             "(content), Resemblyzer cosine (speaker), Praat F0 (pitch). A speaker op should push the "
+             "similarity to its source below same-speaker levels and keep the words; content and "
+             "channel ops should keep the voice."]
+    for text, qc in runs:
+        lines += ["", f"{text} Scored {qc['n_scored']} clips: {qc['n_accepted']} accepted, "
+                  f"{qc['n_rejected']} rejected ({qc['n_unscorable']} not scorable); sample fraction "
+                  f"{qc['validity']['thresholds']['fraction']}.", "",
+                  validity_markdown(qc["validity"]).rstrip()]
+    return lines
+
+
+def read_qc_summary(directory: str | Path, plan_hash: str | None) -> dict | None:
+    """Return DIR/qc_summary.json when it was scored on shards of `plan_hash`, else None."""
+    path = Path(directory) / QC_SUMMARY_FILE
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    # a summary of an earlier plan's shards would describe clips that are no longer there
+    return summary if plan_hash is not None and summary.get("plan_hash") == plan_hash else None
+
+
 def write_card(out_dir: str | Path) -> Path:
-    """Write DIR/dataset_card.md from DIR/index.json and return its path."""
+    """Write DIR/dataset_card.md from DIR/index.json (+ DIR/qc_summary.json of this plan); return its path."""
     path = Path(out_dir) / CARD_FILE
-    atomic_write_bytes(path, render_card(read_index(out_dir)).encode("utf-8"))
+    index = read_index(out_dir)
+    card = render_card(index, read_qc_summary(out_dir, index.get("plan_hash")))
+    atomic_write_bytes(path, card.encode("utf-8"))
     return path

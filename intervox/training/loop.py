@@ -116,6 +116,15 @@ def compute_losses(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, gener
     return total, {"loss": float(total.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
 
 
+def warmup_fraction(pct_start: float, steps: int) -> float:
+    """Return `pct_start`, raised so the warm-up spans at least 2 steps.
+
+    OneCycleLR divides by (pct_start * steps - 1): a warm-up of exactly one step (e.g. 10 steps
+    at 0.1) raises ZeroDivisionError. Runs of reference size (480 steps) are unaffected.
+    """
+    return min(max(pct_start, 2.0 / steps), 0.5) if steps >= 4 else pct_start
+
+
 def _step_generator(seed: int, rank: int, step: int) -> torch.Generator:
     """Return the torch generator of one step (SIGReg directions are resampled every step)."""
     state = np.random.SeedSequence([seed, rank, step, 2]).generate_state(2, dtype=np.uint32)
@@ -155,7 +164,7 @@ def train_seed(cfg: TrainConfig, seed_index: int, info: ddp.DistInfo) -> dict:
     model = SubspaceProjector(specs, cfg.model).to(info.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.max_lr, weight_decay=cfg.optim.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.optim.max_lr, total_steps=cfg.optim.steps,
-                                                pct_start=cfg.optim.pct_start,
+                                                pct_start=warmup_fraction(cfg.optim.pct_start, cfg.optim.steps),
                                                 anneal_strategy=cfg.optim.anneal_strategy)
     chash = config_hash(cfg)
     start, resumed_from = 0, None

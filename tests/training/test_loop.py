@@ -167,3 +167,17 @@ def test_training_separates_speaker_and_content(tmp_path: Path) -> None:
     assert acc["content_in_content"] > 0.85  # measured 0.94
     assert acc["speaker_in_content"] < 0.3  # chance is 1/8
     assert acc["content_in_speaker"] < 0.3
+
+
+@pytest.mark.parametrize("steps", [4, 10, 20])
+def test_short_runs_do_not_trip_one_cycle(tmp_path, steps):
+    """10 steps at pct_start 0.1 is a one-step warm-up, which OneCycleLR divides by zero on."""
+    from intervox.training.loop import warmup_fraction
+
+    pct = warmup_fraction(0.1, steps)
+    assert pct * steps >= 2 and warmup_fraction(0.1, 480) == 0.1
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-4, total_steps=steps, pct_start=pct)
+    for _ in range(steps):
+        opt.step()
+        sched.step()
