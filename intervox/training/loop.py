@@ -163,8 +163,9 @@ def train_seed(cfg: TrainConfig, seed_index: int, info: ddp.DistInfo) -> dict:
     source, specs, desc = build_source(cfg, seed, info)
     model = SubspaceProjector(specs, cfg.model).to(info.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.max_lr, weight_decay=cfg.optim.weight_decay)
+    pct_start = warmup_fraction(cfg.optim.pct_start, cfg.optim.steps)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.optim.max_lr, total_steps=cfg.optim.steps,
-                                                pct_start=warmup_fraction(cfg.optim.pct_start, cfg.optim.steps),
+                                                pct_start=pct_start,
                                                 anneal_strategy=cfg.optim.anneal_strategy)
     chash = config_hash(cfg)
     start, resumed_from = 0, None
