@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -158,6 +159,13 @@ def _safe_process(src: Path, out_dir: Path, spec: ExtractSpec, shard_plan_hash: 
         return {"shard": src.name, "bad": str(exc)}
 
 
+def _progress(items: Iterable, total: int) -> Iterable:
+    """Wrap `items` in a shard progress bar on stderr (silent when not a terminal or log file)."""
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, desc="features", unit="shard", mininterval=2.0)
+
+
 def _run_dask(todo: list[tuple[Path, str]], out_dir: Path, spec: ExtractSpec, workers: int,
               scheduler: str | None) -> list[dict]:
     from dask.distributed import Client, LocalCluster
@@ -169,7 +177,11 @@ def _run_dask(todo: list[tuple[Path, str]], out_dir: Path, spec: ExtractSpec, wo
                                dashboard_address=None)
         client = Client(cluster)
     try:
+        from dask.distributed import as_completed
+
         futures = [client.submit(_safe_process, src, out_dir, spec, ph, pure=False) for src, ph in todo]
+        for _ in _progress(as_completed(futures), len(futures)):
+            pass
         return client.gather(futures)
     finally:
         client.close()
@@ -221,7 +233,7 @@ def extract_features(
     if use_dask and todo:
         results = _run_dask(todo, out_dir, spec, workers, scheduler)
     else:
-        results = [_safe_process(src, out_dir, spec, ph) for src, ph in todo]
+        results = [_safe_process(src, out_dir, spec, ph) for src, ph in _progress(todo, len(todo))]
 
     bad = [r for r in results if "bad" in r]
     good = [r for r in results if "bad" not in r]

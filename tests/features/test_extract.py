@@ -114,7 +114,7 @@ def test_cli_features(audio_dir, tmp_path):
     result = CliRunner().invoke(features_cmd, [str(audio_dir), "--out", str(out), "--upstream", UP,
                                                "--frames-layers", "4", "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["clips"] == 4
+    assert json.loads(result.stdout)["clips"] == 4
     assert read_features(out)["train-000000-000000"]["frames.npy"].shape[0] == 1
     assert "Example" in CliRunner().invoke(features_cmd, ["--help"]).output
 
