@@ -11,7 +11,7 @@ from intervox.corpora.manifest import Utterance
 from intervox.dsp import change_gender, median_f0
 from intervox.errors import InterventionError
 from intervox.interventions.base import Factor, Intervention
-from intervox.interventions.ops._common import check_range, draw
+from intervox.interventions.ops._common import check_min_shift, check_range, draw, draw_ratio
 from intervox.interventions.registry import register
 
 
@@ -41,15 +41,19 @@ class PraatGender(Intervention):
     formant_ratio: tuple[float, float] = (0.85, 1.2)
     pitch_ratio: tuple[float, float] = (0.6, 1.7)  # new median / source median
     pitch_range: tuple[float, float] = (0.8, 1.25)
+    min_shift: float = 0.0  # keep formant and pitch ratios at least this far from 1 (0 = plain U)
 
     def __post_init__(self) -> None:
         check_range(self.name, "formant_ratio", self.formant_ratio, 0.5, 2.0)
         check_range(self.name, "pitch_ratio", self.pitch_ratio, 0.25, 4.0)
         check_range(self.name, "pitch_range", self.pitch_range, 0.0, 4.0)
+        check_min_shift(self.name, {"formant_ratio": self.formant_ratio, "pitch_ratio": self.pitch_ratio},
+                        self.min_shift)
 
     def sample_params(self, rng: np.random.Generator, utt: Utterance) -> dict:
         """Return {formant_ratio, pitch_ratio, pitch_range} drawn from the configured ranges."""
-        return {"formant_ratio": draw(rng, self.formant_ratio), "pitch_ratio": draw(rng, self.pitch_ratio),
+        return {"formant_ratio": draw_ratio(rng, self.formant_ratio, self.min_shift),
+                "pitch_ratio": draw_ratio(rng, self.pitch_ratio, self.min_shift),
                 "pitch_range": draw(rng, self.pitch_range)}
 
     def apply(self, audio: np.ndarray, sr: int, *, formant_ratio: float, pitch_ratio: float,

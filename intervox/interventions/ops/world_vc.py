@@ -14,7 +14,7 @@ with warnings.catch_warnings():  # pyworld imports the deprecated pkg_resources;
 
 from intervox.corpora.manifest import Utterance
 from intervox.interventions.base import Factor, Intervention
-from intervox.interventions.ops._common import check_range, draw
+from intervox.interventions.ops._common import check_min_shift, check_range, draw, draw_ratio
 from intervox.interventions.registry import register
 from intervox.interventions.signal import fit_length
 
@@ -51,17 +51,20 @@ class WorldVC(Intervention):
     alpha: tuple[float, float] = (0.88, 1.15)  # vocal tract length factor (envelope frequency warp)
     ap_scale: tuple[float, float] = (1.0, 1.0)  # aperiodicity multiplier; > 1 is breathier
     f0_method: str = "dio"  # "dio" (dio + stonemask, fast) or "harvest" (slower, more robust)
+    min_shift: float = 0.0  # keep f0_ratio and alpha at least this far from 1 (0 = plain U)
 
     def __post_init__(self) -> None:
         check_range(self.name, "f0_ratio", self.f0_ratio, 0.25, 4.0)
         check_range(self.name, "alpha", self.alpha, 0.5, 2.0)
         check_range(self.name, "ap_scale", self.ap_scale, 0.0, 10.0)
+        check_min_shift(self.name, {"f0_ratio": self.f0_ratio, "alpha": self.alpha}, self.min_shift)
         if self.f0_method not in ("dio", "harvest"):
             raise ValueError(f"world_vc.f0_method must be 'dio' or 'harvest', got {self.f0_method!r}")
 
     def sample_params(self, rng: np.random.Generator, utt: Utterance) -> dict:
         """Return {f0_ratio, alpha, ap_scale, f0_method} drawn from the configured ranges."""
-        return {"f0_ratio": draw(rng, self.f0_ratio), "alpha": draw(rng, self.alpha),
+        return {"f0_ratio": draw_ratio(rng, self.f0_ratio, self.min_shift),
+                "alpha": draw_ratio(rng, self.alpha, self.min_shift),
                 "ap_scale": draw(rng, self.ap_scale), "f0_method": self.f0_method}
 
     def apply(self, audio: np.ndarray, sr: int, *, f0_ratio: float, alpha: float, ap_scale: float = 1.0,
