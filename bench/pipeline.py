@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import shutil
 import tarfile
 import time
@@ -89,18 +88,10 @@ def _workers_cpu(client: object) -> float:
 
 def start_cluster(workers: int, wav: str) -> tuple[object, object, float, float]:
     """Return (cluster, client, start-up seconds, worker warm-up seconds) of a LocalCluster like the CLI's."""
-    from distributed import Client, LocalCluster
+    from intervox.pipeline.cluster import connect
 
     t = time.perf_counter()
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",
-        env={"OMP_NUM_THREADS": "1"},
-        silence_logs=logging.WARNING,
-    )
-    client = Client(cluster)
+    client, cluster = connect(workers)
     client.wait_for_workers(workers)
     startup = time.perf_counter() - t
     t = time.perf_counter()

@@ -33,6 +33,7 @@ from intervox.audio import resample
 from intervox.errors import ConfigError, ShardError
 from intervox.features.base import Upstream, resolve_device
 from intervox.features.registry import DEFAULT_UPSTREAM, get_upstream
+from intervox.pipeline.cluster import connect
 from intervox.shards.read import AUDIO_EXTS, decode_sample, iter_tar_samples, list_shards
 from intervox.shards.write import (
     atomic_write_bytes,
@@ -168,14 +169,7 @@ def _progress(items: Iterable, total: int) -> Iterable:
 
 def _run_dask(todo: list[tuple[Path, str]], out_dir: Path, spec: ExtractSpec, workers: int,
               scheduler: str | None) -> list[dict]:
-    from dask.distributed import Client, LocalCluster
-
-    if scheduler:
-        client, cluster = Client(scheduler), None
-    else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
+    client, cluster = connect(workers, scheduler)
     try:
         from dask.distributed import as_completed
 

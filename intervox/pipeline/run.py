@@ -21,6 +21,7 @@ from pathlib import Path
 from intervox.config import to_plain
 from intervox.corpora.manifest import read_manifest
 from intervox.errors import ConfigError
+from intervox.pipeline.cluster import connect
 from intervox.pipeline.config import ShardsConfig, validate_config
 from intervox.pipeline.plan import SPLIT_ORDER, Plan, build_plan
 from intervox.pipeline.quarantine import QuarantineEntry, reconcile, write_quarantine
@@ -126,24 +127,11 @@ def execute(
             except Exception as exc:  # noqa: BLE001 - same contract as a failed Dask task
                 on_result(failed_shard(task, exc))
         return
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import as_completed
 
     if not log.isEnabledFor(logging.DEBUG):  # scheduler chatter drowns the progress bar; -v shows it
         logging.getLogger("distributed").setLevel(logging.WARNING)
-    cluster = None
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        # one thread per worker process and one BLAS thread per worker: the shard is the unit of work
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            env={"OMP_NUM_THREADS": "1"},
-            silence_logs=logging.WARNING,
-        )
-        client = Client(cluster)
+    client, cluster = connect(workers, scheduler)
     try:
         futures = {
             client.submit(build_shard, t, retries=2, pure=False, key=f"shard-{t.name}-{t.plan_hash[:12]}"): t
