@@ -22,7 +22,7 @@ UTT = Utterance(id="u", audio="u.flac", speaker="s", text="t", language="en", co
 )
 def test_draws_stay_out_of_the_identity_band_and_in_range(spec, keys):
     op = from_dict({**spec, "min_shift": 0.1})
-    plain = from_dict(spec)
+    plain = from_dict({**spec, "min_shift": 0.0})
     draws = {k: [] for k in keys}
     near_one = 0
     for i in range(400):
@@ -43,3 +43,13 @@ def test_draws_stay_out_of_the_identity_band_and_in_range(spec, keys):
 def test_range_inside_the_band_is_a_config_error():
     with pytest.raises(ConfigError, match="min_shift"):
         from_dict({"name": "praat_gender", "formant_ratio": [0.95, 1.05], "min_shift": 0.1})
+
+
+@pytest.mark.parametrize("name, keys", [("praat_gender", ("formant_ratio", "pitch_ratio")),
+                                        ("world_vc", ("f0_ratio", "alpha"))])
+def test_default_ops_never_draw_a_near_identity_voice(name, keys):
+    # The calibrated defaults (bench/CALIBRATION.md): |ratio - 1| < 0.15 leaves the voice recognisable.
+    op = from_dict({"name": name})
+    for i in range(200):
+        p = op.sample_params(np.random.default_rng([3, i]), UTT)
+        assert all(not (1 / 1.15 < p[k] < 1.15) for k in keys), p

@@ -21,7 +21,7 @@ EXPECTED = {
 # Non-default settings per op, so the round trip carries real values (and passes XTTS's opt-in).
 SETTINGS = {
     "world_vc": {"f0_ratio": [0.8, 1.3], "f0_method": "harvest"},
-    "praat_gender": {"formant_ratio": [1.0, 1.1]},
+    "praat_gender": {"formant_ratio": [1.0, 1.1], "min_shift": 0.0},
     "nansy": {"pitch_ratio": [1.0, 1.5]},
     "voice_swap": {"voices": ["flite:slt", "espeak:en-us:m3"]},
     "coqui_vc": {"model": "knnvc", "model_dir": "/models/knnvc", "wavlm_path": "/models/WavLM-Large.pt"},

@@ -29,7 +29,7 @@ def test_identity_speaker_change_is_rejected_for_similarity(clips, texts):
     assert scores.cer_increase == 0.0 and scores.pitch_ratio == pytest.approx(1.0)
     accepted, reason = decide(scores, "speaker", CFG)
     assert not accepted
-    assert reason.startswith("speaker_similarity 1.00 >= max 0.80 for a speaker op")
+    assert reason.startswith("speaker_similarity 1.00 >= max 0.85 for a speaker op")
 
 
 def test_noise_that_destroys_the_words_is_rejected_for_cer(clips, texts):
@@ -96,7 +96,7 @@ def _scores(**kw) -> ClipScores:
 
 
 @pytest.mark.parametrize(("target", "kw", "reason"), [
-    ("speaker", {"speaker_similarity": 0.93}, "speaker_similarity 0.93 >= max 0.80 for a speaker op"),
+    ("speaker", {"speaker_similarity": 0.93}, "speaker_similarity 0.93 >= max 0.85 for a speaker op"),
     ("speaker", {"cer": 0.5, "cer_increase": 0.4},
      "cer_increase 0.40 >= max 0.15 for a speaker op (cer 0.50 vs source 0.10)"),
     ("content", {"speaker_similarity": 0.55}, "speaker_similarity 0.55 < min 0.70 for a content op"),

@@ -51,7 +51,7 @@ def test_score_shard_dir_writes_scores_summary_and_table(tmp_path, clips, texts)
     # Its speaker label has one other clip with other content: used as the own-speaker reference.
     assert swap["scores"]["n_refs"] == 1 and swap["scores"]["own_speaker_similarity"] > 0.7
     ident = rows["train-000000-000002"]
-    assert not ident["accepted"] and ident["reason"].startswith("speaker_similarity 1.00 >= max 0.80")
+    assert not ident["accepted"] and ident["reason"].startswith("speaker_similarity 1.00 >= max 0.85")
     lost = rows["train-000000-000003"]
     assert not lost["accepted"] and lost["scores"] is None and "train-000000-000099" in lost["reason"]
     assert (summary["n_accepted"], summary["n_rejected"], summary["n_unscorable"]) == (2, 2, 1)

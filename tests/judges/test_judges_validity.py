@@ -18,7 +18,7 @@ RECORDS = [
          requested_pitch_ratio=1.4),
     _rec("praat_gender", "speaker", True, speaker_similarity=0.7, cer=0.1, cer_increase=0.0, pitch_ratio=1.5,
          requested_pitch_ratio=1.5),
-    _rec("praat_gender", "speaker", False, "speaker_similarity 0.90 >= max 0.80 for a speaker op",
+    _rec("praat_gender", "speaker", False, "speaker_similarity 0.90 >= max 0.85 for a speaker op",
          speaker_similarity=0.9, cer=0.1, cer_increase=-0.1, pitch_ratio=1.1, requested_pitch_ratio=1.1),
     _rec("praat_gender", "speaker", False, "not scorable: source missing"),
     _rec("noise", "channel", False, "cer_increase 0.50 >= max 0.15 for a channel op", speaker_similarity=0.8,
@@ -39,7 +39,7 @@ def test_validity_table_numbers():
     assert pg["rejections"] == {"not_scorable": 1, "speaker_similarity": 1}
     assert t["ops"]["(anchor)"]["n_scored"] == 1 and t["ops"]["(anchor)"]["speaker_similarity_median"] is None
     assert t["ops"]["noise"]["rejections"] == {"cer_increase": 1}
-    assert t["thresholds"]["speaker_max_similarity"] == 0.8
+    assert t["thresholds"]["speaker_max_similarity"] == 0.85
 
 
 def test_validity_markdown_has_a_row_per_op_and_the_thresholds():
@@ -50,4 +50,4 @@ def test_validity_markdown_has_a_row_per_op_and_the_thresholds():
     assert len(rows) == 1 and "| 4 | 50% |" in rows[0]
     assert "0.70 [0.62, 0.86]" in rows[0] and "1.40 (1.40)" in rows[0]
     assert any(ln.startswith("| noise | channel | 1 | 0% |") for ln in lines)
-    assert "similarity to source < 0.8" in md
+    assert "similarity to source < 0.85" in md

@@ -33,7 +33,8 @@ def draw_ratio(rng: np.random.Generator, value: tuple[float, float], min_shift: 
     below = max(0.0, min(hi, cut_lo) - lo)
     above = max(0.0, hi - max(lo, cut_hi))
     if below + above <= 0:
-        raise ValueError(f"range {list(value)} lies entirely within min_shift {min_shift} of 1")
+        raise ValueError(f"range {list(value)} lies entirely within min_shift {min_shift} of 1 "
+                             "(set min_shift: 0 to allow near-identity changes)")
     u = float(rng.uniform(0.0, below + above))
     return lo + u if u < below else max(lo, cut_hi) + (u - below)
 
@@ -44,4 +45,5 @@ def check_min_shift(op: str, fields: dict[str, tuple[float, float]], min_shift: 
         raise ValueError(f"{op}.min_shift must be >= 0, got {min_shift}")
     for name, value in fields.items():
         if min_shift > 0 and value[0] > 1 / (1 + min_shift) and value[1] < 1 + min_shift:
-            raise ValueError(f"{op}.{name} = {list(value)} lies entirely within min_shift {min_shift} of 1")
+            raise ValueError(f"{op}.{name} = {list(value)} lies entirely within min_shift {min_shift} of 1 "
+                             "(set min_shift: 0 to allow near-identity changes)")
