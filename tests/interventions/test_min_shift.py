@@ -53,3 +53,9 @@ def test_default_ops_never_draw_a_near_identity_voice(name, keys):
     for i in range(200):
         p = op.sample_params(np.random.default_rng([3, i]), UTT)
         assert all(not (1 / 1.15 < p[k] < 1.15) for k in keys), p
+
+
+def test_a_fixed_ratio_outside_the_band_is_drawn_as_given():
+    op = from_dict({"name": "praat_gender", "formant_ratio": [1.2, 1.2], "pitch_ratio": [0.7, 0.7]})
+    p = op.sample_params(np.random.default_rng(0), UTT)
+    assert p["formant_ratio"] == 1.2 and p["pitch_ratio"] == 0.7

@@ -26,9 +26,9 @@ def draw_ratio(rng: np.random.Generator, value: tuple[float, float], min_shift: 
     from the source), so `min_shift` m > 0 keeps every draw at least that far from identity.
     m = 0 is the plain uniform draw.
     """
-    if min_shift <= 0:
-        return draw(rng, value)
     lo, hi = value
+    if min_shift <= 0 or (lo == hi and not 1.0 / (1.0 + min_shift) < lo < 1.0 + min_shift):
+        return draw(rng, value)  # also a fixed ratio outside the band: nothing to cut out
     cut_lo, cut_hi = 1.0 / (1.0 + min_shift), 1.0 + min_shift
     below = max(0.0, min(hi, cut_lo) - lo)
     above = max(0.0, hi - max(lo, cut_hi))
