@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,8 @@ def load_asr(name: str, cpu_threads: int = 1) -> Any:
         from faster_whisper import WhisperModel
     except ImportError as exc:
         raise UpstreamError("faster-whisper is not installed: pip install 'intervox[judges]'") from exc
+    # faster-whisper logs one INFO line per transcribed clip; QC transcribes thousands.
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     path = whisper_model_dir(name)
     try:
         return WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=cpu_threads,
