@@ -19,7 +19,7 @@ export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup shards features train eval report demo test bench lint clean
+.PHONY: setup shards features train eval report demo test test-coqui bench lint clean
 
 setup: $(STAMP)
 
@@ -46,8 +46,15 @@ report: eval
 demo: setup report
 	@echo "report: $(RUN_DIR)/report.html"
 
+# The coqui ops' model tests need coqui-tts, which imports only beside torch 2.9.1 + torchaudio:
+# they run in their own venv (.venv-coqui, several GB on first set-up), and skip in .venv.
 test: setup
 	$(BIN)/python -m pytest -q
+	$(MAKE) test-coqui
+
+test-coqui:
+	bash scripts/setup_coqui.sh
+	INTERVOX_REQUIRE_COQUI=1 .venv-coqui/bin/python -m pytest -q -m coqui tests/interventions
 
 bench: setup
 	$(BIN)/python -m bench.run
