@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,16 @@ from intervox.corpora.manifest import Utterance
 from intervox.errors import InterventionError
 
 SEED = [1, 2, 3]
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any socket the code under test opens fails the test loudly (ops must never download)."""
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an op tried to open a network socket")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 @pytest.fixture(scope="session")

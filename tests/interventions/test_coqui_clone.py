@@ -4,7 +4,6 @@ and, where coqui-tts imports (`make test-coqui`), YourTTS and XTTS data flow wit
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 
@@ -20,13 +19,7 @@ from intervox.interventions.registry import from_dict
 TEXTS = ("Seven green apples fell off the wooden table.",)
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("coqui_clone tried to open a network socket")
-
-    monkeypatch.setattr(socket, "socket", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+pytestmark = pytest.mark.usefixtures("no_network")  # tests/interventions/conftest.py
 
 
 @pytest.fixture()

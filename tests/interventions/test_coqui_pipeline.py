@@ -7,6 +7,7 @@ it like any other op (a researcher training a WavLM upstream must see the WavLM-
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,6 @@ import yaml
 from coqui_models import coqui_test, save_openvoice
 
 from intervox.config import load_config
-from intervox.corpora.manifest import Utterance, write_manifest
 from intervox.pipeline.config import ShardsConfig
 from intervox.pipeline.run import build_shards
 from intervox.shards.read import iter_shards, list_shards
@@ -24,24 +24,17 @@ SENTENCES = ("The cat sat on the mat.", "A bird flew over the house.")
 
 
 @pytest.fixture(scope="module")
-def plan(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def plan(tmp_path_factory: pytest.TempPathFactory, espeak_manifest: Callable[..., Path]) -> Path:
     """A 2 voices x 2 sentences espeak-ng manifest and a plan converting each clip with OpenVoice."""
     root = tmp_path_factory.mktemp("coqui_plan")
-    utts = []
-    for i, (voice, pitch) in enumerate(VOICES):
-        for j, text in enumerate(SENTENCES):
-            wav = root / f"v{i}s{j}.wav"
-            subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-w", str(wav), text], check=True)
-            utts.append(Utterance(id=f"v{i}s{j}", audio=wav.name, speaker=f"espeak:{voice}:p{pitch}",
-                                  text=text, language="en", corpus="test", content_id=f"s{j}", split="train"))
-    write_manifest(utts, root / "manifest.jsonl")
+    manifest = espeak_manifest(root, VOICES, SENTENCES)
     refs = root / "refs"
     refs.mkdir()
     subprocess.run(["espeak-ng", "-v", "en-us", "-p", "95", "-w", str(refs / "target.wav"),
                     "She sells sea shells by the sea shore."], check=True)
     op = {"name": "coqui_vc", "model": "openvoice_v2", "model_dir": str(save_openvoice(root / "openvoice")),
           "reference_dir": str(refs)}
-    cfg = {"source": {"kind": "manifest", "path": str(root / "manifest.jsonl")},
+    cfg = {"source": {"kind": "manifest", "path": str(manifest)},
            "interventions": [{"op": op, "splits": ["train"]}],
            "block": {"speakers": 2, "contents": 2}, "shard_size": 8}
     path = root / "plan.yaml"
@@ -50,6 +43,7 @@ def plan(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @coqui_test
+@pytest.mark.usefixtures("no_network")
 def test_shard_build_records_the_vc_backbone_and_is_reproducible(plan: Path, tmp_path: Path):
     cfg = load_config(plan, ShardsConfig)
     report = build_shards(cfg, tmp_path / "a", scheduler="sync", progress=False)

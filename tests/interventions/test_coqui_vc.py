@@ -4,7 +4,6 @@ and, where coqui-tts imports (`make test-coqui`), each model's data flow with ra
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 
@@ -16,15 +15,7 @@ from coqui_models import coqui_test, save_freevc, save_knnvc, save_openvoice, sa
 from intervox.errors import InterventionError
 from intervox.interventions.ops.coqui_vc import CoquiVC
 
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Any socket the op opens fails the test loudly."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("coqui_vc tried to open a network socket")
-
-    monkeypatch.setattr(socket, "socket", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+pytestmark = pytest.mark.usefixtures("no_network")  # tests/interventions/conftest.py
 
 
 @pytest.fixture()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from intervox.corpora.manifest import Utterance, write_manifest
+from intervox.corpora.manifest import Utterance
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -22,29 +21,9 @@ SENTENCES = ("The cat sat on the mat.", "A bird flew over the house.")
 
 
 @pytest.fixture(scope="session")
-def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def source(tmp_path_factory: pytest.TempPathFactory, espeak_manifest: Callable[..., Path]) -> Path:
     """Manifest of 3 voices x 2 sentences: 2x2 blocks give a dense block + a speaker-only one."""
-    root = tmp_path_factory.mktemp("src")
-    (root / "audio").mkdir()
-    utts = []
-    for i, (voice, pitch) in enumerate(VOICES):
-        for j, text in enumerate(SENTENCES):
-            wav = root / "audio" / f"v{i}s{j}.wav"
-            subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-w", str(wav), text], check=True)
-            utts.append(
-                Utterance(
-                    id=f"v{i}s{j}",
-                    audio=f"audio/{wav.name}",
-                    speaker=f"espeak:{voice}:p{pitch}",
-                    text=text,
-                    language="en",
-                    corpus="test",
-                    content_id=f"s{j}",
-                    split="train",
-                )
-            )
-    write_manifest(utts, root / "manifest.jsonl")
-    return root / "manifest.jsonl"
+    return espeak_manifest(tmp_path_factory.mktemp("src"), VOICES, SENTENCES, audio_dir="audio")
 
 
 @pytest.fixture

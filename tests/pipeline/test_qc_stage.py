@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -14,7 +13,6 @@ import pytest
 import yaml
 
 from intervox.config import load_config
-from intervox.corpora.manifest import Utterance, write_manifest
 from intervox.interventions.base import Factor, Intervention
 from intervox.interventions.registry import register
 from intervox.pipeline.config import ShardsConfig
@@ -59,19 +57,12 @@ def same_voice_op() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def qc_config(tmp_path_factory: pytest.TempPathFactory, same_voice_op: None) -> Path:
+def qc_config(tmp_path_factory: pytest.TempPathFactory, same_voice_op: None,
+              espeak_manifest: Callable[..., Path]) -> Path:
     """A ShardsConfig YAML with QC on: an identity speaker op, strong praat_gender, noise at -10 dB."""
     root = tmp_path_factory.mktemp("qc_src")
-    utts = []
-    for i, (voice, pitch) in enumerate(VOICES):
-        for j, text in enumerate(SENTENCES):
-            wav = root / f"v{i}s{j}.wav"
-            subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-w", str(wav), text], check=True)
-            utts.append(Utterance(id=f"v{i}s{j}", audio=wav.name, speaker=f"espeak:{voice}:p{pitch}",
-                                  text=text, language="en", corpus="test", content_id=f"s{j}", split="train"))
-    write_manifest(utts, root / "manifest.jsonl")
     cfg = {
-        "source": {"kind": "manifest", "path": str(root / "manifest.jsonl")},
+        "source": {"kind": "manifest", "path": str(espeak_manifest(root, VOICES, SENTENCES))},
         "interventions": [
             {"op": {"name": "test_same_voice"}, "splits": ["train"]},
             {"op": {"name": "praat_gender", "formant_ratio": [1.2, 1.2], "pitch_ratio": [1.4, 1.4],
