@@ -46,12 +46,12 @@ report: eval
 demo: setup report
 	@echo "report: $(RUN_DIR)/report.html"
 
-# The coqui ops' model tests need coqui-tts, which imports only beside torch 2.9.1 + torchaudio:
-# they run in their own venv (.venv-coqui, several GB on first set-up), and skip in .venv.
+# The main suite, in .venv (the coqui model tests skip there).
 test: setup
 	$(BIN)/python -m pytest -q
-	$(MAKE) test-coqui
 
+# The coqui ops' model tests need coqui-tts, which imports only beside torch 2.9.1 + torchaudio:
+# they run in their own venv, .venv-coqui (about 8 GB, 5 min on first set-up). .ci/run runs both.
 test-coqui:
 	bash scripts/setup_coqui.sh
 	INTERVOX_REQUIRE_COQUI=1 .venv-coqui/bin/python -m pytest -q -m coqui tests/interventions
