@@ -17,6 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 from intervox import __version__
 from intervox.config import dump_config, to_plain
 from intervox.errors import TrainingError
+from intervox.faults import fault_point
 from intervox.training import ddp
 from intervox.training.checkpoint import (
     checkpoint_path,
@@ -246,6 +247,7 @@ def train_seed(cfg: TrainConfig, seed_index: int, info: ddp.DistInfo) -> dict:
                         "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng_state(),
                         "data": source.state()})
                     prune_checkpoints(seed_dir, cfg.keep_checkpoints)
+                    fault_point("train.after_checkpoint", done)  # tests: INTERVOX_FAULT
     finally:
         if keys_file is not None:
             keys_file.close()
