@@ -31,6 +31,7 @@ import torch
 
 from intervox.audio import resample
 from intervox.errors import ConfigError, ShardError
+from intervox.faults import fault_point
 from intervox.features.base import Upstream, resolve_device
 from intervox.features.registry import DEFAULT_UPSTREAM, get_upstream
 from intervox.pipeline.cluster import connect
@@ -174,8 +175,8 @@ def _run_dask(todo: list[tuple[Path, str]], out_dir: Path, spec: ExtractSpec, wo
         from dask.distributed import as_completed
 
         futures = [client.submit(_safe_process, src, out_dir, spec, ph, pure=False) for src, ph in todo]
-        for _ in _progress(as_completed(futures), len(futures)):
-            pass
+        for n, _ in enumerate(_progress(as_completed(futures), len(futures))):
+            fault_point("features.after_shard", n)  # tests: INTERVOX_FAULT (intervox/faults.py)
         return client.gather(futures)
     finally:
         client.close()
@@ -227,7 +228,10 @@ def extract_features(
     if use_dask and todo:
         results = _run_dask(todo, out_dir, spec, workers, scheduler)
     else:
-        results = [_safe_process(src, out_dir, spec, ph) for src, ph in _progress(todo, len(todo))]
+        results = []
+        for src, ph in _progress(todo, len(todo)):
+            results.append(_safe_process(src, out_dir, spec, ph))
+            fault_point("features.after_shard", len(results) - 1)  # tests: INTERVOX_FAULT
 
     bad = [r for r in results if "bad" in r]
     good = [r for r in results if "bad" not in r]

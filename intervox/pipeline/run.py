@@ -21,6 +21,7 @@ from pathlib import Path
 from intervox.config import to_plain
 from intervox.corpora.manifest import read_manifest
 from intervox.errors import ConfigError
+from intervox.faults import fault_point
 from intervox.pipeline.cluster import connect
 from intervox.pipeline.config import ShardsConfig, validate_config
 from intervox.pipeline.plan import SPLIT_ORDER, Plan, build_plan
@@ -89,7 +90,7 @@ def make_tasks(plan: Plan, out_dir: Path, audio_root: Path, cfg: ShardsConfig) -
 
     modules = tuple(sorted({get_op_class(iv.op["name"]).__module__ for iv in cfg.interventions}))
     tasks = []
-    for shard in plan.shards:
+    for position, shard in enumerate(plan.shards):
         utts = {it.anchor: plan.utterances[it.anchor] for it in shard.items}
         tasks.append(
             ShardTask(
@@ -105,6 +106,7 @@ def make_tasks(plan: Plan, out_dir: Path, audio_root: Path, cfg: ShardsConfig) -
                 cfg.max_seconds,
                 modules,
                 qc=cfg.qc,
+                position=position,
             )
         )
     return tasks
@@ -198,6 +200,7 @@ def build_shards(
             results[task.name] = done
         else:
             todo.append(task)
+    n_skipped = len(results)
     bar = _progress_bar(len(todo), progress)
     clips = [0]
     t_exec = time.perf_counter()
@@ -209,6 +212,7 @@ def build_shards(
             rate = clips[0] / max(time.perf_counter() - t_exec, 1e-9)
             bar.set_postfix_str(f"{clips[0]} clips, {rate:.1f} clips/s")
             bar.update(1)
+        fault_point("shards.after_shard", len(results) - n_skipped - 1)  # tests: INTERVOX_FAULT
 
     try:
         execute(todo, workers=workers, scheduler=scheduler, on_result=on_result)

@@ -19,6 +19,7 @@ from intervox import __version__
 from intervox.audio import check_audio, encode_flac, load_audio
 from intervox.corpora.manifest import Utterance
 from intervox.errors import AudioError
+from intervox.faults import fault_point
 from intervox.judges.qc import QCConfig
 from intervox.pipeline.plan import PlanItem, canonical_json
 from intervox.pipeline.quarantine import QuarantineEntry
@@ -45,6 +46,7 @@ class ShardTask:
     max_seconds: float
     op_modules: tuple[str, ...] = ()  # modules that register the plan's ops (imported on the worker)
     qc: QCConfig | None = None  # judge rendered clips; rejected op copies go to quarantine
+    position: int = 0  # the shard's place in the plan (names the shards.in_task fault point)
 
 
 class _Quarantined(Exception):  # noqa: N818 - control flow inside a task, never raised out
@@ -171,6 +173,7 @@ def build_shard(task: ShardTask) -> dict:
     }
     if qc_records is not None:
         stats["qc"] = qc_records  # per scored clip, for the validity table of index.json and the card
+    fault_point("shards.in_task", task.position)  # tests kill the worker here (intervox/faults.py)
     # stats first, tar + sidecar last: a complete sidecar then always has its stats beside it
     parts = Path(task.tar_path).parent / PARTS_DIR
     parts.mkdir(exist_ok=True)

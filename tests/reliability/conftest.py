@@ -1,15 +1,15 @@
-"""Fixtures for the reliability tests: tiny real espeak-ng sources, configs, and a killable CLI runner."""
+"""Fixtures for the reliability tests: tiny espeak-ng sources, configs, a CLI runner with fault points."""
 
 from __future__ import annotations
 
+import itertools
 import os
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
-from relhelpers import kill_group, render, start
+from relhelpers import Exited, render, run_python
 
 from intervox.corpora.manifest import Utterance, write_manifest
 
@@ -50,16 +50,11 @@ def write_config() -> Callable[..., Path]:
 
 
 @pytest.fixture
-def runner() -> Iterator[Callable[..., subprocess.Popen]]:
-    """Return `start`; every process group it started is SIGKILLed at teardown if still alive."""
-    procs: list[subprocess.Popen] = []
+def run_cli(tmp_path: Path) -> Callable[..., Exited]:
+    """Return f(args, fault=None, **env) running `python ARGS` to its end (see relhelpers.run_python)."""
+    count = itertools.count()
 
-    def run(args: list[str], **kw: object) -> subprocess.Popen:
-        proc = start(args, **kw)
-        procs.append(proc)
-        return proc
+    def run(args: list[str], fault: str | None = None, **env: str) -> Exited:
+        return run_python(args, tmp_path / f"stderr-{next(count)}.log", fault=fault, **env)
 
-    yield run
-    for proc in procs:
-        if proc.poll() is None:
-            kill_group(proc)
+    return run

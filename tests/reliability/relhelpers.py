@@ -11,10 +11,11 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 from intervox.shards.write import ShardInfo, file_sha256, read_sidecar, sidecar_path
 
@@ -33,32 +34,62 @@ def shas(directory: Path) -> dict[str, str]:
     return {p.name: file_sha256(p) for p in sorted(Path(directory).glob("*.tar"))}
 
 
-def start(args: list[str], cwd: Path = ROOT, **env: str) -> subprocess.Popen:
-    """Start `python ARGS` in its own process group (so a SIGKILL takes its Dask workers too)."""
+@dataclass(frozen=True)
+class Exited:
+    """How a `python ARGS` run ended: its exit status (-9: SIGKILL) and its stderr."""
+
+    returncode: int
+    stderr: str
+
+    @property
+    def killed(self) -> bool:
+        return self.returncode == -signal.SIGKILL
+
+
+def run_python(args: list[str], log: Path, *, fault: str | None = None, timeout: float = 600.0,
+               **env: str) -> Exited:
+    """Run `python ARGS` to its end in its own process group, optionally with INTERVOX_FAULT=fault.
+
+    The run dies exactly at the named fault point (intervox/faults.py), never at a moment chosen
+    by a timer; whatever it leaves running (Dask workers of a killed build) is SIGKILLed after.
+    """
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{ROOT}{os.pathsep}{HERE}", **env}
-    return subprocess.Popen([sys.executable, *args], cwd=cwd, env=full_env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    full_env.pop("INTERVOX_FAULT", None)
+    if fault:
+        full_env["INTERVOX_FAULT"] = fault
+    with open(log, "wb") as err:  # a file, not a pipe: orphaned workers may hold it open
+        proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL,
+                                stderr=err, start_new_session=True)
+        try:
+            proc.wait(timeout=timeout)
+        finally:
+            end_group(proc.pid)
+            proc.wait()
+    return Exited(proc.returncode, Path(log).read_text(errors="replace"))
 
 
-def kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the process group of `proc` (the run and every worker it started) and reap it."""
+def end_group(pgid: int, timeout: float = 60.0) -> None:
+    """SIGKILL every process of group `pgid` and return once none of them runs any more."""
+    members = []
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == pgid:
+                members.append(p)
+        except (ProcessLookupError, psutil.Error):
+            continue
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
-        pass
-    proc.wait(timeout=60)
-
-
-def wait_until(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float = 180.0) -> bool:
-    """Poll until `ready()` (True), or the process exits or the time is up (False)."""
+        return
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ready():
-            return True
-        if proc.poll() is not None:
-            return ready()
-        time.sleep(0.02)
-    return False
+    for p in members:  # wait for the kill to land: a zombie (not yet reaped by init) runs no more
+        while time.monotonic() < deadline:
+            try:
+                if p.status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.01)
 
 
 # A pickle whose loading would call builtins.open(MARKER, "w"): any unpickling creates the file.

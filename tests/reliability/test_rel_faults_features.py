@@ -6,9 +6,8 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import pytest
-from relhelpers import UNSAFE_KINDS, kill_group, shas, tamper, truncate, wait_until
+from relhelpers import UNSAFE_KINDS, shas, tamper, truncate
 
 from intervox.audio import encode_flac, load_audio
 from intervox.corpora.manifest import read_manifest
@@ -45,23 +44,18 @@ def clean(source, tmp_path_factory) -> tuple[Path, dict[str, str]]:  # noqa: ANN
 
 
 @pytest.mark.slow
-def test_sigkill_mid_run_then_rerun_gives_identical_feature_shards(clean, tmp_path, runner) -> None:  # noqa: ANN001
+def test_sigkill_mid_run_then_rerun_gives_identical_feature_shards(clean, tmp_path, run_cli) -> None:  # noqa: ANN001
     audio, expected = clean
     out = tmp_path / "feats"
-    rng = np.random.default_rng([12, 0])
-    proc = runner(["-m", "intervox", "features", str(audio), "--out", str(out), "--upstream", UP,
-                   "--device", "cpu"])
-    first = int(rng.integers(1, 4))  # kill once 1-3 feature shards are finished, plus a seeded delay
-    wait_until(proc, lambda: len(list(out.glob("train-*.json"))) >= first)
-    wait_until(proc, lambda: False, timeout=float(rng.uniform(0.0, 0.1)))
-    assert proc.poll() is None, "the feature run ended before the kill point"
-    kill_group(proc)
+    killed = run_cli(["-m", "intervox", "features", str(audio), "--out", str(out), "--upstream", UP,
+                      "--device", "cpu"], fault="features.after_shard:2")
+    assert killed.killed, killed.stderr  # died right after its third feature shard
     done = sorted(p.name for p in out.glob("*.tar"))
-    assert 1 <= len(done) < 12
+    assert len(done) == 3
     assert {n: expected[n] for n in done} == shas(out)  # what a reader sees is whole and final
 
     report = extract_features(audio, out, UP, device="cpu")
-    assert report["skipped_complete"] >= 1 and report["skipped_complete"] + report["written"] == 12
+    assert (report["skipped_complete"], report["written"]) == (3, 9)
     assert shas(out) == expected
     assert not list(out.rglob("*.tmp"))
 

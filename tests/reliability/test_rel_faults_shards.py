@@ -1,20 +1,18 @@
-"""Faults during `intervox shards build`: SIGKILL of the whole run at seeded points, and of one Dask worker.
+"""Faults during `intervox shards build`: SIGKILL of the whole run and of one Dask worker, at fault points.
 
-After every kill a rerun resumes; the final shards are byte-identical to an uninterrupted
-run, readers never see a partial shard while the run is alive, and no `*.tmp` survives.
+Every kill lands at a named fault point (INTERVOX_FAULT, intervox/faults.py), never on a
+timer. After every kill a rerun resumes; the final shards are byte-identical to an
+uninterrupted run, readers never see a partial shard, and no `*.tmp` survives.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-from relhelpers import kill_group, shas, wait_until
+from relhelpers import shas
 
 from intervox.pipeline.run import build_shards, load_shards_config
 from intervox.shards.read import iter_tar_samples, list_shards
@@ -47,8 +45,8 @@ def check_visible(out: Path, expected: dict[str, str]) -> int:
 
 
 @pytest.mark.slow
-def test_sigkill_at_seeded_points_then_rerun_is_byte_identical(
-    source, write_config, tmp_path, runner  # noqa: ANN001
+def test_sigkill_at_fault_points_then_rerun_is_byte_identical(
+    source, write_config, tmp_path, run_cli  # noqa: ANN001
 ) -> None:
     manifest = twelve_anchors(source, tmp_path / "m12.jsonl")
     config = write_config(tmp_path / "c.yaml", manifest, **TINY)
@@ -57,65 +55,51 @@ def test_sigkill_at_seeded_points_then_rerun_is_byte_identical(
     expected = shas(tmp_path / "clean")
 
     out = tmp_path / "killed"
-    args = ["-m", "intervox", "shards", "build", "--config", str(config), "--out", str(out),
-            "--workers", "2", "--no-progress"]
-    rng = np.random.default_rng([11, 0])
-    # Seeded kill points, as counts of finished shards: at most 6 of 12, so a fast machine
-    # cannot finish the whole build between reaching a point and the kill.
-    targets = np.sort(rng.choice(np.arange(1, 7), size=3, replace=False))
-    kills = []
-    for target in targets:
-        delay = float(rng.uniform(0.0, 0.05))  # a seeded slice of time into the next shards
-        proc = runner(args)
-        wait_until(proc, lambda t=int(target): check_visible(out, expected) >= 0 and finished(out) >= t)
-        end = time.monotonic() + delay
-        while time.monotonic() < end and proc.poll() is None:
-            check_visible(out, expected)
-        if proc.poll() is None:
-            kill_group(proc)
-            kills.append(finished(out))
-        else:
-            assert proc.returncode == 0, proc.stderr.read().decode()
-        check_visible(out, expected)
-    assert len(kills) == 3 and kills[-1] < 12, kills  # every kill point fell inside a run
+    args = ["-m", "intervox", "shards", "build", "--config", str(config), "--out", str(out), "--no-progress"]
+    # 1. two Dask workers, the build dies once it has recorded its third shard; the workers'
+    # in-flight shards (at most two each) may still land, whole, before they are killed too
+    first = run_cli([*args, "--workers", "2"], fault="shards.after_shard:2")
+    assert first.killed, first.stderr
+    done = finished(out)
+    assert 3 <= done <= 7 and check_visible(out, expected) >= 3
+    # 2. in-process: the build dies right after its first shard, so exactly one more is finished
+    second = run_cli([*args, "--scheduler", "sync"], fault="shards.after_shard:0")
+    assert second.killed, second.stderr
+    assert finished(out) == done + 1
+    check_visible(out, expected)
+    # 3. workers again, killed after the first shard of this run
+    third = run_cli([*args, "--workers", "2"], fault="shards.after_shard:0")
+    assert third.killed, third.stderr
+    done = finished(out)
+    assert done < 12
+    check_visible(out, expected)
 
     rerun = build_shards(load_shards_config(config), out, scheduler="sync", progress=False)
     assert (rerun.planned, rerun.written, rerun.quarantined) == (24, 24, 0)
-    assert rerun.shards_skipped >= kills[-1] and rerun.shards_built + rerun.shards_skipped == 12
+    assert rerun.shards_skipped >= done and rerun.shards_built + rerun.shards_skipped == 12
     assert shas(out) == expected
     assert not list(out.rglob("*.tmp"))
     index = json.loads((out / "index.json").read_text())
     assert index["counts"]["input"] == index["counts"]["written"] == 24
 
 
-@pytest.fixture
-def kill_op() -> Iterator[None]:
-    """Register the worker-killing test op for one test, then remove it from the registry."""
-    import relops
-
-    from intervox.interventions import registry
-
-    registry._REGISTRY[relops.KillWorkerOnce.name] = relops.KillWorkerOnce
-    yield
-    registry._REGISTRY.pop(relops.KillWorkerOnce.name, None)
-
-
 @pytest.mark.slow
 def test_worker_killed_mid_task_is_retried_and_byte_identical(
-    source, write_config, tmp_path, kill_op  # noqa: ANN001
+    source, write_config, tmp_path, monkeypatch  # noqa: ANN001
 ) -> None:
-    marker = tmp_path / "worker-died"
-    ops = [{"op": {"name": "test_kill_worker_once", "marker": str(marker)}}]
-    cfg = load_shards_config(write_config(tmp_path / "c.yaml", source, interventions=ops,
-                                          block={"speakers": 1, "contents": 2}, shard_size=4))
-    marker.write_text("reference run: nobody dies")
+    cfg = load_shards_config(write_config(tmp_path / "c.yaml", source, block={"speakers": 1, "contents": 2},
+                                          shard_size=4))
     clean = build_shards(cfg, tmp_path / "clean", scheduler="sync", progress=False)
     assert (clean.written, clean.shards_total) == (12, 3)
     expected = shas(tmp_path / "clean")
 
-    marker.unlink()
+    # the worker that builds the plan's second shard SIGKILLs itself before writing the tar;
+    # the marker lets exactly one process die, so Dask's retry on a live worker runs through
+    marker = tmp_path / "worker-died"
+    monkeypatch.setenv("INTERVOX_FAULT", "shards.in_task:1")
+    monkeypatch.setenv("INTERVOX_FAULT_ONCE", str(marker))
     report = build_shards(cfg, tmp_path / "out", workers=2, progress=False)
-    died = int(marker.read_text())  # the first op call on a worker SIGKILLed that worker process
+    died = int(marker.read_text())
     assert died > 0 and died != os.getpid()
     assert (report.planned, report.written, report.quarantined) == (12, 12, 0)
     assert shas(tmp_path / "out") == expected
