@@ -1,11 +1,12 @@
 """Contrastive batches from feature shards: an in-memory grid sampler and a block stream.
 
 `grid` (default; pooled features are small: 8192 clips x 7 x 512 fp16 = 58 MB): load the
-split into a FeatureTable and draw S speakers x T contents per step, so every clip has a
-positive for both factors. The draw is a pure function of (seed, rank, step): resuming needs
-only the step. `blocks`: stream shards through webdataset-style stages (seeded shard
-shuffle, split_by_node, split_by_worker, a shuffle buffer that moves whole contrastive
-blocks, batches of whole blocks, `with_epoch` over resampled shards under DDP).
+split into a FeatureTable and draw S speakers x T contents per step (a full sub-grid when the
+data hold one, else the densest groups they allow), keeping only clips with a positive for
+both factors. The draw is a pure function of (seed, rank, step): resuming needs only the step.
+`blocks`: stream shards through webdataset-style stages (seeded shard shuffle, split_by_node,
+split_by_worker, a shuffle buffer that moves whole contrastive blocks, batches of whole
+blocks, `with_epoch` over resampled shards under DDP).
 """
 
 from __future__ import annotations
@@ -192,31 +193,127 @@ def sample_frame_pairs(frames: list[np.ndarray], copies: list[np.ndarray], n_fra
     return torch.from_numpy(np.stack(src)), torch.from_numpy(np.stack(cpy))
 
 
+def speaker_families(speakers: list[str]) -> np.ndarray:
+    """Return a family id per speaker label: its base voice, the label before '~'.
+
+    A derived voice (`base~op...`) says the sentences of its base, so the two must land on
+    one rank under DDP or the content positives between them are lost.
+    """
+    bases = sorted({s.split("~", 1)[0] for s in speakers})
+    index = {b: i for i, b in enumerate(bases)}
+    return np.array([index[s.split("~", 1)[0]] for s in speakers], dtype=np.int64)
+
+
+def rank_speakers(speakers: list[str], per_batch: int, rank: int, world: int) -> np.ndarray:
+    """Return the speaker ids of `rank`: whole families dealt round-robin, or all when too few."""
+    everyone = np.arange(len(speakers))
+    if world == 1:
+        return everyone
+    family = speaker_families(speakers)
+    mine = [everyone[family % world == r] for r in range(world)]
+    if min(len(m) for m in mine) >= per_batch:
+        return mine[rank]
+    log.warning("%d speakers in %d families cannot give %d ranks %d speakers each: ranks share speakers",
+                len(speakers), int(family.max()) + 1, world, per_batch)
+    return everyone
+
+
+def keep_with_positives(speaker: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """Return a mask of the rows that keep a positive for both factors once rows without are dropped."""
+    keep = np.ones(len(speaker), dtype=bool)
+    while True:
+        ok = keep.copy()
+        for labels in (speaker, content):
+            _, inverse, counts = np.unique(labels[keep], return_inverse=True, return_counts=True)
+            ok[np.flatnonzero(keep)[counts[inverse] < 2]] = False
+        if np.array_equal(ok, keep):
+            return keep
+        keep = ok
+
+
+def _by_coverage(order: np.ndarray, cover: np.ndarray, least: int) -> np.ndarray:
+    """Return the contents of `order` covered at least `least` times, most covered first (stable)."""
+    cand = order[cover[order] >= least]
+    return cand[np.argsort(-cover[cand], kind="stable")]
+
+
+def dense_subgrid(has: np.ndarray, order: np.ndarray, s: int, t: int,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return (rows, contents) of a full s x t sub-grid of `has` [speakers, contents], or None.
+
+    Greedy over contents in `order`: a content joins when at least s speakers still say every
+    content chosen so far; s of those speakers are then drawn at random.
+    """
+    alive = np.ones(has.shape[0], dtype=bool)
+    chosen = []
+    for c in order[has[:, order].sum(0) >= s]:
+        nxt = alive & has[:, c]
+        if nxt.sum() >= s:
+            alive, chosen = nxt, [*chosen, c]
+            if len(chosen) == t:
+                return np.sort(rng.choice(np.flatnonzero(alive), size=s, replace=False)), np.array(chosen)
+    return None
+
+
+def grouped_grid(has: np.ndarray, order: np.ndarray, s: int, t: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Return (rows, contents) for data without a full s x t sub-grid: groups of speakers.
+
+    Each group is the not-yet-chosen speakers of a seed content (a base voice and its
+    derived voices on a corpus whose speakers share no sentences), with a share of the t
+    contents proportional to its size, chosen among those most of the group said.
+    """
+    in_batch = np.zeros(has.shape[0], dtype=bool)
+    used = np.zeros(has.shape[1], dtype=bool)
+    chosen: list[int] = []
+    for seed in order:
+        room = s - int(in_batch.sum())
+        if room < 2 or len(chosen) >= t:
+            break
+        new = np.flatnonzero(has[:, seed] & ~in_batch)
+        if used[seed] or len(new) < 2:
+            continue
+        group = np.sort(rng.choice(new, size=room, replace=False)) if len(new) > room else new
+        cover = has[group].sum(0) * ~used
+        quota = min(max(2, round(t * len(group) / s)), t - len(chosen))
+        take = _by_coverage(order, cover, 2)[:quota]
+        if len(take) < 2:  # one content gives the group no speaker positives
+            continue
+        in_batch[group], used[take] = True, True
+        chosen += take.tolist()
+    if chosen and len(chosen) < t:  # spare content slots: more sentences the batch's speakers share
+        cover = has[in_batch].sum(0) * ~used
+        chosen += _by_coverage(order, cover, 2)[: t - len(chosen)].tolist()
+    return np.flatnonzero(in_batch), np.array(chosen, dtype=np.int64)
+
+
 class GridSampler:
     """Draw batches of S speakers x T contents from a FeatureTable; batch k depends on (seed, rank, k).
 
-    Under DDP each rank draws from its own disjoint speakers when there are at least
-    world x S of them (otherwise ranks share the table and only their draws differ).
+    Each step first looks for a full S x T sub-grid (contents said by many speakers first,
+    then S speakers who say all of them); data without one (speakers who share no
+    sentences) gets groups of speakers with their shared sentences instead. Clips left
+    without a speaker or a content positive are dropped, so every anchor has both.
+    Under DDP each rank draws from its own families of speakers (a base voice and its
+    derived voices) when each rank still gets S of them; otherwise ranks share the table.
     """
 
     def __init__(self, table: FeatureTable, cfg: DataConfig, seed: int, rank: int = 0, world: int = 1,
                  frame_pairs: int = 0, frames_per_pair: int = 0, frame_layer: int = 0) -> None:
         self.table, self.cfg, self.seed, self.rank = table, cfg, seed, rank
-        n_spk = len(table.speakers)
-        if world > 1 and n_spk >= world * cfg.speakers_per_batch:
-            self.my_speakers = np.arange(rank, n_spk, world)
-        else:
-            if world > 1:
-                log.warning("only %d speakers for %d ranks x %d: ranks share speakers", n_spk, world,
-                            cfg.speakers_per_batch)
-            self.my_speakers = np.arange(n_spk)
+        n_spk, n_con = len(table.speakers), len(table.contents)
+        self.my_speakers = rank_speakers(table.speakers, cfg.speakers_per_batch, rank, world)
         order = np.lexsort((table.content, table.speaker))
-        cells = table.speaker[order] * len(table.contents) + table.content[order]
+        cells = table.speaker[order] * n_con + table.content[order]
         bounds = np.flatnonzero(np.diff(cells)) + 1
         self.cells = {int(c[0]): idx
                       for c, idx in zip(np.split(cells, bounds), np.split(order, bounds), strict=True)}
-        self.has = np.zeros((n_spk, len(table.contents)), dtype=bool)
+        self.has = np.zeros((n_spk, n_con), dtype=bool)
         self.has[table.speaker, table.content] = True
+        self.mine = self.has[self.my_speakers]  # [my speakers, contents]
+        self.said_by = self.mine.sum(0)  # how many of my speakers say each content
+        self.shape = (min(cfg.speakers_per_batch, len(self.my_speakers)),
+                      min(cfg.contents_per_batch, int((self.said_by >= 2).sum())))
         self.frame_pairs, self.frames_per_pair, self.frame_layer = frame_pairs, frames_per_pair, frame_layer
         mine = set(self.my_speakers.tolist())
         self.pairs = np.array([p for p in table.pairs if table.speaker[p[1]] in mine], dtype=np.int64)
@@ -229,23 +326,43 @@ class GridSampler:
         if state.get("kind") != "grid":
             raise TrainingError(f"checkpoint data state {state} is not a grid sampler's")
 
-    def indices(self, step: int) -> np.ndarray:
-        """Return the clip indices of batch `step`."""
+    def draw(self, step: int) -> tuple[np.ndarray, bool]:
+        """Return (clip indices of batch `step`, whether they form a full S x T sub-grid)."""
         rng = np.random.default_rng([self.seed, self.rank, step])
-        s = min(self.cfg.speakers_per_batch, len(self.my_speakers))
-        spk = np.sort(rng.choice(self.my_speakers, size=s, replace=False))
-        cover = self.has[spk].sum(0)
-        order = rng.permutation(len(cover))
-        order = order[np.argsort(-cover[order], kind="stable")][: self.cfg.contents_per_batch]
-        order = np.sort(order[cover[order] > 0])
+        order = rng.permutation(len(self.said_by))  # random among equally covered contents
+        order = order[np.argsort(-self.said_by[order], kind="stable")]
+        order = order[self.said_by[order] >= 2]
+        s, t = self.shape
+        grid = dense_subgrid(self.mine, order, s, t, rng) if s >= 2 and t >= 2 else None
+        rows, contents = grid if grid is not None else grouped_grid(self.mine, order, s, t, rng)
         out = []
         n_c = len(self.table.contents)
-        for sp in spk:
-            for c in order:
+        for sp in self.my_speakers[rows]:
+            for c in np.sort(contents):
                 cell = self.cells.get(int(sp) * n_c + int(c))
                 if cell is not None:
                     out.append(cell[rng.integers(len(cell))] if len(cell) > 1 else cell[0])
-        return np.array(out, dtype=np.int64)
+        idx = np.array(out, dtype=np.int64)
+        idx = idx[keep_with_positives(self.table.speaker[idx], self.table.content[idx])]
+        if not len(idx):
+            raise TrainingError(f"no grid batch: among {len(self.my_speakers)} speakers and "
+                                f"{len(self.table.contents)} contents no two speakers share two contents "
+                                "(every clip would lack a speaker or a content positive)")
+        return idx, grid is not None
+
+    def indices(self, step: int) -> np.ndarray:
+        """Return the clip indices of batch `step`."""
+        return self.draw(step)[0]
+
+    def describe(self, steps: int = 16) -> dict:
+        """Return what the batches will be, from the first `steps` draws (logged at the start of a run)."""
+        sizes, dense = zip(*((len(idx), full) for idx, full in (self.draw(k) for k in range(steps))),
+                           strict=True)
+        s, t = self.cfg.speakers_per_batch, self.cfg.contents_per_batch
+        return {"speakers_per_batch": s, "contents_per_batch": t, "target": s * t,
+                "full_grid": all(dense) and self.shape == (s, t),
+                "probe_steps": steps, "probe_min": int(min(sizes)), "probe_mean": float(np.mean(sizes)),
+                "probe_max": int(max(sizes))}
 
     def batch(self, step: int) -> Batch:
         """Return batch `step` as tensors."""

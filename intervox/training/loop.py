@@ -65,7 +65,9 @@ def build_source(cfg: TrainConfig, seed: int, info: ddp.DistInfo) -> tuple[objec
                               cfg.loss.frame_layer)
         desc = {"clips": len(table.keys), "speakers": len(table.speakers), "contents": len(table.contents),
                 "shards": len(names), "frame_pairs": int(len(sampler.pairs)),
-                "rank_speakers": int(len(sampler.my_speakers)), "bad_shards": table.bad_shards}
+                "rank_speakers": int(len(sampler.my_speakers)), "bad_shards": table.bad_shards,
+                "grid": sampler.describe()}
+        _log_grid(desc["grid"], len(table.speakers), len(table.contents))
         return sampler, table.inputs, desc
     resampled = cfg.data.resampled if cfg.data.resampled is not None else info.distributed
     if info.distributed and not resampled:
@@ -78,6 +80,32 @@ def build_source(cfg: TrainConfig, seed: int, info: ddp.DistInfo) -> tuple[objec
         raise TrainingError(f"{dirs[0]}: no readable '{cfg.data.split}' feature shard")
     specs = input_specs(first)
     return source, specs, {"shards": len(names), "resampled": resampled}
+
+
+def _log_grid(grid: dict, speakers: int, contents: int) -> None:
+    """Log once what the grid batches will be; warn when the data cannot give S x T."""
+    s, t = grid["speakers_per_batch"], grid["contents_per_batch"]
+    if grid["full_grid"]:
+        log.info("grid batches: %d speakers x %d contents = %d clips every step, every anchor with a "
+                 "speaker and a content positive", s, t, grid["target"])
+    else:
+        log.warning("the data (%d speakers, %d contents) hold no full %d x %d sub-grid: the first %d steps "
+                    "draw %d-%d clips (mean %.1f) instead of %d, keeping only clips with a speaker and a "
+                    "content positive", speakers, contents, s, t, grid["probe_steps"], grid["probe_min"],
+                    grid["probe_max"], grid["probe_mean"], grid["target"])
+
+
+def batch_stats(log_path: Path) -> dict:
+    """Return {batch, speaker_positives, content_positives: {min, mean}} over every row of train_log.csv.
+
+    Read back from the log so a resumed run's summary covers the steps before the resume too.
+    """
+    with open(log_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {}
+    return {k: {"min": min(float(r[k]) for r in rows), "mean": sum(float(r[k]) for r in rows) / len(rows)}
+            for k in ("batch", "speaker_positives", "content_positives")}
 
 
 def compute_losses(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, generator: torch.Generator,
@@ -271,6 +299,7 @@ def train_seed(cfg: TrainConfig, seed_index: int, info: ddp.DistInfo) -> dict:
             export_projector(seed_dir / "projector.safetensors", model, {
                 "inputs": [s.to_dict() for s in specs], "subspaces": model.subspaces,
                 "model": to_plain(cfg.model), "seed": seed, "steps": stop, "intervox": __version__})
+        summary["batches"] = batch_stats(seed_dir / "train_log.csv")
         (seed_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     ddp.barrier(info)
     return summary

@@ -10,7 +10,14 @@ import pytest
 
 from intervox.errors import TrainingError
 from intervox.training.config import DataConfig
-from intervox.training.data import GridSampler, anchors_with_positives, common_shards, load_feature_table
+from intervox.training.data import (
+    FeatureTable,
+    GridSampler,
+    anchors_with_positives,
+    common_shards,
+    load_feature_table,
+)
+from intervox.training.model import InputSpec
 from intervox.training.stream import StreamSource, shuffle_blocks
 
 
@@ -42,6 +49,88 @@ def test_grid_ranks_get_disjoint_speakers(features: Path) -> None:
         for step in range(10):
             seen[rank] |= {table.speakers[s] for s in sampler.batch(step).speaker.numpy()}
     assert seen[0] and seen[1] and not seen[0] & seen[1]
+
+
+def label_table(rows: list[tuple[str, str]]) -> FeatureTable:
+    """Return a FeatureTable of (speaker, content) rows with 1-d dummy features."""
+    spk, con = sorted({r[0] for r in rows}), sorted({r[1] for r in rows})
+    n = len(rows)
+    return FeatureTable(keys=[f"k{i}" for i in range(n)], shards=["s"] * n,
+                        pooled=[np.zeros((n, 1, 1), np.float16)],
+                        speaker=np.array([spk.index(r[0]) for r in rows]),
+                        content=np.array([con.index(r[1]) for r in rows]), speakers=spk, contents=con,
+                        block=np.zeros(n, np.int64), inputs=[InputSpec("x", 1, 1)], frames={},
+                        pairs=np.zeros((0, 2), np.int64))
+
+
+def voices_and_copies(voices: int, texts_of, channels: int = 1) -> list[tuple[str, str]]:
+    """Rows of an interventional set: each anchor, its channel copies and two derived identities."""
+    rows = []
+    for v in range(voices):
+        for text in texts_of(v):
+            rows += [(f"v{v:02d}", text)] * (1 + channels)
+            rows += [(f"v{v:02d}~praat_gender1", text), (f"v{v:02d}~world_vc2", text)]
+    return rows
+
+
+PAPER_BATCH = DataConfig(features=("x",), speakers_per_batch=16, contents_per_batch=32)
+
+
+def test_dense_identity_grid_gives_full_batches_every_step() -> None:
+    # 16 voices x 3 identities x 32 sentences: the default set once derived voices are identities
+    table = label_table(voices_and_copies(16, lambda v: [f"s{j}" for j in range(32)]))
+    sampler = GridSampler(table, PAPER_BATCH, seed=0)
+    for step in range(20):
+        idx = sampler.indices(step)
+        assert len(idx) == 512
+        assert len(set(table.speaker[idx])) == 16 and len(set(table.content[idx])) == 32
+        assert anchors_with_positives(table.speaker[idx]) == anchors_with_positives(table.content[idx]) == 512
+    assert np.array_equal(sampler.indices(7), GridSampler(table, PAPER_BATCH, seed=0).indices(7))
+    assert sampler.describe()["full_grid"]
+
+
+def test_holes_still_give_full_batches_when_a_full_subgrid_exists() -> None:
+    rows = voices_and_copies(16, lambda v: [f"s{j}" for j in range(32)])
+    # 20 of the 48 identities lose one sentence each (quarantined clips): 28 complete ones remain
+    holes = {(f"v{v:02d}~praat_gender1", f"s{v}") for v in range(16)}
+    holes |= {(f"v{v:02d}", "s3") for v in range(4)}
+    table = label_table([r for r in rows if r not in holes])
+    sampler = GridSampler(table, PAPER_BATCH, seed=0)
+    assert {len(sampler.indices(step)) for step in range(20)} == {512}
+
+
+def test_sparse_corpus_gets_the_densest_batches_it_allows() -> None:
+    # LibriSpeech-like: 40 speakers with 50 texts of their own; only derived voices repeat a text
+    table = label_table(voices_and_copies(40, lambda v: [f"t{v}_{j}" for j in range(50)], channels=2))
+    sampler = GridSampler(table, PAPER_BATCH, seed=0)
+    for step in range(10):
+        idx = sampler.indices(step)
+        # each text has 3 speakers: 32 texts x 3 = 96 is the most a 16 x 32 batch can hold
+        assert len(idx) == 96
+        assert anchors_with_positives(table.speaker[idx]) == anchors_with_positives(table.content[idx]) == 96
+        assert len({table.speakers[s].split("~")[0] for s in table.speaker[idx]}) == 5  # 5 voices x 3
+    desc = sampler.describe()
+    assert not desc["full_grid"] and desc["probe_min"] == desc["probe_max"] == 96 and desc["target"] == 512
+
+
+def test_data_without_shared_contents_is_an_error() -> None:
+    table = label_table([(f"v{v}", f"t{v}_{j}") for v in range(8) for j in range(4)])
+    with pytest.raises(TrainingError, match="no two speakers share two contents"):
+        GridSampler(table, PAPER_BATCH, seed=0).indices(0)
+
+
+def test_ranks_keep_a_voice_and_its_derived_identities_together() -> None:
+    table = label_table(voices_and_copies(12, lambda v: [f"t{v}_{j}" for j in range(8)]))
+    cfg = DataConfig(features=("x",), speakers_per_batch=4, contents_per_batch=8)
+    bases = []
+    for rank in (0, 1):
+        sampler = GridSampler(table, cfg, seed=0, rank=rank, world=2)
+        mine = {table.speakers[s] for s in sampler.my_speakers}
+        assert len(mine) == 18
+        bases.append({s.split("~")[0] for s in mine})
+        assert all(f"{b}~praat_gender1" in mine and f"{b}~world_vc2" in mine for b in bases[-1])
+        assert len(sampler.indices(0)) == 8 * 3  # 8 contents, each with its 3 speakers
+    assert not bases[0] & bases[1]
 
 
 def _block_ids(batch, table_blocks: dict) -> Counter:

@@ -52,7 +52,12 @@ def test_paper_config_runs_and_exports(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "config.yaml").is_file()
     rows = read_log(seed_dir)
     assert [int(r["step"]) for r in rows] == [1, 2, 3]
-    assert all(int(r["batch"]) == 512 and float(r["speaker_positives"]) == 1.0 for r in rows)
+    assert all(int(r["batch"]) == 512 for r in rows)
+    assert all(float(r["speaker_positives"]) == float(r["content_positives"]) == 1.0 for r in rows)
+    assert summary["batches"] == {"batch": {"min": 512, "mean": 512},
+                                  "speaker_positives": {"min": 1, "mean": 1},
+                                  "content_positives": {"min": 1, "mean": 1}}
+    assert summary["data"]["grid"]["full_grid"] and summary["data"]["grid"]["target"] == 512
     lrs = [float(r["lr"]) for r in rows]
     assert max(lrs) <= 1e-4 and lrs[-1] < lrs[0]  # 3-step one-cycle: already annealing from max lr
     assert summary["completed"] and json.loads((seed_dir / "summary.json").read_text())["steps"] == 3
