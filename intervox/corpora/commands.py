@@ -123,6 +123,7 @@ def validate_cmd(manifest: Path, no_audio_check: bool) -> None:
 
 @corpus.command("prepare")
 @click.argument("kind")
+@click.argument("options", nargs=-1)
 @click.option(
     "--root",
     type=click.Path(exists=True, path_type=Path),
@@ -137,14 +138,6 @@ def validate_cmd(manifest: Path, no_audio_check: bool) -> None:
     help="Output folder: manifest.jsonl, quarantine.jsonl, prepare_summary.json.",
 )
 @click.option(
-    "-o",
-    "--option",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Adapter option (repeatable), value parsed as YAML, e.g. -o language=de -o mic=both.",
-)
-@click.option(
     "--lhotse",
     "lhotse_out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -157,28 +150,25 @@ def prepare_cmd(
     """Write the manifest of a real corpus; unusable items go to quarantine.jsonl with the reason.
 
     KIND is one of folder, librispeech, libritts, vctk, commonvoice, speechcommands,
-    voxceleb1, lhotse (options of each: see its module in intervox/corpora/adapters/).
+    voxceleb1, lhotse. OPTIONS are the adapter's key=value options, values parsed as YAML,
+    e.g. language=de mic=both (options of each: see its module in intervox/corpora/adapters/).
 
     \b
     Example:
       intervox corpus prepare librispeech --root /data/LibriSpeech --out data/librispeech
-      intervox corpus prepare commonvoice --root /data/cv-corpus-17.0/cy --out data/cv-cy -o tsvs=[train,dev]
+      intervox corpus prepare commonvoice --root /data/cv-corpus-17.0/cy --out data/cv-cy "tsvs=[train,dev]"
     """
     import json
 
-    import yaml
-
+    from intervox.config import parse_override
     from intervox.corpora.prepare import prepare_corpus
-    from intervox.errors import ConfigError
 
     parsed = {}
     for opt in options:
-        key, sep, value = opt.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"corpus prepare: option {opt!r} is not KEY=VALUE")
-        value_ = yaml.safe_load(value)
+        key, value = parse_override(opt)
+        raw = opt.partition("=")[2]
         # YAML 1.1 reads "no"/"on" as booleans; keep them as text (Norwegian is "no").
-        parsed[key] = value if isinstance(value_, bool) and value.lower() not in ("true", "false") else value_
+        parsed[key] = raw if isinstance(value, bool) and raw.lower() not in ("true", "false") else value
     manifest = prepare_corpus(kind, root, out_dir, **parsed)
     s = json.loads((out_dir / "prepare_summary.json").read_text(encoding="utf-8"))
     click.echo(

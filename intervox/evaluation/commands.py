@@ -13,17 +13,18 @@ import click
               help="Feature shard dir (default: data.features of the run's config.yaml).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Eval config YAML (default: built-in defaults, see configs/eval/default.yaml).")
-@click.option("-o", "--override", "overrides", multiple=True, help="Config override key=value (repeatable).")
+@click.argument("overrides", nargs=-1)
 def eval_cmd(run_dir: Path, features: Path | None, config_path: Path | None,
              overrides: tuple[str, ...]) -> None:
     """Evaluate a training run: SV EER, keyword spotting, disentanglement.
 
+    OVERRIDES are dotted key=value pairs of the eval config, e.g. sv_trials_per_class=1000.
     Writes RUN_DIR/results.json, RUN_DIR/trials_{split}.txt and RUN_DIR/plots/, and prints
     the summary table (every seed's projector beside the layer baselines).
 
     \b
     Example:
-      intervox eval runs/default --config configs/eval/default.yaml -o sv_trials_per_class=1000
+      intervox eval runs/default --config configs/eval/default.yaml sv_trials_per_class=1000
     """
     from intervox.config import load_config
     from intervox.evaluation.config import EvalConfig

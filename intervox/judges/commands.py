@@ -11,8 +11,7 @@ import click
 @click.argument("shard_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="YAML file of QCConfig fields (thresholds, fraction, seed, asr_model).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override one QCConfig field, e.g. --set speaker_max_similarity=0.75 (repeatable).")
+@click.argument("overrides", nargs=-1)
 @click.option("--fraction", type=float, default=None, help="Score this fraction of clips (seeded by key).")
 @click.option("--asr-model", type=click.Choice(["whisper-tiny.en", "whisper-base", "none"]), default=None,
               help="ASR for the content judge (tiny.en is faster, English only).")
@@ -22,12 +21,14 @@ def qc_cmd(shard_dir: Path, config_path: Path | None, overrides: tuple[str, ...]
            asr_model: str | None, out: Path | None) -> None:
     """Score an audio shard set with the offline judges (ASR, speaker, pitch) and write a validity table.
 
+    OVERRIDES are key=value pairs of QCConfig fields, e.g. speaker_max_similarity=0.75.
     Nothing is removed from the shards. When the results go to SHARD_DIR itself, the validity
     section of its dataset_card.md is re-rendered from qc_summary.json.
 
     \b
     Example:
       intervox shards qc shards/default --fraction 0.1 --asr-model whisper-tiny.en
+      intervox shards qc shards/default speaker_max_similarity=0.75 max_refs=5
     """
     from intervox.config import load_config
     from intervox.judges.qc import QCConfig

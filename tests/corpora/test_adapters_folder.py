@@ -95,7 +95,7 @@ def test_cli_prepare_writes_manifest_and_lhotse_export(tmp_path, capsys):
     (root / "t.tsv").write_text("path\tspeaker\ttext\naudio/anna/a1.wav\tanna\tGood morning everyone.\n"
                                 "audio/bob/broken.wav\tbob\tBroken.\n")
     main(["corpus", "prepare", "folder", "--root", str(root), "--out", str(tmp_path / "out"),
-          "-o", "language=no", "--lhotse", str(tmp_path / "cuts.jsonl.gz")])
+          "language=no", "--lhotse", str(tmp_path / "cuts.jsonl.gz")])
     printed = capsys.readouterr().out
     assert "2 input = 1 written + 1 quarantined, 1 speakers" in printed and "1 cuts" in printed
     (utt,) = read_manifest(tmp_path / "out" / "manifest.jsonl")
@@ -104,5 +104,5 @@ def test_cli_prepare_writes_manifest_and_lhotse_export(tmp_path, capsys):
     assert cut["supervisions"][0]["speaker"] == "anna"
     with pytest.raises(SystemExit) as exc:
         main(["corpus", "prepare", "folder", "--root", str(root), "--out", str(tmp_path / "o"),
-              "-o", "mic=1"])
+              "mic=1"])
     assert exc.value.code == 2 and "unknown option(s) mic" in capsys.readouterr().err

@@ -120,8 +120,8 @@ def test_summary_table_lists_systems_and_measures(results):
 def test_cli_eval_and_report(run_dir, tmp_path):
     run_dir = Path(shutil.copytree(run_dir, tmp_path / "copy"))
     runner = CliRunner()
-    res = runner.invoke(eval_cmd, [str(run_dir), "-o", "sv_trials_per_class=200", "-o", "probe_epochs=2",
-                                   "-o", "sv_splits=[validation]", "-o", "kws_split=null"])
+    res = runner.invoke(eval_cmd, [str(run_dir), "sv_trials_per_class=200", "probe_epochs=2",
+                                   "sv_splits=[validation]", "kws_split=null"])
     assert res.exit_code == 0, res.output
     assert "projector" in res.output and "EER validation" in res.output
     written = json.loads((run_dir / "results.json").read_text())

@@ -64,11 +64,12 @@ def test_score_shard_dir_writes_scores_summary_and_table(tmp_path, clips, texts)
 
 def test_qc_command_scores_a_sample(tmp_path, clips, texts):
     d = _shard_set(tmp_path, clips, texts)
-    res = CliRunner().invoke(qc_cmd, [str(d), "--asr-model", "none", "--set", "seed=1", "--fraction", "0.5"])
+    res = CliRunner().invoke(qc_cmd, [str(d), "--asr-model", "none", "seed=1", "--fraction", "0.5"])
     assert res.exit_code == 0, res.output
     assert "clips:" in res.output and (d / "qc.jsonl").is_file()
     summary = json.loads((d / "qc_summary.json").read_text())
     assert summary["config"]["fraction"] == 0.5 and summary["config"]["asr_model"] == "none"
+    assert summary["config"]["seed"] == 1  # the positional override
     assert summary["n_scored"] == len((d / "qc.jsonl").read_text().splitlines()) < 4
     assert np.all([r["scores"] is None or r["scores"]["cer"] is None
                    for r in map(json.loads, (d / "qc.jsonl").read_text().splitlines())])
