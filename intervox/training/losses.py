@@ -56,12 +56,18 @@ def supcon_loss(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1,
 
 
 def orthogonality_loss(a: torch.Tensor, b: torch.Tensor, variant: str = "cross_covariance") -> torch.Tensor:
-    """Return the mean squared entry of Za^T Zb ('cross_covariance') or Za Zb^T ('pairwise').
+    """Return the orthogonality penalty between two subspaces' embeddings a [B, Da], b [B, Db].
 
-    Rows of both are L2-normalised first. 'pairwise' needs equal batch sizes only.
+    Rows are L2-normalised first. 'cross_covariance': ||Za^T Zb / B||_F^2, the squared
+    Frobenius norm of the batch-averaged cross-correlation; it does not depend on the batch
+    size (a batch and the same batch repeated give equal values) and lies in [0, 1].
+    'cross_covariance_ref': the reference method's mean((Za^T Zb)^2), whose scale grows with
+    B^2 (B^2 / (Da Db) times the default). 'pairwise': mean((Za Zb^T)^2), equal dims only.
     """
     za, zb = F.normalize(a.float(), dim=1), F.normalize(b.float(), dim=1)
     if variant == "cross_covariance":
+        return (za.T @ zb / za.shape[0]).square().sum()
+    if variant == "cross_covariance_ref":
         return (za.T @ zb).square().mean()
     if variant == "pairwise":
         return (za @ zb.T).square().mean()

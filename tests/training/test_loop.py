@@ -58,6 +58,9 @@ def test_paper_config_runs_and_exports(tmp_path: Path) -> None:
                                   "speaker_positives": {"min": 1, "mean": 1},
                                   "content_positives": {"min": 1, "mean": 1}}
     assert summary["data"]["grid"]["full_grid"] and summary["data"]["grid"]["target"] == 512
+    # the paper's own orthogonality formula; every other config uses the batch-size-free default
+    assert load_config(seed_dir / "config.yaml", TrainConfig).loss.orthogonality == "cross_covariance_ref"
+    assert TrainConfig().loss.orthogonality == "cross_covariance"
     lrs = [float(r["lr"]) for r in rows]
     assert max(lrs) <= 1e-4 and lrs[-1] < lrs[0]  # 3-step one-cycle: already annealing from max lr
     assert summary["completed"] and json.loads((seed_dir / "summary.json").read_text())["steps"] == 3

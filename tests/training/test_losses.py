@@ -81,9 +81,11 @@ def test_orthogonality_variants_match_direct_formulas() -> None:
     a, b = rng.standard_normal((6, 4)), rng.standard_normal((6, 5))
     an = a / np.linalg.norm(a, axis=1, keepdims=True)
     bn = b / np.linalg.norm(b, axis=1, keepdims=True)
-    cross = np.mean([sum(an[n, p] * bn[n, q] for n in range(6)) ** 2 for p in range(4) for q in range(5)])
+    cross = [sum(an[n, p] * bn[n, q] for n in range(6)) for p in range(4) for q in range(5)]
+    got = float(orthogonality_loss(torch.tensor(a), torch.tensor(b), "cross_covariance_ref"))
+    assert got == pytest.approx(np.mean(np.square(cross)))
     got = float(orthogonality_loss(torch.tensor(a), torch.tensor(b), "cross_covariance"))
-    assert got == pytest.approx(cross)
+    assert got == pytest.approx(np.sum(np.square(np.array(cross) / 6)))
     b2 = rng.standard_normal((6, 4))  # pairwise (Zs Zc^T) needs equal subspace dims
     bn2 = b2 / np.linalg.norm(b2, axis=1, keepdims=True)
     pair = np.mean([sum(an[i, k] * bn2[j, k] for k in range(4)) ** 2 for i in range(6) for j in range(6)])
@@ -92,7 +94,28 @@ def test_orthogonality_variants_match_direct_formulas() -> None:
     zs = torch.tensor([[1.0, 0], [1.0, 0]])
     zc = torch.tensor([[0, 1.0], [0, -1.0]])
     assert float(orthogonality_loss(zs, zc, "cross_covariance")) == 0.0
+    assert float(orthogonality_loss(zs, zc, "cross_covariance_ref")) == 0.0
     assert float(orthogonality_loss(zs, zc, "pairwise")) == 0.0
+
+
+def test_orthogonality_does_not_depend_on_batch_size() -> None:
+    gen = torch.Generator().manual_seed(0)
+    shared = torch.randn(64, 8, generator=gen)  # correlated subspaces: a clear, non-zero penalty
+    a = torch.cat([shared, torch.randn(64, 24, generator=gen)], 1)
+    b = torch.cat([shared @ torch.randn(8, 8, generator=gen), torch.randn(64, 24, generator=gen)], 1)
+    twice = {v: float(orthogonality_loss(a.repeat(2, 1), b.repeat(2, 1), v)) for v in
+             ("cross_covariance", "cross_covariance_ref", "pairwise")}
+    once = {v: float(orthogonality_loss(a, b, v)) for v in twice}
+    assert once["cross_covariance"] > 0.01
+    assert twice["cross_covariance"] == pytest.approx(once["cross_covariance"], rel=1e-5)
+    assert twice["pairwise"] == pytest.approx(once["pairwise"], rel=1e-5)
+    assert twice["cross_covariance_ref"] == pytest.approx(4 * once["cross_covariance_ref"], rel=1e-5)
+    # the reference is B^2 / (Da Db) times the default
+    ratio = once["cross_covariance_ref"] / once["cross_covariance"]
+    assert ratio == pytest.approx(64**2 / (32 * 32), rel=1e-5)
+    # identical one-direction subspaces are the maximum, 1
+    same = torch.ones(10, 3)
+    assert float(orthogonality_loss(same, same)) == pytest.approx(1.0)
 
 
 def test_epps_pulley_equals_quadrature_by_hand() -> None:
