@@ -92,10 +92,12 @@ def test_base_is_deep_merged_relative_to_the_including_file(tmp_path):
 def test_base_errors_name_the_file_that_set_the_key(tmp_path):
     (tmp_path / "root.yaml").write_text("block:\n  speekers: 2\n")
     (tmp_path / "child.yaml").write_text("base: root.yaml\nname: c\n")
-    with pytest.raises(ConfigError, match=r"root\.yaml \(base of \S*child\.yaml\): block\.speekers: unknown key"):
+    with pytest.raises(ConfigError,
+                       match=r"root\.yaml \(base of \S*child\.yaml\): block\.speekers: unknown key"):
         load_config(tmp_path / "child.yaml", Example)
     (tmp_path / "orphan.yaml").write_text("base: missing.yaml\n")
-    with pytest.raises(ConfigError, match=r"missing\.yaml \(base of \S*orphan\.yaml\): config file does not exist"):
+    with pytest.raises(ConfigError,
+                       match=r"missing\.yaml \(base of \S*orphan\.yaml\): config file does not exist"):
         load_config(tmp_path / "orphan.yaml", Example)
     with pytest.raises(ConfigError, match="base=x.yaml.*base can only be set in a config file"):
         load_config(tmp_path / "child.yaml", Example, ["base=x.yaml"])
@@ -131,3 +133,18 @@ def test_shipped_shard_configs_hold_only_their_differences_from_default():
     with_qc = load_config(shards / "default_qc.yaml", ShardsConfig)
     assert with_qc.qc is not None and with_qc.qc.speaker_max_similarity == 0.85
     assert dataclasses.replace(with_qc, qc=None) == default
+
+
+def test_tiny_plan_is_default_with_every_op_on_a_small_grid():
+    from pathlib import Path
+
+    from intervox.pipeline.config import ShardsConfig
+
+    shards = Path(__file__).resolve().parents[2] / "configs" / "shards"
+    default = load_config(shards / "default.yaml", ShardsConfig)
+    tiny = load_config(shards / "tiny.yaml", ShardsConfig)
+    assert tiny.interventions == default.interventions and tiny.seed == default.seed
+    src = tiny.source
+    assert src.kind == "grid" and src.train_speakers * src.train_sentences <= 4
+    assert min(src.val_speakers, src.val_sentences, src.ood_voices, src.keyword_voices) >= 1
+    assert (tiny.block.speakers, tiny.block.contents) == (src.train_speakers, src.train_sentences)

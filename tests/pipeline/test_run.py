@@ -246,21 +246,11 @@ def test_copied_shard_dir_is_recognised_as_complete(source, write_config, tmp_pa
 @pytest.mark.slow
 def test_grid_source_renders_under_out_and_builds(tmp_path, cli) -> None:  # noqa: ANN001
     out = tmp_path / "grid"
-    small = [
-        "source.train_speakers=2",
-        "source.train_sentences=2",
-        "source.val_speakers=1",
-        "source.val_sentences=2",
-        "source.ood_voices=1",
-        "source.keyword_voices=1",
-        "interventions=[]",
-    ]
     res = cli(
         "shards",
         "build",
         "--config",
-        str(ROOT / "configs/shards/default.yaml"),
-        *small,
+        str(ROOT / "configs/shards/tiny.yaml"),  # the smallest plan with every default op
         "--out",
         str(out),
         "--scheduler",
@@ -271,7 +261,12 @@ def test_grid_source_renders_under_out_and_builds(tmp_path, cli) -> None:  # noq
     assert (out / "source" / "manifest.jsonl").is_file()
     index = json.loads((out / "index.json").read_text())
     assert set(index["splits"]) == {"train", "validation", "test_ood", "keywords"}
-    assert index["splits"]["train"]["dense_blocks"] == 1 and index["splits"]["train"]["clips"] == 4
+    default = load_shards_config(ROOT / "configs/shards/default.yaml")
+    train_ops = [iv for iv in default.interventions if "train" in iv.splits]
+    train = index["splits"]["train"]
+    assert train["dense_blocks"] == 1 and train["anchors"] == 4
+    assert set(train["by_op"]) == {"source"} | {iv.op["name"] for iv in train_ops}
+    assert train["clips"] == 4 * (1 + sum(iv.per_anchor for iv in train_ops))
     assert index["counts"]["input"] == index["counts"]["written"] + index["counts"]["quarantined"]
 
     from intervox.shards.verify import verify_dir
