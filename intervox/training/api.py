@@ -48,7 +48,9 @@ class TrainedModel:
     def input_description(self) -> str:
         """Return a one-line description of the expected input (upstreams, shapes, layer choice)."""
         m = self.config.model
-        how = f"layer {m.layer}" if m.input == "layer" else "learned weighted sum of layers"
+        per_subspace = m.subspace_layers is not None or m.subspace_layer_ranges is not None
+        how = (", ".join(f"{k}: {v}" for k, v in self.model.subspace_inputs().items()) if per_subspace
+               else f"layer {m.layer}" if m.input == "layer" else "learned weighted sum of layers")
         ups = " + ".join(f"{s.name} pooled [N, {s.layers}, {s.hidden}]" for s in self.inputs)
         fused = f", fused to {m.fusion_dim}" if len(self.inputs) > 1 else ""
         return f"{ups}; {how}{fused}; {m.projector} projector -> " + ", ".join(

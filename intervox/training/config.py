@@ -58,10 +58,41 @@ class ModelConfig:
     speaker_dim: int = 384
     content_dim: int = 384
     residual_dim: int = 0  # a third block, constrained only by orthogonality
+    # input: layer only. Each subspace its own layer, e.g. {speaker: 2, content: 6}: subspace k
+    # takes its block of the shared MLP's output on its own layer; subspaces not named use
+    # `layer`. None = `layer` for every subspace (the paper).
+    subspace_layers: dict[str, int] | None = None
+    # input: weighted_sum only. Restrict a subspace's learned layer weights to an inclusive
+    # range of pooled rows, e.g. {speaker: [1, 3], content: [4, 6]}; None = all layers.
+    subspace_layer_ranges: dict[str, tuple[int, int]] | None = None
 
     def __post_init__(self) -> None:
         if self.speaker_dim < 1 or self.content_dim < 1 or self.residual_dim < 0:
             raise ValueError("model: subspace dims must be >= 1 (residual_dim >= 0)")
+        self._check_per_subspace("subspace_layers", "layer")
+        self._check_per_subspace("subspace_layer_ranges", "weighted_sum")
+        for name, (lo, hi) in (self.subspace_layer_ranges or {}).items():
+            if not 0 <= lo <= hi:
+                raise ValueError(f"model.subspace_layer_ranges.{name}: [{lo}, {hi}] is not a range "
+                                 "0 <= lo <= hi")
+        for name, layer in (self.subspace_layers or {}).items():
+            if layer < 0:
+                raise ValueError(f"model.subspace_layers.{name} must be >= 0, got {layer}")
+
+    def _check_per_subspace(self, key: str, needs_input: str) -> None:
+        value = getattr(self, key)
+        if value is None:
+            return
+        if self.input != needs_input:
+            raise ValueError(f"model.{key} needs model.input: {needs_input} (got {self.input})")
+        known = ["speaker", "content"] + (["residual"] if self.residual_dim else [])
+        unknown = sorted(set(value) - set(known))
+        if unknown:
+            raise ValueError(f"model.{key}: unknown subspace '{unknown[0]}' (subspaces: {', '.join(known)})")
+
+    def subspace_layer(self, name: str) -> int:
+        """Return the pooled row that subspace `name` reads (input: layer)."""
+        return (self.subspace_layers or {}).get(name, self.layer)
 
 
 @dataclass(frozen=True)
@@ -87,7 +118,10 @@ class LossConfig:
     sigreg_t_max: float = 3.0
     sigreg_scale_by_n: bool = False  # LeJEPA's code multiplies the statistic by the batch size
     frame_content_weight: float = 0.0  # > 0 turns on the frame-level content loss
-    frame_layer: int = 0  # index into KEY.frames.npy's first axis (selected layers)
+    # Index into KEY.frames.npy's first axis (the layers of `intervox features --frames-layers`).
+    # None: the slot of the content subspace's layer, read from the feature dir's index.json
+    # (an error when its frames do not hold that layer); a number must point at that layer too.
+    frame_layer: int | None = None
     frame_pairs: int = 16  # source/intervened pairs per step
     frames_per_pair: int = 16
 

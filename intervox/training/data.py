@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from intervox.errors import ShardError, TrainingError
+from intervox.shards.index import read_index
 from intervox.shards.read import decode_sample, iter_tar_samples, list_shards
 from intervox.training.config import DataConfig
 from intervox.training.model import InputSpec
@@ -181,11 +182,44 @@ def load_feature_table(dirs: Iterable[str | Path], split: str = "train", frames:
         pairs=np.array(pairs, dtype=np.int64).reshape(-1, 2), bad_shards=bad_shards)
 
 
+def frame_slot(feature_dir: str | Path, content_layer: int, frame_layer: int | None) -> int:
+    """Return the index into KEY.frames.npy that holds the content subspace's layer.
+
+    The feature dir's index.json records the layers `intervox features --frames-layers`
+    stored; the frame loss must see the layer the content view reads. Without that record
+    (older or hand-made dirs) `frame_layer` (default 0) is trusted. Raises TrainingError when
+    the frames do not hold the content layer or `frame_layer` points at another one.
+    """
+    try:
+        stored = read_index(feature_dir).get("features", {}).get("frames_layers")
+    except ShardError:
+        stored = None
+    if not isinstance(stored, list):
+        log.warning("%s: index.json does not say which layers KEY.frames.npy holds: the frame loss uses "
+                    "slot %d and assumes it is layer %d", feature_dir, frame_layer or 0, content_layer)
+        return frame_layer or 0
+    if content_layer not in stored:
+        held = f"frames of layers {stored}" if stored else "no frames"
+        raise TrainingError(f"{feature_dir}: the frame-level content loss needs frames of layer "
+                            f"{content_layer} (the content subspace's layer) but the dir holds {held}; "
+                            f"re-run `intervox features ... --frames-layers {content_layer}`")
+    slot = stored.index(content_layer)
+    if frame_layer is not None and frame_layer != slot:
+        raise TrainingError(f"loss.frame_layer={frame_layer} selects frames of layer "
+                            f"{stored[frame_layer] if 0 <= frame_layer < len(stored) else '?'} "
+                            f"(stored: {stored}) but the content subspace reads layer {content_layer}: "
+                            f"set loss.frame_layer={slot} or leave it unset")
+    return slot
+
+
 def sample_frame_pairs(frames: list[np.ndarray], copies: list[np.ndarray], n_frames: int, layer: int,
                        rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Return [P, F, hidden] source and copy frames at the same random time positions."""
     src, cpy = [], []
     for a, b in zip(frames, copies, strict=False):
+        if layer >= a.shape[0]:
+            raise TrainingError(f"KEY.frames.npy holds {a.shape[0]} layer(s): frame slot {layer} "
+                                "(loss.frame_layer) does not exist")
         length = min(a.shape[1], b.shape[1])
         t = np.sort(rng.choice(length, size=min(n_frames, length), replace=length < n_frames))
         src.append(a[layer, t].astype(np.float32))

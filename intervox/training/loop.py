@@ -35,6 +35,7 @@ from intervox.training.data import (
     Batch,
     GridSampler,
     common_shards,
+    frame_slot,
     input_specs,
     iter_fused_samples,
     load_feature_table,
@@ -57,29 +58,37 @@ def build_source(cfg: TrainConfig, seed: int, info: ddp.DistInfo) -> tuple[objec
             raise TrainingError(f"feature directory {d} does not exist")
     names = common_shards(dirs, cfg.data.split)
     frame_loss = cfg.loss.frame_content_weight > 0
+    loss_cfg, frames_desc = cfg.loss, {}
+    if frame_loss:  # frames of the layer the content subspace reads, whatever the speaker one reads
+        if cfg.model.input != "layer":
+            raise TrainingError("the frame-level content loss (loss.frame_content_weight > 0) needs "
+                                "model.input: layer")
+        layer = cfg.model.subspace_layer("content")
+        loss_cfg = dataclasses.replace(cfg.loss, frame_layer=frame_slot(dirs[0], layer, cfg.loss.frame_layer))
+        frames_desc = {"frame_layer": {"layer": layer, "slot": loss_cfg.frame_layer}}
     if cfg.data.batching == "grid":
         table = load_feature_table(dirs, cfg.data.split, cfg.data.frames or frame_loss, names,
                                    cfg.data.max_bad_shard_fraction)
         sampler = GridSampler(table, cfg.data, seed, info.rank, info.world,
                               cfg.loss.frame_pairs if frame_loss else 0, cfg.loss.frames_per_pair,
-                              cfg.loss.frame_layer)
+                              loss_cfg.frame_layer or 0)
         desc = {"clips": len(table.keys), "speakers": len(table.speakers), "contents": len(table.contents),
                 "shards": len(names), "frame_pairs": int(len(sampler.pairs)),
                 "rank_speakers": int(len(sampler.my_speakers)), "bad_shards": table.bad_shards,
-                "grid": sampler.describe()}
+                "grid": sampler.describe(), **frames_desc}
         _log_grid(desc["grid"], len(table.speakers), len(table.contents))
         return sampler, table.inputs, desc
     resampled = cfg.data.resampled if cfg.data.resampled is not None else info.distributed
     if info.distributed and not resampled:
         log.warning("DDP without resampled shards: ranks with fewer batches may leave others waiting")
     data_cfg = dataclasses.replace(cfg.data, frames=cfg.data.frames or frame_loss)
-    source = StreamSource(dirs, names, data_cfg, seed, info.rank, info.world, resampled, cfg.loss)
+    source = StreamSource(dirs, names, data_cfg, seed, info.rank, info.world, resampled, loss_cfg)
     # the first readable shard describes the inputs (a bad first shard is skipped like any other)
     first = next(iter_fused_samples(dirs, names, False, cfg.data.max_bad_shard_fraction, len(names)), None)
     if first is None:
         raise TrainingError(f"{dirs[0]}: no readable '{cfg.data.split}' feature shard")
     specs = input_specs(first)
-    return source, specs, {"shards": len(names), "resampled": resampled}
+    return source, specs, {"shards": len(names), "resampled": resampled, **frames_desc}
 
 
 def _log_grid(grid: dict, speakers: int, contents: int) -> None:
@@ -293,6 +302,7 @@ def train_seed(cfg: TrainConfig, seed_index: int, info: ddp.DistInfo) -> dict:
         "final": {k: float(v) for k, v in row.items() if k not in ("step", "batch", "elapsed_s")},
         "mean_positives": {k: v / steps_run for k, v in pos_sums.items()} if steps_run else {},
         "layer_weights": model.layer_weights(),
+        "subspace_inputs": model.subspace_inputs(),
     }
     if info.is_main:
         if completed:

@@ -34,20 +34,43 @@ class InputSpec:
 
 
 class LayerView(nn.Module):
-    """Return [views, B, hidden] from pooled [B, layers, hidden]: one layer or weighted sums."""
+    """Return [views, B, hidden] from pooled [B, layers, hidden]: a layer or a weighted sum per view.
 
-    def __init__(self, spec: InputSpec, cfg: ModelConfig, n_views: int) -> None:
+    `names` are the subspaces the views feed (one name, "all", when every subspace shares one
+    view). In `layer` mode view k is the layer its subspace reads (model.subspace_layers, else
+    model.layer); in `weighted_sum` mode each view learns softmax layer weights, restricted to
+    model.subspace_layer_ranges when given.
+    """
+
+    def __init__(self, spec: InputSpec, cfg: ModelConfig, names: Sequence[str]) -> None:
         super().__init__()
         self.spec = spec
         self.mode = cfg.input
         self.normalize = cfg.normalize_layers
-        self.layer = cfg.layer
-        if self.mode == "layer" and not 0 <= cfg.layer < spec.layers:
-            raise TrainingError(f"model.layer={cfg.layer} but upstream {spec.name} has "
-                                f"layers 0..{spec.layers - 1}")
+        if self.mode == "layer":
+            self.layers = [cfg.subspace_layer(n) for n in names]
+            for name, layer in zip(names, self.layers, strict=True):
+                if not 0 <= layer < spec.layers:
+                    named = name in (cfg.subspace_layers or {})
+                    key = f"model.subspace_layers.{name}" if named else "model.layer"
+                    raise TrainingError(f"{key}={layer} but upstream {spec.name} has "
+                                        f"layers 0..{spec.layers - 1}")
+            self.layer = self.layers[0]
         if self.mode == "weighted_sum":
             # zeros = uniform softmax at the start, as s3prl's Featurizer
-            self.weights = nn.Parameter(torch.zeros(n_views, spec.layers))
+            self.weights = nn.Parameter(torch.zeros(len(names), spec.layers))
+            allowed = torch.ones(len(names), spec.layers, dtype=torch.bool)
+            for v, name in enumerate(names):
+                lo, hi = (cfg.subspace_layer_ranges or {}).get(name, (0, spec.layers - 1))
+                if hi >= spec.layers:
+                    raise TrainingError(f"model.subspace_layer_ranges.{name}=[{lo}, {hi}] but upstream "
+                                        f"{spec.name} has layers 0..{spec.layers - 1}")
+                allowed[v] = (torch.arange(spec.layers) >= lo) & (torch.arange(spec.layers) <= hi)
+            self.register_buffer("allowed", allowed, persistent=False)  # rebuilt from the config
+
+    def layer_softmax(self) -> torch.Tensor:
+        """Return the [views, layers] softmax weights (zero outside a view's allowed range)."""
+        return torch.softmax(self.weights.masked_fill(~self.allowed, float("-inf")), dim=-1)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         if pooled.ndim != 3 or pooled.shape[1:] != (self.spec.layers, self.spec.hidden):
@@ -57,8 +80,8 @@ class LayerView(nn.Module):
         if self.normalize:
             x = F.layer_norm(x, (x.shape[-1],))
         if self.mode == "layer":
-            return x[:, self.layer].unsqueeze(0)
-        w = torch.softmax(self.weights, dim=-1).to(x.dtype)  # [V, L]
+            return x[:, self.layers].transpose(0, 1)
+        w = self.layer_softmax().to(x.dtype)  # [V, L]
         return torch.einsum("vl,blh->vbh", w, x)
 
 
@@ -87,8 +110,10 @@ class SubspaceProjector(nn.Module):
         self.subspaces = {"speaker": cfg.speaker_dim, "content": cfg.content_dim}
         if cfg.residual_dim:
             self.subspaces["residual"] = cfg.residual_dim
-        self.n_views = len(self.subspaces) if cfg.input == "weighted_sum" else 1
-        self.views = nn.ModuleList(LayerView(spec, cfg, self.n_views) for spec in self.inputs)
+        per_subspace = cfg.input == "weighted_sum" or cfg.subspace_layers is not None
+        self.view_names = list(self.subspaces) if per_subspace else ["all"]
+        self.n_views = len(self.view_names)
+        self.views = nn.ModuleList(LayerView(spec, cfg, self.view_names) for spec in self.inputs)
         concat = sum(spec.hidden for spec in self.inputs)
         self.fusion = nn.Linear(concat, cfg.fusion_dim) if len(self.inputs) > 1 else None
         in_dim = cfg.fusion_dim if self.fusion is not None else concat
@@ -98,8 +123,9 @@ class SubspaceProjector(nn.Module):
                 frames: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Return {subspace: [B, dim]}; with `frames` [M, hidden] also "frame_content" [M, dc].
 
-        Frames go through the same layer norm and network as the chosen layer (one-layer,
-        one-upstream input only), so the frame loss shapes the clip-level content subspace.
+        Frames (of the content subspace's layer; the loop picks them) go through the same
+        layer norm and network as the content view (layer input, one upstream only), so the
+        frame loss shapes the clip-level content subspace.
         """
         if len(pooled) != len(self.views):
             raise TrainingError(f"expected pooled features of {len(self.views)} upstream(s), "
@@ -115,17 +141,31 @@ class SubspaceProjector(nn.Module):
             result[name] = out[k if self.n_views > 1 else 0, :, start:start + dim]
             start += dim
         if frames is not None:
-            if self.n_views > 1 or self.fusion is not None:
-                raise TrainingError("the frame-level content loss needs a one-layer, one-upstream input")
+            if self.cfg.input != "layer" or self.fusion is not None:
+                raise TrainingError("the frame-level content loss needs a layer input (one layer, or one "
+                                    "per subspace) from one upstream")
             x = F.layer_norm(frames, (frames.shape[-1],)) if self.views[0].normalize else frames
             start = self.subspaces["speaker"]
             result["frame_content"] = self.net(x)[:, start:start + self.subspaces["content"]]
         return result
 
     def layer_weights(self) -> dict[str, dict[str, list[float]]]:
-        """Return {upstream: {subspace: softmax layer weights}} (empty for one-layer input)."""
+        """Return {upstream: {subspace: softmax layer weights}} (empty for layer input)."""
         if self.cfg.input != "weighted_sum":
             return {}
-        names = list(self.subspaces)
-        return {view.spec.name: {names[v]: torch.softmax(view.weights[v].detach().float(), -1).tolist()
-                                 for v in range(self.n_views)} for view in self.views}
+        return {view.spec.name: {name: w.tolist() for name, w in zip(self.view_names,
+                                                                        view.layer_softmax().detach().float(),
+                                                                        strict=True)}
+                for view in self.views}
+
+    def subspace_inputs(self) -> dict[str, str]:
+        """Return {subspace: the input it reads}, e.g. "layer 6" or "weighted sum of layers 0-6"."""
+        out = {}
+        for name in self.subspaces:
+            if self.cfg.input == "layer":
+                out[name] = f"layer {self.cfg.subspace_layer(name)}"
+            else:
+                top = self.inputs[0].layers - 1
+                lo, hi = (self.cfg.subspace_layer_ranges or {}).get(name, (0, top))
+                out[name] = f"weighted sum of layers {lo}-{hi}"
+        return out

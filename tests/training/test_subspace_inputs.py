@@ -1,0 +1,160 @@
+"""Each subspace its own input: per-subspace layers, restricted layer sums, frames of the content layer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from intervox.config import load_config
+from intervox.errors import ConfigError, TrainingError
+from intervox.training.api import load_trained
+from intervox.training.checkpoint import load_checkpoint
+from intervox.training.config import ModelConfig, TrainConfig
+from intervox.training.data import frame_slot, load_feature_table
+from intervox.training.loop import train
+from intervox.training.model import InputSpec, SubspaceProjector
+from intervox.training.synthetic import write_synthetic_features
+
+SPEC = InputSpec("whisper-like", 7, 16)  # embedding output + 6 layers
+SMALL = ["model.hidden_dims=[64]", "model.speaker_dim=16", "model.content_dim=16",
+         "data.speakers_per_batch=4", "data.contents_per_batch=8"]
+
+
+def model_of(**kw) -> SubspaceProjector:
+    torch.manual_seed(0)
+    cfg = ModelConfig(hidden_dims=(32,), speaker_dim=8, content_dim=8, **kw)
+    return SubspaceProjector([SPEC], cfg).eval()
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_each_subspace_reads_only_its_layer(normalize: bool) -> None:
+    model = model_of(subspace_layers={"speaker": 2, "content": 6}, residual_dim=4, normalize_layers=normalize)
+    x = torch.randn(5, 7, 16, generator=torch.Generator().manual_seed(1))
+    base = model([x])
+    for layer, changed in ((6, {"content"}), (2, {"speaker", "residual"}), (4, set())):
+        y = x.clone()
+        y[:, layer] += torch.randn(5, 16, generator=torch.Generator().manual_seed(layer))
+        out = model([y])
+        moved = {k for k in out if not torch.equal(out[k], base[k])}
+        assert moved == changed, layer  # the residual subspace reads model.layer (2)
+    assert model.subspace_inputs() == {"speaker": "layer 2", "content": "layer 6", "residual": "layer 2"}
+
+
+def test_one_layer_for_all_is_the_paper_model() -> None:
+    shared, per = model_of(layer=3), model_of(subspace_layers={"speaker": 3, "content": 3})
+    per.load_state_dict(shared.state_dict())  # same parameters: one MLP, no per-view weights
+    x = torch.randn(4, 7, 16)
+    a, b = shared([x]), per([x])
+    assert all(torch.allclose(a[k], b[k]) for k in a)
+
+
+def test_frames_go_through_the_content_view() -> None:
+    model = model_of(subspace_layers={"speaker": 1, "content": 5}, normalize_layers=True)
+    x = torch.randn(6, 7, 16)
+    out = model([x], frames=x[:, 5])  # frames equal to each clip's content-layer vector
+    assert torch.allclose(out["frame_content"], out["content"], atol=1e-6)
+
+
+def test_layer_ranges_restrict_the_learned_sums() -> None:
+    model = model_of(input="weighted_sum", subspace_layer_ranges={"speaker": [1, 3], "content": [4, 6]})
+    with torch.no_grad():
+        model.views[0].weights.normal_()
+    weights = model.layer_weights()["whisper-like"]
+    assert np.count_nonzero(weights["speaker"]) == 3 and sum(weights["speaker"][1:4]) == pytest.approx(1.0)
+    assert np.count_nonzero(weights["content"][:4]) == 0
+    x = torch.randn(3, 7, 16)
+    y = x.clone()
+    y[:, 5] += 1.0
+    a, b = model([x]), model([y])
+    assert torch.equal(a["speaker"], b["speaker"]) and not torch.equal(a["content"], b["content"])
+    assert model.subspace_inputs() == {"speaker": "weighted sum of layers 1-3",
+                                       "content": "weighted sum of layers 4-6"}
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["model.input=weighted_sum", "model.subspace_layers={speaker: 1}"], "needs model.input: layer"),
+    (["model.subspace_layers={voice: 1}"], "unknown subspace 'voice'"),
+    (["model.subspace_layers={residual: 1}"], "unknown subspace 'residual'"),  # residual_dim is 0
+    (["model.subspace_layer_ranges={speaker: [1, 3]}"], "needs model.input: weighted_sum"),
+    (["model.input=weighted_sum", "model.subspace_layer_ranges={content: [5, 2]}"], "not a range"),
+])
+def test_bad_per_subspace_keys_are_config_errors(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, TrainConfig, overrides)
+
+
+def test_a_layer_the_upstream_lacks_is_named() -> None:
+    with pytest.raises(TrainingError, match=r"model.subspace_layers.content=9 but upstream whisper-like has "
+                                            r"layers 0..6"):
+        model_of(subspace_layers={"content": 9})
+
+
+@pytest.fixture(scope="module")
+def frame_features(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("frames") / "feats"
+    write_synthetic_features(d, speakers=8, contents=16, layers=6, hidden=16, blocks_per_shard=2, frames=4)
+    return d
+
+
+def _record_frames_layers(feature_dir: Path, layers: list[int]) -> None:
+    """Write the index.json record `intervox features --frames-layers` leaves in a feature dir."""
+    (feature_dir / "index.json").write_text(json.dumps({"features": {"frames_layers": layers}}))
+
+
+def _train(features: Path, run_dir: Path, *overrides: str) -> dict:
+    cfg = load_config(None, TrainConfig, [f"data.features=[{features}]", f"run_dir={run_dir}", *SMALL,
+                                          "model.subspace_layers={speaker: 2, content: 6}", *overrides])
+    return train(cfg)[0]
+
+
+def test_per_subspace_run_round_trips_and_reports_its_layers(frame_features: Path, tmp_path: Path) -> None:
+    _record_frames_layers(frame_features, [6])
+    summary = _train(frame_features, tmp_path / "run", "optim.steps=4", "loss.frame_content_weight=1.0",
+                     "loss.frame_pairs=4", "loss.frames_per_pair=3")
+    assert summary["subspace_inputs"] == {"speaker": "layer 2", "content": "layer 6"}
+    assert summary["data"]["frame_layer"] == {"layer": 6, "slot": 0}
+    assert summary["final"]["frame_content"] > 0
+    seed_dir = tmp_path / "run" / "seed-0"
+    saved = json.loads((seed_dir / "summary.json").read_text())
+    assert saved["subspace_inputs"] == summary["subspace_inputs"]
+    trained = load_trained(tmp_path / "run")
+    assert "speaker: layer 2, content: layer 6" in trained.input_description
+    # export and checkpoint hold the same model: a fresh projector from the checkpoint agrees
+    fresh = SubspaceProjector(trained.inputs, trained.config.model).eval()
+    fresh.load_state_dict(load_checkpoint(seed_dir / "checkpoints" / "step-000004.pt")["model"])
+    pooled = load_feature_table([frame_features]).pooled[0][:6].astype(np.float32)
+    got = trained.project(pooled, normalize=False)
+    with torch.no_grad():
+        want = fresh([torch.from_numpy(pooled)])
+    assert all(np.allclose(got[k], want[k].numpy(), atol=1e-6) for k in got)
+    changed = pooled.copy()
+    changed[:, 6] += 1.0  # only the content subspace's layer
+    moved = trained.project(changed, normalize=False)
+    assert np.array_equal(moved["speaker"], got["speaker"])
+    assert not np.allclose(moved["content"], got["content"])
+
+
+def test_frame_slot_is_the_content_layers_place_in_the_frames(tmp_path: Path,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    _record_frames_layers(tmp_path, [3, 6, 9])
+    assert frame_slot(tmp_path, 6, None) == 1 and frame_slot(tmp_path, 9, 2) == 2
+    bare = tmp_path / "no-index"  # a dir without the record: loss.frame_layer is trusted, with a warning
+    bare.mkdir()
+    assert frame_slot(bare, 6, 2) == 2 and frame_slot(bare, 6, None) == 0
+    assert "does not say which layers" in caplog.text
+
+
+def test_frames_without_the_content_layer_are_refused(frame_features: Path, tmp_path: Path) -> None:
+    _record_frames_layers(frame_features, [3])
+    with pytest.raises(TrainingError, match=r"needs frames of layer 6 .* holds frames of layers \[3\]; "
+                                            r"re-run `intervox features ... --frames-layers 6`"):
+        _train(frame_features, tmp_path / "a", "optim.steps=2", "loss.frame_content_weight=1.0")
+    _record_frames_layers(frame_features, [6, 3])
+    with pytest.raises(TrainingError, match=r"loss.frame_layer=1 selects frames of layer 3 .* reads layer 6: "
+                                            r"set loss.frame_layer=0"):
+        _train(frame_features, tmp_path / "b", "optim.steps=2", "loss.frame_content_weight=1.0",
+               "loss.frame_layer=1")
