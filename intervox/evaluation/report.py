@@ -66,6 +66,18 @@ def gender_tables(results: dict) -> list[Table]:
     return tables
 
 
+def real_tables(results: dict) -> list[Table]:
+    """Return one real-speech table per panel of results["real"] (systems with 95% CIs over speakers)."""
+    from intervox.evaluation.real import real_table
+
+    return [real_table(name, section) for name, section in (results.get("real") or {}).items()]
+
+
+def real_plots(results: dict) -> dict[str, str]:
+    """Return {plot name: run-dir path} of the real panels' CI bar charts."""
+    return {f"real_{name}": s["plot"] for name, s in (results.get("real") or {}).items() if s.get("plot")}
+
+
 def _num(v: object) -> str:
     return f"{v:.3f}" if isinstance(v, (int, float)) and v == v else "n/a"
 
@@ -171,7 +183,7 @@ def write_report(run_dir: str | Path, audio_shards: str | Path | None = None, n_
         raise IntervoxError(f"{audio_dir}: audio shard dir does not exist")
     if audio_dir is None and results.get("features"):
         audio_dir = audio_shard_dir(Path(results["features"]))
-    tables = summary_tables(results) + gender_tables(results)
+    tables = summary_tables(results) + gender_tables(results) + real_tables(results)
     seeds = ", ".join(results.get("layers", {}).get("seeds", [])) or "-"
     meta = (f"run {_e(run_dir)} &middot; features {_e(results.get('features', '?'))} "
             f"&middot; seeds {_e(seeds)}"
@@ -180,7 +192,7 @@ def write_report(run_dir: str | Path, audio_shards: str | Path | None = None, n_
     page = template.substitute(
         title=_e(f"intervox report: {run_dir.name}"), meta=meta,
         tables="\n".join(table_html(t) for t in tables),
-        plots=plots_html(run_dir, results.get("plots", {})),
+        plots=plots_html(run_dir, {**results.get("plots", {}), **real_plots(results)}),
         audio=audio_html(audio_dir, n_pairs))
     out = run_dir / "report.html"
     out.write_text(page)

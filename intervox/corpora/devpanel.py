@@ -1,0 +1,214 @@
+"""The real-speech dev panel: real human recordings from two Debian packages, as a `folder` corpus.
+
+Sources (both offline, installed by scripts/setup.sh):
+- `klettres-data`: /usr/share/klettres/<lang>/{alpha,syllab}/ letters and syllables, one real
+  speaker per language; the names come from <lang>/sounds.xml.
+- `pocketsphinx-testdata`: /usr/share/pocketsphinx/test/data/: a LibriVox reader (5 sentences,
+  transcripts in librivox/transcription) and David Huggins-Daines ("dhd": a TIDIGITS-style digit
+  string and "go forward ten meters", the decoder's example).
+
+Content labels (`content_id`) group only clips that say the same thing the same way:
+- letters are named per language (an English "A" is not a French "A"), except en and en_GB,
+  which say the same 26 English letter names: `letter:en:a`;
+- syllables of the Latin-script syllable drills (es, it, pt_BR, fr, cs, da, nl, tn, ...) are
+  read as written, CV by CV, so `syl:la` groups them across languages; English "syllables" are
+  words (CAR, DOG, ME = /mi:/), so en and en_GB use `word:en:car`; other scripts stay per language.
+
+Splits: `dev` (choose layers, thresholds, recipes on it) and `test` (report on it) hold disjoint
+speakers and languages, each with its own cross-speaker content groups: test has en + en_GB
+(26 shared letters, shared words) and the it / pt_BR / tn syllable drills; dev has the
+es / fr / cs / da / nl drills. Languages are `en` for en_GB and the pocketsphinx speakers, so
+same-language speaker trials exist (English: 3 test speakers).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from intervox.audio import check_audio, load_audio, resample
+from intervox.errors import AudioError, ManifestError
+
+log = logging.getLogger(__name__)
+
+KLETTRES_ROOT = Path("/usr/share/klettres")
+POCKETSPHINX_ROOT = Path("/usr/share/pocketsphinx/test/data")
+SAMPLE_RATE = 16000
+TABLE = "panel.tsv"
+COLUMNS = ("id", "path", "speaker", "text", "language", "split", "content_id", "source")
+
+# Disjoint speakers per split; each split has languages sharing syllables (cross-speaker content).
+TEST_LANGS = ("en", "en_GB", "it", "pt_BR", "tn", "he", "lt", "nb", "nds", "uk")
+DEV_LANGS = ("es", "fr", "cs", "da", "nl", "de", "hu", "ru", "ar", "ml")
+LANGUAGE = {"en_GB": "en", "pt_BR": "pt"}  # ISO 639-1 for same-language trials
+LATIN_SYLLABLES = {"cs", "da", "de", "es", "fr", "hu", "it", "lt", "nds", "nl", "pt_BR", "tn"}
+LETTER_NAMES = {"en_GB": "en"}  # languages that name their letters like another one
+
+# pocketsphinx-testdata: (file, speaker, split, text); raw files are 16 kHz 16-bit LE mono.
+# cards/*.wav is left out: its speaker is not documented and CAM++ cannot tell whether it is the
+# LibriVox reader (cosine 0.63-0.68, between that reader's same- and other-speaker values).
+POCKETSPHINX_DHD = (
+    ("tidigits/dhd.2934z.raw", "two nine three four zero"),  # TIDIGITS naming: z = zero
+    ("goforward.raw", "go forward ten meters"),
+)
+
+
+@dataclass(frozen=True)
+class PanelItem:
+    """One clip of the panel before its audio is written."""
+
+    id: str
+    source: Path
+    speaker: str
+    text: str
+    language: str
+    split: str
+    content_id: str
+
+
+def klettres_sounds(root: Path, lang: str) -> list[tuple[str, str, Path]]:
+    """Return (kind "alpha"|"syllab", name, audio path) of a language's sounds.xml, files that exist."""
+    xml = root / lang / "sounds.xml"
+    if not xml.is_file():
+        raise ManifestError(f"{xml}: no KLettres sounds.xml (is klettres-data installed?)")
+    text = xml.read_text(encoding="utf-8")
+    alpha, _, syllab = text.partition("<syllables>")
+    out = []
+    for kind, part in (("alpha", alpha), ("syllab", syllab)):
+        for name, rel in re.findall(r'<sound\s+name="([^"]+)"\s+file="([^"]+)"', part):
+            path = root / rel
+            if path.is_file():
+                out.append((kind, name.strip(), path))
+    return out
+
+
+def klettres_content(lang: str, kind: str, name: str) -> str:
+    """Return the content_id of a KLettres sound (see the module docstring for the grouping rule)."""
+    low = name.lower()
+    if kind == "alpha":
+        return f"letter:{LETTER_NAMES.get(lang, lang)}:{low}"
+    if lang in ("en", "en_GB"):
+        return f"word:en:{low}"
+    return f"syl:{low}" if lang in LATIN_SYLLABLES else f"syl:{lang}:{low}"
+
+
+def klettres_items(root: Path, langs: tuple[str, ...], split: str, max_per_speaker: int) -> list[PanelItem]:
+    """Return the panel items of `langs`: letters, then syllables shared within the split, then others."""
+    per_lang = {lang: klettres_sounds(root, lang) for lang in langs}
+    speakers_of: dict[str, set[str]] = defaultdict(set)
+    for lang, sounds in per_lang.items():
+        for kind, name, _ in sounds:
+            speakers_of[klettres_content(lang, kind, name)].add(lang)
+    items = []
+    for lang, sounds in per_lang.items():
+        # Shared content first: the clips that make cross-speaker content pairs are kept under the cap.
+        ranked = sorted(sounds, key=lambda s: (len(speakers_of[klettres_content(lang, s[0], s[1])]) < 2,
+                                               s[0] != "alpha"))
+        seen: set[str] = set()
+        for kind, name, path in ranked[:max_per_speaker]:
+            content = klettres_content(lang, kind, name)
+            if content in seen:  # a sound listed twice in sounds.xml
+                continue
+            seen.add(content)
+            items.append(PanelItem(id=f"klettres/{lang}/{kind}/{path.stem}", source=path,
+                                   speaker=f"klettres:{lang}", text=name, language=LANGUAGE.get(lang, lang),
+                                   split=split, content_id=content))
+    return items
+
+
+def pocketsphinx_items(root: Path) -> list[PanelItem]:
+    """Return the LibriVox reader (dev) and dhd (test) clips of pocketsphinx-testdata."""
+    items = []
+    trans = root / "librivox" / "transcription"
+    if not trans.is_file():
+        raise ManifestError(f"{trans}: missing (is pocketsphinx-testdata installed?)")
+    for line in trans.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"\s*<s>(.*)</s>\s*\((\S+)\)", line)
+        if m:
+            text, name = " ".join(m.group(1).split()), m.group(2)
+            items.append(PanelItem(id=f"pocketsphinx/librivox/{name}",
+                                   source=root / "librivox" / f"{name}.wav",
+                                   speaker="pocketsphinx:librivox-austen", text=text, language="en",
+                                   split="dev", content_id=f"sent:{text}"))
+    for rel, text in POCKETSPHINX_DHD:
+        items.append(PanelItem(id=f"pocketsphinx/{Path(rel).stem}", source=root / rel,
+                               speaker="pocketsphinx:dhd", text=text, language="en", split="test",
+                               content_id=f"sent:{text}"))
+    return items
+
+
+def read_source(path: Path) -> np.ndarray:
+    """Return a panel source clip as 16 kHz mono float32 (pocketsphinx .raw: 16 kHz 16-bit LE)."""
+    if path.suffix == ".raw":
+        if not path.is_file():
+            raise AudioError(f"{path}: file does not exist")
+        audio = np.fromfile(path, dtype="<i2").astype(np.float32) / 32768.0
+        return check_audio(audio, SAMPLE_RATE, str(path))
+    audio, sr = load_audio(path)
+    return resample(audio, sr, SAMPLE_RATE) if sr != SAMPLE_RATE else audio
+
+
+def write_clip(audio: np.ndarray, path: Path) -> None:
+    """Write 16-bit FLAC atomically (tmp + rename): a killed build never leaves a half clip."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    sf.write(str(tmp), np.clip(audio, -1.0, 1.0), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    os.replace(tmp, path)
+
+
+def build_devpanel(out: str | Path, *, klettres_root: Path = KLETTRES_ROOT,
+                   pocketsphinx_root: Path | None = POCKETSPHINX_ROOT,
+                   dev_langs: tuple[str, ...] = DEV_LANGS, test_langs: tuple[str, ...] = TEST_LANGS,
+                   max_per_speaker: int = 40) -> Path:
+    """Write the dev panel under `out` (audio/*.flac, panel.tsv, panel.json); return the table path.
+
+    Resumable: clips already written are kept. `panel.json` holds the counts per split.
+    """
+    out = Path(out)
+    overlap = set(dev_langs) & set(test_langs)
+    if overlap:
+        raise ManifestError(f"dev panel: languages {sorted(overlap)} are in both dev and test")
+    items = (klettres_items(Path(klettres_root), tuple(dev_langs), "dev", max_per_speaker)
+             + klettres_items(Path(klettres_root), tuple(test_langs), "test", max_per_speaker))
+    if pocketsphinx_root is not None:
+        items += pocketsphinx_items(Path(pocketsphinx_root))
+    rows = []
+    for item in items:
+        rel = Path("audio") / f"{item.id}.flac"
+        if not (out / rel).is_file():
+            write_clip(read_source(item.source), out / rel)
+        rows.append({"id": item.id, "path": str(rel), "speaker": item.speaker, "text": item.text,
+                     "language": item.language, "split": item.split, "content_id": item.content_id,
+                     "source": str(item.source)})
+    table = out / TABLE
+    with table.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, delimiter="\t", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "panel.json").write_text(json.dumps(panel_stats(rows), indent=1, ensure_ascii=False) + "\n")
+    return table
+
+
+def panel_stats(rows: list[dict]) -> dict:
+    """Return per split: clips, speakers, languages, seconds-free counts and cross-speaker content groups."""
+    stats = {}
+    for split in sorted({r["split"] for r in rows}):
+        sel = [r for r in rows if r["split"] == split]
+        speakers_of: dict[str, set[str]] = defaultdict(set)
+        for r in sel:
+            speakers_of[r["content_id"]].add(r["speaker"])
+        shared = {c for c, s in speakers_of.items() if len(s) >= 2}
+        stats[split] = {"clips": len(sel), "speakers": len({r["speaker"] for r in sel}),
+                        "languages": sorted({r["language"] for r in sel}),
+                        "cross_speaker_groups": len(shared),
+                        "clips_in_cross_speaker_groups": sum(r["content_id"] in shared for r in sel)}
+    return stats

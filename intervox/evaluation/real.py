@@ -1,0 +1,665 @@
+"""Real-speech evaluation: a run's subspaces beside every raw layer and two speaker encoders.
+
+`intervox eval RUN --real DIR` evaluates on real recordings: DIR is a `folder` corpus (audio +
+one TSV/CSV table with path, speaker, text[, language, split, content_id]; `intervox corpus
+devpanel` builds one) or the output of `intervox corpus prepare KIND` (a manifest.jsonl, plus
+trials.txt for VoxCeleb1, whose official trials then replace the all-pairs list).
+
+Per panel split (`dev`/`validation` to choose on, `test` to report on; a panel without splits is
+reported whole) and per embedding:
+- speaker verification over every clip pair (and over same-language pairs only): EER, minDCF;
+- cross-speaker content retrieval: each clip whose content (content_id, else the text) is said by
+  another speaker queries the clips of the other speakers only: 1-NN accuracy and mAP;
+- a keyword probe: a linear probe on content labels trained on the other speakers and tested on
+  each held-out speaker in turn (leave-one-speaker-out), on the content groups of 2+ speakers;
+- bootstrap 95% CIs over speakers (speakers resampled with replacement, every figure recomputed
+  with each trial / query weighted by its speakers' multiplicity).
+The best single layers (for speaker and for content) are chosen on the choosing split and
+reported on the report split, never chosen where they are reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from intervox.corpora.manifest import Utterance, read_manifest
+from intervox.errors import AudioError, IntervoxError
+from intervox.evaluation.probes import ProbeConfig, train_probe
+from intervox.evaluation.sv import compute_eer, l2_normalize, min_dcf
+from intervox.evaluation.trials import Trial, parse_trials
+
+log = logging.getLogger(__name__)
+
+CHOOSE_SPLITS = ("dev", "validation")
+REPORT_SPLIT = "test"
+UNKNOWN_TEXTS = {"", "<unk>"}
+P_TARGET = 0.01
+
+
+@dataclass(frozen=True)
+class RealConfig:
+    """Settings of the real-speech evaluation."""
+
+    bootstrap: int = 200  # speaker resamples per CI
+    seed: int = 0
+    max_clips_per_split: int = 3000  # whole speakers drawn above this (all pairs grow as N^2)
+    ceilings: tuple[str, ...] = ("resemblyzer", "campplus")
+    keyword_probe: bool = True
+    probe_epochs: int = 30
+    batch_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class Panel:
+    """The clips of one real test set, with per-clip labels as arrays."""
+
+    name: str
+    root: Path
+    utts: list[Utterance]
+    base: Path  # manifest folder: relative audio paths resolve against it
+    trials: list[Trial] | None  # an official trial list (VoxCeleb1), else all pairs
+
+    @property
+    def speakers(self) -> np.ndarray:
+        return np.array([u.speaker for u in self.utts])
+
+    @property
+    def languages(self) -> np.ndarray:
+        return np.array([u.language for u in self.utts])
+
+    @property
+    def contents(self) -> np.ndarray:
+        """Content label per clip: content_id, else the lower-cased text ("" when unknown)."""
+        out = []
+        for u in self.utts:
+            text = " ".join(u.text.lower().split())
+            out.append(u.content_id or ("" if text in UNKNOWN_TEXTS else text))
+        return np.array(out)
+
+    @property
+    def splits(self) -> np.ndarray:
+        return np.array([u.split or "all" for u in self.utts])
+
+
+def load_panel(path: str | Path, work_dir: Path) -> Panel:
+    """Return the panel at `path`: a prepared manifest dir or a folder corpus (prepared into work_dir)."""
+    from intervox.corpora.adapters import folder
+
+    root = Path(path)
+    if not root.is_dir():
+        raise IntervoxError(f"{root}: real test set is not a directory (a folder corpus or a "
+                            f"`corpus prepare` output)")
+    manifest = root / "manifest.jsonl"
+    if not manifest.is_file():
+        tables = [p for p in root.iterdir() if p.suffix.lower() in (".tsv", ".csv") and p.is_file()]
+        if not tables:
+            raise IntervoxError(f"{root}: neither manifest.jsonl nor a .tsv/.csv table of "
+                                "path, speaker, text (see `intervox corpus devpanel`)")
+        manifest = folder.prepare(root, work_dir / "prepared")
+    utts = read_manifest(manifest)
+    if len({u.speaker for u in utts}) < 2:
+        raise IntervoxError(f"{root}: real test set needs clips of 2+ speakers "
+                            f"(found {len(utts)} clip(s) of {len({u.speaker for u in utts})})")
+    trials = parse_trials(root / "trials.txt") if (root / "trials.txt").is_file() else None
+    return Panel(root.name, root, utts, manifest.parent, trials)
+
+
+def clip_hash(utt: Utterance, base: Path) -> str:
+    """Return a hash of the clip's audio file bytes and its offset/duration (the cache key)."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(utt.resolve_audio(base), "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    h.update(f"|{utt.offset}|{utt.duration}".encode())
+    return h.hexdigest()
+
+
+def load_clip(utt: Utterance, base: Path, sr: int) -> np.ndarray:
+    """Return the clip's audio as mono float32 at `sr`."""
+    from intervox.audio import load_audio
+
+    duration = utt.duration if utt.offset else None
+    return load_audio(utt.resolve_audio(base), sr, offset=utt.offset, duration=duration)[0]
+
+
+def cached(panel: Panel, rows: np.ndarray, hashes: Sequence[str], path: Path,
+           compute: Callable[[list[int]], np.ndarray]) -> np.ndarray:
+    """Return one array row per clip in `rows`, computing only clips whose hash is not in `path` (.npz)."""
+    store: dict[str, np.ndarray] = {}
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                store = dict(zip(z["hashes"].tolist(), z["values"], strict=True))
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("%s: unreadable cache (%s); recomputing", path, exc)
+    todo = [int(i) for i in rows if hashes[i] not in store]
+    if todo:
+        for i, v in zip(todo, compute(todo), strict=True):
+            store[hashes[i]] = v
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez(tmp, hashes=np.array(list(store)), values=np.stack(list(store.values())))
+        tmp.replace(path)
+    return np.stack([store[hashes[i]] for i in rows])
+
+
+def pooled_features(panel: Panel, rows: np.ndarray, hashes: Sequence[str], upstream_name: str,
+                    work_dir: Path, cfg: RealConfig) -> np.ndarray:
+    """Return pooled [N, layers + 1, hidden] float16 of `rows`, exactly as the feature stage pools."""
+    from intervox.features.extract import featurize, load_upstream
+
+    def compute(todo: list[int]) -> np.ndarray:
+        upstream = load_upstream(upstream_name, "cpu")
+        audios = [load_clip(panel.utts[i], panel.base, upstream.sample_rate) for i in todo]
+        return np.stack([p for p, _ in featurize(upstream, audios, (), cfg.batch_seconds)])
+
+    safe = upstream_name.replace("/", "_").replace(":", "_")
+    return cached(panel, rows, hashes, work_dir / f"pooled-{safe}.npz", compute)
+
+
+def ceiling_embeddings(panel: Panel, rows: np.ndarray, hashes: Sequence[str], judge: str,
+                       work_dir: Path) -> np.ndarray:
+    """Return the L2-normalised speaker-encoder embeddings (resemblyzer | campplus) of `rows`."""
+    if judge == "campplus":
+        from intervox.judges.campplus import embed as judge_embed
+    elif judge == "resemblyzer":
+        judge_embed = _resemblyzer_embed
+    else:
+        raise IntervoxError(f"unknown speaker encoder {judge!r}: use resemblyzer or campplus")
+
+    def compute(todo: list[int]) -> np.ndarray:
+        return np.stack([judge_embed(load_clip(panel.utts[i], panel.base, 16000), 16000) for i in todo])
+
+    return cached(panel, rows, hashes, work_dir / f"{judge}.npz", compute)
+
+
+def _resemblyzer_embed(audio: np.ndarray, sr: int) -> np.ndarray:
+    """Resemblyzer's embedding; a clip too short after its VAD trim is embedded untrimmed."""
+    from intervox.judges import speaker
+    from intervox.judges.models import load_voice_encoder, single_threaded
+
+    try:
+        return speaker.embed(audio, sr)
+    except AudioError:  # a single spoken letter can fall under Resemblyzer's 0.1 s of voiced audio
+        with single_threaded():
+            e = np.asarray(load_voice_encoder().embed_utterance(audio.astype(np.float32)), np.float32)
+        return e / max(float(np.linalg.norm(e)), 1e-12)
+
+
+# --- metrics -------------------------------------------------------------------------------------
+
+
+def weighted_eer_dcf(scores_sorted: np.ndarray, labels_sorted: np.ndarray, last: np.ndarray,
+                     weights: np.ndarray | None = None) -> tuple[float, float]:
+    """Return (EER, minDCF at P_TARGET) of trials sorted by decreasing score, each with a weight.
+
+    `last` indexes the last trial of each run of equal scores, so the ROC has exactly the
+    points of sv.roc_points; with unit weights the EER equals sv.compute_eer (same crossing).
+    """
+    w = np.ones(len(scores_sorted)) if weights is None else weights
+    tp = np.cumsum(w * labels_sorted)[last]
+    fp = np.cumsum(w * (1 - labels_sorted))[last]
+    if tp[-1] <= 0 or fp[-1] <= 0:
+        return float("nan"), float("nan")
+    fpr = np.r_[0.0, fp / fp[-1]]
+    fnr = 1.0 - np.r_[0.0, tp / tp[-1]]
+    diff = fnr - fpr
+    i = int(np.nonzero(diff <= 0)[0][0])
+    if diff[i] == 0 or i == 0:
+        eer = float(fpr[i])
+    else:
+        t = diff[i - 1] / (diff[i - 1] - diff[i])
+        eer = float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
+    dcf = (fnr * P_TARGET + fpr * (1 - P_TARGET)) / min(P_TARGET, 1 - P_TARGET)
+    return eer, float(dcf.min())
+
+
+def pair_trials(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (i, j) of every unordered pair i < j of n clips."""
+    i, j = np.triu_indices(n, k=1)
+    return i.astype(np.int64), j.astype(np.int64)
+
+
+def speaker_counts(spk_index: np.ndarray, n_speakers: int, rng: np.random.Generator | None) -> np.ndarray:
+    """Return each speaker's multiplicity in one bootstrap resample (all ones when rng is None)."""
+    if rng is None:
+        return np.ones(n_speakers)
+    return np.bincount(rng.integers(0, n_speakers, n_speakers), minlength=n_speakers).astype(np.float64)
+
+
+def ci(values: Sequence[float]) -> list[float | None]:
+    """Return the 2.5 / 97.5 percentiles of bootstrap values (NaNs dropped), [None, None] if none."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return [None, None]
+    return [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]
+
+
+def speaker_figures(emb: np.ndarray, spk: np.ndarray, lang: np.ndarray,
+                    trials: tuple[np.ndarray, np.ndarray] | None, boots: list[np.ndarray] | None) -> dict:
+    """Return EER / minDCF over all pairs and same-language pairs, with bootstrap CIs when `boots`.
+
+    `spk` holds speaker indices 0..S-1. In a resample where speaker a is drawn c_a times, a
+    trial of speakers a != b counts c_a * c_b times and a same-speaker trial c_a times.
+    """
+    i, j = trials if trials is not None else pair_trials(len(emb))
+    e = l2_normalize(emb)
+    scores = (e @ e.T)[i, j] if len(e) <= 5000 else np.einsum("ij,ij->i", e[i], e[j])
+    labels = (spk[i] == spk[j]).astype(np.int64)
+    n_spk = int(spk.max()) + 1
+    out = {}
+    for name, mask in (("all", np.ones(len(i), bool)), ("same_language", lang[i] == lang[j])):
+        s, lab = scores[mask], labels[mask]
+        eer, _ = compute_eer(s, lab) if len(s) else (float("nan"), 0.0)
+        dcf = min_dcf(s, lab, P_TARGET)[0] if len(s) else float("nan")
+        fig = {"eer": eer, "min_dcf_0.01": dcf, "n_trials": int(len(s)), "n_target": int(lab.sum())}
+        if boots is not None and len(s):
+            order = np.argsort(-s, kind="stable")
+            ss, ls = s[order], lab[order]
+            last = np.r_[np.nonzero(np.diff(ss))[0], len(ss) - 1]
+            pair = (spk[i][mask] * n_spk + spk[j][mask])[order]  # one gather per resample
+            draws = []
+            for c in boots:
+                w = np.outer(c, c)
+                np.fill_diagonal(w, c)
+                draws.append(weighted_eer_dcf(ss, ls, last, w.ravel()[pair]))
+            fig["eer_ci"] = ci([d[0] for d in draws])
+            fig["min_dcf_0.01_ci"] = ci([d[1] for d in draws])
+        out[name] = fig
+    return out
+
+
+def retrieval_per_query(emb: np.ndarray, spk: np.ndarray, content: np.ndarray) -> dict[str, np.ndarray]:
+    """Return per valid query (content said by another speaker): row, 1-NN hit, AP, chance.
+
+    Candidates are the clips of other speakers only, so the same voice never helps.
+    """
+    e = l2_normalize(emb)
+    sim = e @ e.T
+    other = spk[:, None] != spk[None, :]
+    same = (content[:, None] == content[None, :]) & other & (content[:, None] != "")
+    valid = np.nonzero(same.any(axis=1))[0]
+    hits, aps, chance = [], [], []
+    for q in valid:
+        cand = np.nonzero(other[q])[0]
+        order = cand[np.argsort(-sim[q, cand], kind="stable")]
+        rel = same[q, order]
+        hits.append(float(rel[0]))
+        ranks = np.nonzero(rel)[0] + 1
+        aps.append(float(np.mean(np.arange(1, len(ranks) + 1) / ranks)))
+        chance.append(float(rel.mean()))
+    return {"rows": valid, "hit": np.array(hits), "ap": np.array(aps), "chance": np.array(chance)}
+
+
+def weighted_mean(values: np.ndarray, spk_rows: np.ndarray, counts: np.ndarray) -> float:
+    """Return the mean of per-clip values weighted by their speakers' bootstrap multiplicity."""
+    w = counts[spk_rows]
+    return float(np.sum(values * w) / np.sum(w)) if np.sum(w) > 0 else float("nan")
+
+
+def content_figures(emb: np.ndarray, spk: np.ndarray, spk_index: np.ndarray, content: np.ndarray,
+                    boots: list[np.ndarray] | None) -> dict:
+    """Return cross-speaker content retrieval (1-NN accuracy, mAP, chance, query count) with CIs."""
+    r = retrieval_per_query(emb, spk, content)
+    if not len(r["rows"]):
+        return {"n_queries": 0, "top1": None, "map": None, "chance": None}
+    ones = np.ones(spk_index.max() + 1)
+    rows = spk_index[r["rows"]]
+    fig = {"n_queries": int(len(r["rows"])), "top1": weighted_mean(r["hit"], rows, ones),
+           "map": weighted_mean(r["ap"], rows, ones), "chance": weighted_mean(r["chance"], rows, ones)}
+    if boots is not None:
+        fig["top1_ci"] = ci([weighted_mean(r["hit"], rows, c) for c in boots])
+        fig["map_ci"] = ci([weighted_mean(r["ap"], rows, c) for c in boots])
+    return fig
+
+
+def keyword_probe(emb: np.ndarray, spk: np.ndarray, spk_index: np.ndarray, content: np.ndarray,
+                  boots: list[np.ndarray] | None, cfg: RealConfig) -> dict:
+    """Return leave-one-speaker-out linear-probe accuracy on content groups of 2+ speakers, with CI.
+
+    Each speaker's clips are classified by a probe trained on every other speaker's clips of
+    the shared groups: the test voice is never a training voice.
+    """
+    groups: dict[str, set[str]] = {}
+    for s, c in zip(spk, content, strict=True):
+        if c:
+            groups.setdefault(c, set()).add(s)
+    shared = np.array([bool(c) and len(groups.get(c, ())) >= 2 for c in content])
+    correct = np.full(len(emb), np.nan)
+    pcfg = ProbeConfig(epochs=cfg.probe_epochs, seed=cfg.seed)
+    for s in sorted(set(spk[shared])):
+        train = shared & (spk != s)
+        test = shared & (spk == s) & np.isin(content, content[train])
+        if not test.any() or len(set(content[train])) < 2:
+            continue
+        res = train_probe(emb[train], content[train].tolist(), emb[test], content[test].tolist(), pcfg,
+                          classes=sorted(set(content[train]) | set(content[test])))
+        correct[np.nonzero(test)[0]] = class_accuracy(res, content[test])
+    rows = np.nonzero(np.isfinite(correct))[0]
+    if not len(rows):
+        return {"n_test": 0, "accuracy": None}
+    fig = {"n_test": int(len(rows)), "n_classes": int(len(set(content[rows]))),
+           "accuracy": weighted_mean(correct[rows], spk_index[rows], np.ones(spk_index.max() + 1))}
+    if boots is not None:
+        fig["accuracy_ci"] = ci([weighted_mean(correct[rows], spk_index[rows], c) for c in boots])
+    return fig
+
+
+def class_accuracy(res, labels: np.ndarray) -> np.ndarray:
+    """Return per test clip its class's accuracy in a ProbeResult (rows of the confusion = true class).
+
+    The clips of one held-out speaker sum to that speaker's correct count, and the CI resamples
+    whole speakers, so this carries exactly the per-speaker information the bootstrap needs.
+    """
+    idx = {c: k for k, c in enumerate(res.classes)}
+    acc = {c: res.confusion[idx[c], idx[c]] / max(res.confusion[idx[c]].sum(), 1) for c in set(labels)}
+    return np.array([acc[c] for c in labels], dtype=np.float64)
+
+
+# --- systems and orchestration -------------------------------------------------------------------
+
+Embeddings = dict[str, np.ndarray]  # {embedding name: [N, d]}
+
+
+def layer_stack(pooled: np.ndarray, normalize: bool) -> np.ndarray:
+    """Return pooled [N, L, H] as float32, layer-normed per layer vector when the projector's input is."""
+    x = np.asarray(pooled, dtype=np.float32)
+    if not normalize:
+        return x
+    mu = x.mean(axis=-1, keepdims=True)
+    var = x.var(axis=-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + 1e-5)  # F.layer_norm without affine, eps 1e-5
+
+
+def run_systems(models: Sequence, pooled: Sequence[np.ndarray]) -> dict[str, dict]:
+    """Return {system: {"note", "embeddings"}} for the raw layers, layer sums and seeds' subspaces.
+
+    `models` are TrainedModels (one per seed, possibly none); `pooled` holds one array per
+    upstream input of the models (the first one gives the raw layer rows).
+    """
+    from intervox.evaluation.run import learned_layer_weights
+
+    normalize = bool(models and models[0].config.model.normalize_layers)
+    x = layer_stack(pooled[0], normalize)
+    how = "layer-normed " if normalize else ""
+    systems: dict[str, dict] = {}
+    for k in range(x.shape[1]):
+        systems[f"layer {k}"] = {"note": f"{how}pooled layer {k}", "embeddings": {"pooled": x[:, k]}}
+    learned = False
+    for m in models:
+        seed = m.seed_dir.name
+        systems[f"subspaces {seed}"] = {"note": "post-trained speaker / content subspaces",
+                                        "embeddings": m.project(list(pooled))}
+        weights = learned_layer_weights(m)
+        if weights:
+            learned = True
+            systems[f"learned_sum {seed}"] = {
+                "note": f"the projector's learned {how}layer weights, without the projector",
+                "embeddings": {n: np.tensordot(x, np.asarray(w, np.float32), axes=([1], [0]))
+                               for n, w in weights.items()}}
+    if not learned:
+        systems["uniform_sum"] = {"note": f"uniform mean of all {how}layers",
+                                  "embeddings": {"pooled": x.mean(axis=1)}}
+    return systems
+
+
+def select_rows(panel: Panel, cfg: RealConfig) -> dict[str, np.ndarray]:
+    """Return {split: clip rows} for the choosing and reporting splits (whole panel when unsplit).
+
+    Splits above `max_clips_per_split` keep whole speakers drawn by seed.
+    """
+    present = set(panel.splits)
+    choose = next((s for s in CHOOSE_SPLITS if s in present), None)
+    names = ([choose] if choose else []) + [REPORT_SPLIT] if REPORT_SPLIT in present else ["all"]
+    splits = panel.splits
+    out = {}
+    for name in names:
+        rows = np.arange(len(splits)) if name == "all" else np.nonzero(splits == name)[0]
+        out[name] = cap_speakers(rows, panel.speakers, cfg.max_clips_per_split, cfg.seed)
+    return out
+
+
+def cap_speakers(rows: np.ndarray, spk: np.ndarray, max_clips: int, seed: int) -> np.ndarray:
+    """Return `rows`, or the rows of seeded whole speakers while they fit under `max_clips`."""
+    if len(rows) <= max_clips:
+        return rows
+    speakers = sorted(set(spk[rows]))
+    rng = np.random.default_rng([seed, len(rows)])
+    keep: set[str] = set()
+    total = 0
+    for k in rng.permutation(len(speakers)):
+        n = int(np.sum(spk[rows] == speakers[k]))
+        if total + n <= max_clips:
+            keep.add(speakers[k])
+            total += n
+    return rows[np.isin(spk[rows], list(keep))]
+
+
+def official_trials(panel: Panel, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return the panel's trial list as positions in `rows` (trials with a clip outside are dropped)."""
+    if panel.trials is None:
+        return None
+    pos = {panel.utts[r].id: k for k, r in enumerate(rows)}
+    kept = [(pos[t.enroll], pos[t.test]) for t in panel.trials if t.enroll in pos and t.test in pos]
+    if not kept:
+        return None
+    return np.array([a for a, _ in kept]), np.array([b for _, b in kept])
+
+
+def figures(emb: np.ndarray, panel: Panel, rows: np.ndarray, boots: list[np.ndarray] | None,
+            cfg: RealConfig, probe: bool) -> dict:
+    """Return the speaker, content and (optionally) keyword-probe figures of one embedding on `rows`."""
+    spk = panel.speakers[rows]
+    spk_index = np.unique(spk, return_inverse=True)[1]
+    content = panel.contents[rows]
+    out = {"speaker": speaker_figures(emb, spk_index, panel.languages[rows], official_trials(panel, rows),
+                                      boots),
+           "content": content_figures(emb, spk, spk_index, content, boots)}
+    if probe:
+        out["keyword_probe"] = keyword_probe(emb, spk, spk_index, content, boots, cfg)
+    return out
+
+
+def choose_best_layers(systems: Mapping[str, dict], split: str) -> dict:
+    """Return the layers with the lowest speaker EER and the highest content 1-NN on `split`."""
+    layers = {int(n.split()[1]): s["embeddings"]["pooled"][split] for n, s in systems.items()
+              if n.startswith("layer ")}
+    eer = {k: f["speaker"]["all"]["eer"] for k, f in layers.items()}
+    top1 = {k: f["content"]["top1"] for k, f in layers.items()}
+    best_spk = min((k for k in eer if eer[k] == eer[k]), key=lambda k: eer[k], default=None)
+    best_content = max((k for k in top1 if top1[k] is not None), key=lambda k: top1[k], default=None)
+    return {"speaker": best_spk, "content": best_content, "chosen_on": split}
+
+
+def evaluate_panel(panel_dir: str | Path, work_dir: str | Path, *, models: Sequence = (),
+                   upstream: str | None = None, cfg: RealConfig = RealConfig(),
+                   fallback_best: Mapping | None = None) -> dict:
+    """Evaluate every system on one real panel; return its results section (cached features in work_dir).
+
+    `models`: the run's TrainedModels (none: raw layers and ceilings only, on `upstream`).
+    `fallback_best`: best layers chosen elsewhere (the run's synthetic validation) for a panel
+    without a choosing split.
+    """
+    t0 = time.perf_counter()
+    work_dir = Path(work_dir)
+    panel = load_panel(panel_dir, work_dir)
+    by_split = select_rows(panel, cfg)
+    rows = np.unique(np.concatenate(list(by_split.values())))
+    hashes = {int(r): clip_hash(panel.utts[r], panel.base) for r in rows}
+    hash_list = [hashes.get(i, "") for i in range(len(panel.utts))]
+    names = [s.name for s in models[0].inputs] if models else [upstream or "whisper-base"]
+    pooled = [pooled_features(panel, rows, hash_list, n, work_dir, cfg) for n in names]
+    systems = run_systems(list(models), pooled)
+    for judge in cfg.ceilings:
+        emb = ceiling_embeddings(panel, rows, hash_list, judge, work_dir)
+        systems[judge] = {"note": f"{judge} speaker encoder on the audio (ceiling)",
+                          "embeddings": {"pooled": emb}}
+    where = {int(r): k for k, r in enumerate(rows)}
+    report = REPORT_SPLIT if REPORT_SPLIT in by_split else "all"
+    for split, split_rows in by_split.items():
+        local = np.array([where[int(r)] for r in split_rows])
+        boots = None
+        if split == report:
+            n_spk = len(set(panel.speakers[split_rows]))
+            rng = np.random.default_rng([cfg.seed, 16])
+            boots = [speaker_counts(None, n_spk, rng) for _ in range(cfg.bootstrap)]
+        for name, system in systems.items():
+            log.info("real %s: %s on %s", panel.name, name, split)
+            for emb_name, emb in list(system["embeddings"].items()):
+                if isinstance(emb, np.ndarray):
+                    system["embeddings"][emb_name] = {"_array": emb}
+                entry = system["embeddings"][emb_name]
+                entry[split] = figures(entry["_array"][local], panel, split_rows, boots, cfg,
+                                       probe=cfg.keyword_probe and split == report)
+    for system in systems.values():
+        for entry in system["embeddings"].values():
+            entry.pop("_array")
+    choose = next((s for s in by_split if s != report), None)
+    best = choose_best_layers(systems, choose) if choose else dict(fallback_best or {})
+    return {"panel": str(panel.root), "upstreams": names, "report_split": report,
+            "normalize_layers": bool(models and models[0].config.model.normalize_layers),
+            "bootstrap": cfg.bootstrap, "official_trials": panel.trials is not None,
+            "splits": {s: {"clips": int(len(r)), "speakers": len(set(panel.speakers[r])),
+                           "languages": len(set(panel.languages[r]))} for s, r in by_split.items()},
+            "best_layer": best, "systems": systems, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def evaluate_run_real(run_dir: str | Path, real_dirs: Sequence[str | Path],
+                      cfg: RealConfig = RealConfig()) -> dict:
+    """Add a "real" section per panel to RUN/results.json (features cached under RUN/real/<name>/).
+
+    Returns the updated results. The best layers fall back to the run's synthetic validation
+    choice for a panel without a dev/validation split.
+    """
+    from intervox.evaluation.run import seed_dirs, write_results
+    from intervox.training.api import load_trained
+
+    run_dir = Path(run_dir)
+    res_path = run_dir / "results.json"
+    results = json.loads(res_path.read_text()) if res_path.is_file() else {"run_dir": str(run_dir)}
+    seeds = seed_dirs(run_dir)
+    if not seeds:
+        raise IntervoxError(f"{run_dir}: no seed-K/projector.safetensors found (train first)")
+    models = [load_trained(d) for d in seeds]
+    layers = results.get("layers") or {}
+    fallback = ({"speaker": layers["best_layer"], "content": None, "chosen_on": "synthetic validation"}
+                if layers.get("best_layer") is not None else None)
+    real = results.setdefault("real", {})
+    for d in real_dirs:
+        name = Path(d).name
+        real[name] = evaluate_panel(d, run_dir / "real" / name, models=models, cfg=cfg,
+                                    fallback_best=fallback)
+        real[name]["plot"] = plot_panel(real[name], run_dir / "plots" / f"real_{name}.png", name)
+    write_results(results, res_path)
+    return results
+
+
+def plot_panel(section: dict, path: Path, name: str) -> str:
+    """Write the panel's bar chart (speaker EER, content 1-NN, with CI whiskers); return its run-dir path."""
+    from intervox.evaluation import plots
+
+    plots.ci_bars(real_rows(section), path, f"{name}: {section['report_split']} split, 95% CI over speakers")
+    return f"plots/{path.name}"
+
+
+# --- tables --------------------------------------------------------------------------------------
+
+
+def _order(name: str) -> tuple:
+    kind = name.split()[0]
+    rank = {"subspaces": 0, "learned_sum": 1, "uniform_sum": 1, "best_layer": 2, "layer": 3,
+            "resemblyzer": 4, "campplus": 5}.get(kind, 6)
+    return (rank, int(name.split()[1]) if kind == "layer" else 0, name)
+
+
+def real_rows(section: dict) -> list[dict]:
+    """Return one row per system on the report split: speaker EER, content 1-NN, content-subspace EER.
+
+    The speaker figures come from a system's `speaker` embedding, the content figures from its
+    `content` embedding (one-embedding systems use theirs for both); `best_layer` takes the
+    layer chosen for each on the choosing split.
+    """
+    split = section["report_split"]
+    systems = section["systems"]
+    rows = []
+    best = section.get("best_layer") or {}
+    named = dict(systems)
+    if best.get("speaker") is not None or best.get("content") is not None:
+        pick = {r: systems.get(f"layer {best.get(r)}", {}).get("embeddings", {}).get("pooled")
+                for r in ("speaker", "content")}
+        named["best_layer"] = {"embeddings": {k: v for k, v in pick.items() if v is not None},
+                               "note": f"layers {best.get('speaker')} / {best.get('content')} "
+                                       f"chosen on {best.get('chosen_on')}"}
+    for name in sorted(named, key=_order):
+        embs = named[name]["embeddings"]
+        spk = (embs.get("speaker") or embs.get("pooled") or {}).get(split)
+        con = (embs.get("content") or embs.get("pooled") or {}).get(split)
+        subspaces = "speaker" in embs and "content" in embs and name != "best_layer"
+        sub = embs["content"].get(split) if subspaces else None
+        row = {"system": name, "note": named[name].get("note", "")}
+        if spk:
+            s = spk["speaker"]
+            row.update(spk_eer=s["all"]["eer"], spk_eer_ci=s["all"].get("eer_ci"),
+                       spk_eer_same_language=s["same_language"]["eer"],
+                       spk_eer_same_language_ci=s["same_language"].get("eer_ci"),
+                       min_dcf=s["all"]["min_dcf_0.01"], n_trials=s["all"]["n_trials"],
+                       n_trials_same_language=s["same_language"]["n_trials"])
+        if con:
+            c = con["content"]
+            row.update(top1=c.get("top1"), top1_ci=c.get("top1_ci"), map=c.get("map"),
+                       n_queries=c.get("n_queries"), chance=c.get("chance"))
+            if "keyword_probe" in con:
+                row.update(probe=con["keyword_probe"].get("accuracy"),
+                           probe_ci=con["keyword_probe"].get("accuracy_ci"))
+        if sub:
+            row.update(content_spk_eer=sub["speaker"]["all"]["eer"],
+                       content_spk_eer_ci=sub["speaker"]["all"].get("eer_ci"))
+        rows.append(row)
+    return rows
+
+
+def _cell(v, lohi=None) -> str:
+    if v is None or not isinstance(v, (int, float)) or v != v:
+        return "-"
+    if lohi and lohi[0] is not None:
+        return f"{v:.3f} [{lohi[0]:.3f}, {lohi[1]:.3f}]"
+    return f"{v:.3f}"
+
+
+def real_table(name: str, section: dict):
+    """Return the panel's summary Table (system x speaker EER, content 1-NN, content-subspace EER, probe)."""
+    from intervox.evaluation.summary import Table
+
+    rows = []
+    for r in real_rows(section):
+        rows.append([r["system"], _cell(r.get("spk_eer"), r.get("spk_eer_ci")),
+                     _cell(r.get("spk_eer_same_language"), r.get("spk_eer_same_language_ci")),
+                     _cell(r.get("min_dcf")), _cell(r.get("top1"), r.get("top1_ci")), _cell(r.get("map")),
+                     _cell(r.get("content_spk_eer"), r.get("content_spk_eer_ci")),
+                     _cell(r.get("probe"), r.get("probe_ci"))])
+    first = next(iter(real_rows(section)), {})
+    sp = section["splits"].get(section["report_split"], {})
+    title = (f"Real speech: {name}, {section['report_split']} split ({sp.get('clips')} clips, "
+             f"{sp.get('speakers')} speakers; {first.get('n_trials')} trials, "
+             f"{first.get('n_trials_same_language')} same-language; {first.get('n_queries')} content "
+             f"queries, chance 1-NN {_cell(first.get('chance'))}); best layers chosen on "
+             f"{(section.get('best_layer') or {}).get('chosen_on', '-')}; [95% CI over speakers]")
+    header = ["system", "spk EER", "spk EER same-lang", "minDCF0.01", "content 1-NN", "content mAP",
+              "content-subspace spk EER", "keyword probe (LOSO)"]
+    return Table(title, header, rows)
+
+
+def format_real(results: dict) -> str:
+    """Return the real-speech tables of a results dict as plain text (empty when there are none)."""
+    from intervox.evaluation.summary import format_table
+
+    return "\n\n".join(format_table(real_table(n, s)) for n, s in (results.get("real") or {}).items())
