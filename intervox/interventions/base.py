@@ -32,6 +32,9 @@ class Intervention:
     target: ClassVar[Factor]
     keeps_timing: ClassVar[bool]  # output frame t aligns with input frame t
     min_seconds: ClassVar[float] = 0.1
+    # Speaker ops: the params that define the output voice, fixed once per derived identity
+    # (pipeline/identities.py); the rest are drawn per clip. None: every param defines the voice.
+    voice_params: ClassVar[tuple[str, ...] | None] = None
 
     def sample_params(self, rng: np.random.Generator, utt: Utterance) -> dict:
         """Return every number `apply` needs, drawn only from `rng` (and utterance metadata)."""
@@ -40,6 +43,14 @@ class Intervention:
     def apply(self, audio: np.ndarray, sr: int, **params: object) -> np.ndarray:
         """Return the intervened audio (same rate); pure."""
         raise NotImplementedError
+
+    def output_speaker(self, params: dict) -> str | None:
+        """Return the identity whose voice the output takes (another speaker), or None.
+
+        None (the default): a speaker op derives a new voice from its source. Ops that render
+        another existing voice (voice_swap, coqui_vc) name it, and the clip is labelled with it.
+        """
+        return None
 
     def to_dict(self) -> dict:
         """Return `{"name": ..., field: value, ...}`; `from_dict` inverts it."""

@@ -6,10 +6,13 @@ other speaker). Blocks are written contiguously and packed whole into shards. Wi
 block, items are ordered slot-major (slot 0 = the anchors themselves, slot k = the k-th op
 copy), so every slot is itself an s x t sub-grid.
 
-Speaker ops keep positives: their params are drawn once per (block, source speaker, slot),
-so the derived speaker `<src>~<op><slot>b<block>` says every content of the block. Other
-ops draw per item from `[seed, split_id, shard, item]`. The plan touches no audio; it is a
-pure function of the config and the manifest, and `plan_hash` names it.
+Speaker ops make identities, not per-block draws: each (base speaker, speaker-op slot) of a
+split is one derived identity (`pipeline/identities.py`: `<base>~<op><slot>`, or the target
+voice for ops that render another voice) with fixed voice params, so it says every sentence its
+base says in every block and shard. Which identities exist (and which a speaker judge dropped)
+comes from an IdentityTable; other ops, and params an op does not count as the voice, draw per
+item from `[seed, split_id, shard, item]`. The plan touches no audio; it is a pure function of
+the config, the manifest and the identity table, and `plan_hash` names it.
 """
 
 from __future__ import annotations
@@ -20,13 +23,18 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from intervox import __version__
 from intervox.config import to_plain
 from intervox.corpora.manifest import Utterance
+from intervox.errors import ConfigError
 from intervox.pipeline.config import ShardsConfig
+
+if TYPE_CHECKING:
+    from intervox.pipeline.identities import IdentityTable
 
 SPLIT_ORDER = ("train", "validation", "test_ood", "keywords")
 DEFAULT_SPLIT = "train"  # utterances whose manifest line names no split
@@ -114,6 +122,7 @@ class Plan:
     blocks: tuple[Block, ...]
     shards: tuple[ShardPlan, ...]
     utterances: dict[str, Utterance] = field(repr=False)
+    identities: IdentityTable | None = field(default=None, repr=False)
 
     @property
     def n_items(self) -> int:
@@ -194,7 +203,7 @@ def _speaker_blocks(
     return blocks
 
 
-def _op_slots(cfg: ShardsConfig, split: str) -> list[tuple[int, int]]:
+def op_slots(cfg: ShardsConfig, split: str) -> list[tuple[int, int]]:
     """Return the (intervention index, copy) pairs applied to anchors of `split`; slot = position + 1."""
     return [
         (i, r) for i, iv in enumerate(cfg.interventions) if split in iv.splits for r in range(iv.per_anchor)
@@ -211,11 +220,23 @@ def _new_content(op_name: str, params: dict, utt: Utterance) -> tuple[str, str]:
     return text_content_id(text), text
 
 
-def build_plan(cfg: ShardsConfig, utterances: Sequence[Utterance]) -> Plan:
-    """Return the deterministic Plan for `utterances` under `cfg` (no audio is touched)."""
+def build_plan(
+    cfg: ShardsConfig, utterances: Sequence[Utterance], identities: IdentityTable | None = None
+) -> Plan:
+    """Return the deterministic Plan for `utterances` under `cfg` and `identities` (no audio is touched).
+
+    Without a table, every derived identity keeps its first draw, unmeasured (judge "none");
+    a table derived for another config or manifest is a ConfigError.
+    """
     from intervox.interventions.base import Factor
     from intervox.interventions.registry import from_dict
+    from intervox.pipeline.identities import clip_params, derive_identities, identity_key
 
+    if identities is None:
+        identities = derive_identities(cfg, utterances, None)
+    elif identities.key != identity_key(cfg, utterances):
+        raise ConfigError("the identity table was derived for another config or manifest (delete "
+                          "identities.json to derive it again)")
     ops = [from_dict(iv.op) for iv in cfg.interventions]
     utts = {u.id: u for u in utterances}
     by_split: dict[str, list[Utterance]] = defaultdict(list)
@@ -227,8 +248,7 @@ def build_plan(cfg: ShardsConfig, utterances: Sequence[Utterance]) -> Plan:
     shards: list[ShardPlan] = []
     for split in splits:
         sid = split_id(split)
-        speaker_index = {sp: i for i, sp in enumerate(sorted({u.speaker for u in by_split[split]}))}
-        slots = _op_slots(cfg, split)
+        slots = op_slots(cfg, split)
         slot_numbers = ([0] if cfg.include_sources else []) + list(range(1, len(slots) + 1))
         split_blocks = [
             Block(split, b, tuple(sp), tuple(ct), tuple(an), dense)
@@ -239,8 +259,11 @@ def build_plan(cfg: ShardsConfig, utterances: Sequence[Utterance]) -> Plan:
         blocks.extend(split_blocks)
         # pack whole blocks into shards so a block never straddles two tars
         packed: list[list[tuple[Block, str, int]]] = [[]]
+        dropped = {(e.base, e.slot) for e in identities.dropped() if e.split == split}
         for block in split_blocks:
-            entries = [(block, a, slot) for slot in slot_numbers for a in block.anchors]
+            # a derived identity the judge could not separate from the others has no clips
+            entries = [(block, a, slot) for slot in slot_numbers for a in block.anchors
+                       if not slot or (utts[a].speaker, slot) not in dropped]
             if packed[-1] and len(packed[-1]) + len(entries) > cfg.shard_size:
                 packed.append([])
             packed[-1].extend(entries)
@@ -256,15 +279,15 @@ def build_plan(cfg: ShardsConfig, utterances: Sequence[Utterance]) -> Plan:
                 if slot:
                     iv_index, _ = slots[slot - 1]
                     inst = ops[iv_index]
+                    clip_seed = [cfg.seed, sid, shard_index, item_index]
                     if inst.target == Factor.SPEAKER:
-                        seed = [cfg.seed, sid, block.index, speaker_index[utt.speaker], slot]
-                        # the block's first utterance of this speaker stands for the speaker
-                        first = next(a for a in block.anchors if utts[a].speaker == utt.speaker)
-                        params, error = _sample(inst, seed, utts[first])
-                        speaker = f"{utt.speaker}~{inst.name}{slot}b{block.index}"
+                        ident = identities.recipe(split, utt.speaker, slot)
+                        seed = list(ident.seed)  # the identity's draw: [seed, split, base, slot, attempt]
+                        params, error = clip_params(inst, ident, clip_seed, utt)
+                        speaker = ident.id
                     else:
-                        seed = [cfg.seed, sid, shard_index, item_index]
-                        params, error = _sample(inst, seed, utt)
+                        seed = clip_seed
+                        params, error = sample_params(inst, seed, utt)
                         if inst.target == Factor.CONTENT and error is None:
                             content, new_text = _new_content(inst.name, params, utt)
                             text = new_text or text
@@ -278,6 +301,8 @@ def build_plan(cfg: ShardsConfig, utterances: Sequence[Utterance]) -> Plan:
                         "params": params,
                         "seed": seed,
                     }
+                    if inst.target == Factor.SPEAKER and getattr(inst, "voice_params", None) is not None:
+                        op["clip_seed"] = clip_seed  # the params that are not the voice are drawn per clip
                     if error is not None:
                         op["error"] = error  # the run quarantines this item (stage "op")
                 items.append(
@@ -304,6 +329,7 @@ def build_plan(cfg: ShardsConfig, utterances: Sequence[Utterance]) -> Plan:
     # settings that change how a build runs but not a byte of its shards stay out of the hash
     hashed = {**config, "source": {k: v for k, v in config["source"].items() if k != "synth_workers"}}
     hashed.pop("strict", None)
+    hashed["identity_decisions"] = identities.decision_hash()
     if hashed.get("qc") is None:  # QC off: same hash as before the qc field existed
         hashed.pop("qc", None)
     plan_hash = hashlib.sha256(
@@ -316,10 +342,11 @@ def build_plan(cfg: ShardsConfig, utterances: Sequence[Utterance]) -> Plan:
         blocks=tuple(blocks),
         shards=tuple(shards),
         utterances=utts,
+        identities=identities,
     )
 
 
-def _sample(inst: object, seed: list[int], utt: Utterance) -> tuple[dict | None, str | None]:
+def sample_params(inst: object, seed: list[int], utt: Utterance) -> tuple[dict | None, str | None]:
     """Return (params, None), or (None, reason) when the op cannot draw params for this utterance."""
     try:
         return _plain(inst.sample_params(np.random.default_rng(seed), utt)), None

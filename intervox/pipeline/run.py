@@ -24,6 +24,7 @@ from intervox.errors import ConfigError
 from intervox.faults import fault_point
 from intervox.pipeline.cluster import connect
 from intervox.pipeline.config import ShardsConfig, validate_config
+from intervox.pipeline.identities import load_or_derive
 from intervox.pipeline.plan import SPLIT_ORDER, Plan, build_plan
 from intervox.pipeline.quarantine import QuarantineEntry, reconcile, write_quarantine
 from intervox.pipeline.task import PARTS_DIR, ShardTask, build_shard, failed_shard, finished_stats
@@ -189,7 +190,9 @@ def build_shards(
     if not utterances:
         raise ConfigError(f"{manifest}: the source manifest has no utterances")
     source_entries = _source_quarantine(manifest, cfg.source.kind)
-    plan = build_plan(cfg, utterances)
+    # speaker identities need audio (the judge hears them), so they are settled before the pure plan
+    identities = load_or_derive(cfg, utterances, out_dir, audio_root)
+    plan = build_plan(cfg, utterances, identities)
     tasks = make_tasks(plan, out_dir, audio_root, cfg)
 
     results: dict[str, dict] = {}

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 INDEX_FILE = "index.json"
 CARD_FILE = "dataset_card.md"
 QC_SUMMARY_FILE = "qc_summary.json"  # written by `intervox shards qc DIR`
+SPEAKERS_FILE = "speakers.jsonl"  # one row per speaker identity with clips (pipeline/identities.py)
 FORMAT = "intervox-shards"
 FORMAT_VERSION = 1
 
@@ -59,6 +60,10 @@ def versions() -> dict[str, str]:
     except ImportError:
         pass
     return out
+
+
+KINDS = ("engine voice", "derived voice", "real speaker")  # identity kinds, pipeline/identities.py
+MAX_CARD_SPEAKERS = 200  # the card lists every identity up to this many (speakers.jsonl always has all)
 
 
 def engine_of(speaker: str) -> str:
@@ -147,8 +152,64 @@ def build_index(
             ),
         },
         "plan": plan.config,
+        **({"identities": identities_section(plan, speaker_rows(plan, lost))} if plan.identities else {}),
         **({"qc": build_qc_section(plan.config["qc"], stats)} if plan.config.get("qc") else {}),
         "versions": versions(),
+    }
+
+
+def speaker_rows(plan: Plan, lost: set[str]) -> list[dict]:
+    """Return speakers.jsonl: one row per (split, identity) that has written clips, in table order."""
+    clips: dict[tuple[str, str], int] = defaultdict(int)
+    for shard in plan.shards:
+        for it in shard.items:
+            if it.key not in lost:
+                clips[(it.split, it.speaker)] += 1
+    table = plan.identities
+    rows = []
+    for e in table.rows() if table is not None else []:
+        n = clips.pop((e.split, e.id), 0)
+        if n == 0:
+            continue
+        recipe = None if e.slot is None else {"op": e.op, "slot": e.slot, "attempt": e.attempt,
+                                              "params": e.params}
+        rows.append({
+            "id": e.id, "split": e.split, "kind": e.kind, "base": e.base, "recipe": recipe,
+            "gender": e.gender, "clips": n, "judge": table.judge,
+            "similarity_to_base": e.similarity_to_base, "nearest": e.nearest,
+            "similarity_to_nearest": e.similarity_to_nearest, "indistinct_from": list(e.indistinct_from),
+        })
+    if clips:  # every clip label comes from the table; anything else is a bug, not data
+        raise ValueError(f"clip speakers missing from the identity table: {sorted(clips)[:5]}")
+    return rows
+
+
+def identities_section(plan: Plan, rows: list[dict]) -> dict:
+    """Return index.json's "identities" section: judge, counts per split and kind, distances, drops."""
+    table = plan.identities
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in rows:
+        counts[r["split"]][r["kind"]] += 1
+
+    def stats(field: str, rows: list[dict]) -> dict | None:
+        v = sorted(r[field] for r in rows if r[field] is not None)
+        return {"n": len(v), "min": v[0], "median": v[len(v) // 2], "max": v[-1]} if v else None
+
+    derived = [r for r in rows if r["recipe"] is not None]
+    return {
+        "file": SPEAKERS_FILE,
+        "judge": table.judge,
+        "judge_label": table.judge_label,
+        "max_similarity": table.max_similarity,
+        "counts": {split: dict(sorted(c.items())) for split, c in counts.items()},
+        "similarity_to_base": stats("similarity_to_base", derived),
+        "similarity_to_nearest": stats("similarity_to_nearest", rows),
+        "indistinct_pairs": len(table.indistinct_pairs()),
+        "dropped": [
+            {"id": e.id, "split": e.split, "base": e.base, "op": e.op, "attempts": len(e.tries),
+             "last": e.tries[-1] if e.tries else None}
+            for e in table.dropped()
+        ],
     }
 
 
@@ -179,6 +240,10 @@ def write_index(
 ) -> Path:
     """Write DIR/index.json atomically and return its path."""
     index = build_index(plan, stats, quarantine, command=command, source_quarantine=source_quarantine)
+    if plan.identities is not None:
+        rows = speaker_rows(plan, {q.item for q in quarantine})
+        atomic_write_bytes(Path(out_dir) / SPEAKERS_FILE,
+                           "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
     path = Path(out_dir) / INDEX_FILE
     atomic_write_bytes(
         path, (json.dumps(index, indent=1, sort_keys=False, ensure_ascii=False) + "\n").encode()
@@ -201,7 +266,7 @@ def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h" if seconds >= 360 else f"{seconds / 60:.1f} min"
 
 
-def render_card(index: dict, qc_summary: dict | None = None) -> str:
+def render_card(index: dict, qc_summary: dict | None = None, speakers: list[dict] | None = None) -> str:
     """Return the dataset card (Markdown) of an index (+ an after-the-fact QC summary, if given)."""
     plan = index["plan"]
     src = plan["source"]
@@ -271,6 +336,7 @@ def render_card(index: dict, qc_summary: dict | None = None) -> str:
     for split, d in index["splits"].items():
         for op, o in d["by_op"].items():
             lines.append(f"| {split} | {op} | {o['clips']} | {_hours(o['seconds'])} |")
+    lines += _identity_lines(index, speakers)
     lines += _validity_lines(index, qc_summary)
     lines += ["", "## Licences", ""]
     for e in engines:
@@ -289,6 +355,57 @@ def render_card(index: dict, qc_summary: dict | None = None) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _identity_lines(index: dict, speakers: list[dict] | None) -> list[str]:
+    """Return the card's "Speaker identities" section (index.json's summary + the speakers.jsonl rows)."""
+    ids = index.get("identities")
+    if not ids:
+        return []
+
+    def dist(d: dict | None) -> str:
+        return f"min {d['min']:.3f}, median {d['median']:.3f} (n={d['n']})" if d else "not measured"
+
+    judge, bar = ids["judge_label"], ids["max_similarity"]
+    rule = (f"It was kept only when {judge} put its mean embedding over probe sentences below cosine {bar} "
+            "to its base and to every other identity of its split, else redrawn."
+            if ids["judge"] != "none" else "No speaker judge measured them (`identities.judge: none`).")
+    lines = ["", "## Speaker identities", "",
+             f"One row per identity in `{ids['file']}`. A derived voice is one recipe (op + fixed params) "
+             f"per base voice and speaker-op slot, and says every sentence its base says. {rule}",
+             "", "| split | " + " | ".join(KINDS) + " |", "|---|" + "---|" * len(KINDS)]
+    for split, c in ids["counts"].items():
+        lines.append(f"| {split} | " + " | ".join(str(c.get(k, 0)) for k in KINDS) + " |")
+    lines += ["", f"{judge} cosine of a derived voice to its base: {dist(ids['similarity_to_base'])}; "
+              f"of any identity to its nearest other: {dist(ids['similarity_to_nearest'])}; pairs at or "
+              f"above {bar}: {ids['indistinct_pairs']} (never non-target trials)."]
+    if ids["dropped"]:
+        dropped = ", ".join(f"`{d['id']}` ({d['split']}, {d['attempts']} attempts)" for d in ids["dropped"])
+        lines += ["", f"Dropped after every attempt ({len(ids['dropped'])}): {dropped}."]
+    if speakers and len(speakers) <= MAX_CARD_SPEAKERS:
+        lines += ["", "| identity | split | kind | recipe | clips | to base | nearest other |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in speakers:
+            rec = r["recipe"]
+            recipe = f"{rec['op']} " + ", ".join(f"{k}={_short(v)}" for k, v in rec["params"].items()) if (
+                rec and rec["params"]) else "-"
+            near = f"{r['similarity_to_nearest']:.3f} `{r['nearest']}`" if r["nearest"] else "-"
+            base = f"{r['similarity_to_base']:.3f}" if r["similarity_to_base"] is not None else "-"
+            lines.append(f"| `{r['id']}` | {r['split']} | {r['kind']} | {recipe} | {r['clips']} | {base} "
+                         f"| {near} |")
+    return lines
+
+
+def _short(v: object) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def read_speakers(directory: str | Path) -> list[dict] | None:
+    """Return the rows of DIR/speakers.jsonl, or None when there is none."""
+    path = Path(directory) / SPEAKERS_FILE
+    if not path.is_file():
+        return None
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _validity_lines(index: dict, qc_summary: dict | None) -> list[str]:
@@ -332,6 +449,6 @@ def write_card(out_dir: str | Path) -> Path:
     """Write DIR/dataset_card.md from DIR/index.json (+ DIR/qc_summary.json of this plan); return its path."""
     path = Path(out_dir) / CARD_FILE
     index = read_index(out_dir)
-    card = render_card(index, read_qc_summary(out_dir, index.get("plan_hash")))
+    card = render_card(index, read_qc_summary(out_dir, index.get("plan_hash")), read_speakers(out_dir))
     atomic_write_bytes(path, card.encode("utf-8"))
     return path

@@ -56,19 +56,46 @@ def test_dense_grid_gives_full_sub_grids_with_both_positives() -> None:
             assert len(cells) == 32 and len({s for s, _ in cells}) == 4 and len({c for _, c in cells}) == 8
 
 
-def test_speaker_op_params_shared_per_block_speaker_slot() -> None:
-    plan = build_plan(config({"name": "world_vc"}), grid(4, 16))
+def test_derived_identity_keeps_params_and_label_across_blocks_and_shards() -> None:
+    # 4 speakers x 32 sentences: 4 blocks of 4 x 8, one block per shard
+    plan = build_plan(config({"name": "world_vc"}, shard_size=64), grid(4, 32))
     derived = defaultdict(list)
     for shard in plan.shards:
         for it in shard.items:
             if it.op:
                 derived[it.speaker].append(it)
-    assert len(derived) == 8  # 4 speakers x 2 blocks
+    assert sorted(derived) == [f"espeak:v{s}~world_vc1" for s in range(4)]  # one identity per base and slot
     for speaker, items in derived.items():
         assert len({str(it.op["params"]) for it in items}) == 1, speaker
-        assert len({it.content for it in items}) == 8  # the derived speaker says every content of its block
-        assert "~world_vc1b" in speaker
-    assert len({str(v[0].op["params"]) for v in derived.values()}) == 8  # distinct per (block, speaker)
+        assert len({it.op["seed"][-1] for it in items}) == 1  # one attempt stands for the identity
+        assert len({it.content for it in items}) == 32  # says every sentence its base says
+        assert len({it.block for it in items}) == 4 and len({it.shard for it in items}) == 4
+    assert len({str(v[0].op["params"]) for v in derived.values()}) == 4  # distinct per base
+    # the identity's params do not depend on which other speakers the manifest holds
+    alone = build_plan(config({"name": "world_vc"}), [u for u in grid(4, 32) if u.speaker == "espeak:v2"])
+    params = {str(it.op["params"]) for s in alone.shards for it in s.items if it.op}
+    assert params == {str(derived["espeak:v2~world_vc1"][0].op["params"])}
+
+
+def test_voice_swap_clip_carries_its_target_identity() -> None:
+    from intervox.voices.catalog import get_voice
+
+    voices = ["espeak:en-us:m3", "espeak:en-us:f2", "espeak:en-gb"]
+    plan = build_plan(config({"name": "voice_swap", "voices": voices}), grid(4, 16))
+    items = [it for s in plan.shards for it in s.items]
+    swaps = [it for it in items if it.op]
+    assert swaps
+    for it in swaps:
+        target = get_voice(it.op["params"]["voice"]).speaker_key
+        assert it.speaker == target and it.speaker != plan.utterances[it.anchor].speaker
+        assert it.op["params"]["text"] == plan.utterances[it.anchor].text  # the text follows the clip
+        assert "clip_seed" in it.op  # params that are not the voice are drawn per clip
+    by_base = defaultdict(set)
+    for it in swaps:
+        by_base[plan.utterances[it.anchor].speaker].add(it.op["params"]["voice"])
+    assert all(len(v) == 1 for v in by_base.values())  # one target voice per (base, slot)
+    rows = {(e.split, e.id): e for e in plan.identities.rows()}
+    assert all(rows[("train", it.speaker)].kind == "engine voice" for it in swaps)
 
 
 def test_channel_and_content_ops_set_their_labels() -> None:
@@ -97,6 +124,10 @@ def test_plan_is_deterministic_and_hash_tracks_config_and_manifest() -> None:
     assert a.plan_hash == b.plan_hash and a.shards == b.shards
     assert build_plan(config({"name": "noise"}, seed=1), utts).plan_hash != a.plan_hash
     assert build_plan(config({"name": "noise"}), utts[:-1]).plan_hash != a.plan_hash
+    speaker = config({"name": "world_vc"}, {"name": "voice_swap"})
+    c, d = build_plan(speaker, utts), build_plan(speaker, utts)
+    assert c.plan_hash == d.plan_hash and c.shards == d.shards
+    assert c.identities.decision_hash() == d.identities.decision_hash()
     keys = [it.key for s in a.shards for it in s.items]
     assert len(set(keys)) == len(keys) and all("." not in k for k in keys)
     assert keys[0] == "train-000000-000000"

@@ -72,6 +72,8 @@ def qc_config(tmp_path_factory: pytest.TempPathFactory, same_voice_op: None,
         "block": {"speakers": 2, "contents": 2},
         "shard_size": 64,
         "qc": QC,
+        # the identity judge would drop the planted same-voice op before any clip exists; QC is under test
+        "identities": {"judge": "none"},
     }
     path = root / "qc.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -211,6 +213,9 @@ def test_qc_config_is_part_of_the_plan_hash(qc_config: Path) -> None:
     for k in ("qc", "strict"):
         hashed.pop(k)
     hashed["source"].pop("synth_workers")
+    from intervox.pipeline.identities import derive_identities
+
+    hashed["identity_decisions"] = derive_identities(off, utts).decision_hash()
     want = canonical_json({"config": hashed, "manifest": manifest_hash(utts), "intervox": __version__})
     assert build_plan(off, utts).plan_hash == hashlib.sha256(want.encode()).hexdigest()
 

@@ -65,6 +65,8 @@ class CoquiVC(Intervention):
     name: ClassVar[str] = "coqui_vc"
     target: ClassVar[Factor] = Factor.SPEAKER
     keeps_timing: ClassVar[bool] = True  # these models convert frame by frame
+    # The reference (and the model) decide the output voice; the flow's noise seed is drawn per clip.
+    voice_params: ClassVar[tuple[str, ...]] = ("model", "backbone", "reference")
 
     model: str = "freevc"  # "freevc" | "knnvc" | "openvoice_v2"
     model_dir: str = ""  # local directory: config.json + checkpoint (.pth); optional for knnvc
@@ -85,6 +87,12 @@ class CoquiVC(Intervention):
         refs = list_audio_files(self.reference_dir, "coqui_vc.reference_dir")
         return {"model": self.model, "backbone": BACKBONES[self.model],
                 "reference": refs[int(rng.integers(len(refs)))], "seed": int(rng.integers(2**31))}
+
+    def output_speaker(self, params: dict) -> str:
+        """Return the reference speaker the clip is converted to: `ref:<folder>` for a per-speaker
+        folder layout (`spk/x.wav`), else `ref:<file stem>`."""
+        ref = Path(params["reference"])
+        return f"ref:{ref.parts[0] if len(ref.parts) > 1 else ref.stem}"
 
     def model_files(self) -> VCFiles:
         """Return the local files `model` needs, each checked to exist and to name no URL."""

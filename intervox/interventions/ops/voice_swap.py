@@ -38,6 +38,7 @@ class VoiceSwap(Intervention):
     name: ClassVar[str] = "voice_swap"
     target: ClassVar[Factor] = Factor.SPEAKER
     keeps_timing: ClassVar[bool] = False
+    voice_params: ClassVar[tuple[str, ...]] = ("voice",)  # text and lang follow each clip
 
     voices: tuple[str, ...] = ("espeak:en-us:m3", "espeak:en-us:f2", "flite:slt", "flite:awb")
 
@@ -52,6 +53,15 @@ class VoiceSwap(Intervention):
             raise ConfigError(f"voice_swap: no voice other than {utt.speaker!r} in voices")
         voice = candidates[int(rng.integers(len(candidates)))]
         return {"voice": voice, "text": utt.text, "lang": utt.language}
+
+    def output_speaker(self, params: dict) -> str:
+        """Return the speaker key of the target voice: the clip speaks as that voice, not its source."""
+        try:
+            from intervox.voices.catalog import get_voice
+
+            return get_voice(params["voice"]).speaker_key or params["voice"]
+        except (ImportError, IntervoxError):  # voice not installed here: its id names it
+            return params["voice"]
 
     def apply(self, audio: np.ndarray, sr: int, *, voice: str, text: str, lang: str) -> np.ndarray:
         """Return `text` spoken by `voice` at `sr` (new length: timing is not kept)."""
