@@ -41,3 +41,11 @@ class UpstreamError(IntervoxError):
 
 class TrainingError(IntervoxError):
     """Training cannot continue (non-finite loss, no usable data)."""
+
+
+class LockError(IntervoxError):
+    """An output folder is in use by another run (intervox/locking.py names the owner)."""
+
+
+class QuarantineError(IntervoxError):
+    """Too large a share of a build's input was quarantined (more than max_quarantine_fraction)."""

@@ -12,6 +12,11 @@ A corrupt source shard is skipped with a warning and listed in the report; the r
 (default 0.05: one bad shard in twenty is tolerated, as a crashed disk or a truncated copy
 should not throw away a day of extraction, but a systematic problem must not pass silently)
 of the shards are bad.
+
+The output folder is locked while the stage runs; feature shards without a source shard (left
+by an earlier run over other audio shards) are removed; `out_dir/index.json` is the feature
+set's own index (`"kind": "features"`: its shards with counts and sha256, the upstream, the
+source folder and its plan hash), which `intervox shards verify` checks the folder against.
 """
 
 from __future__ import annotations
@@ -34,11 +39,12 @@ from intervox.errors import ConfigError, ShardError
 from intervox.faults import fault_point
 from intervox.features.base import Upstream, resolve_device
 from intervox.features.registry import DEFAULT_UPSTREAM, get_upstream
+from intervox.locking import output_lock
 from intervox.pipeline.cluster import connect
+from intervox.shards.index import FORMAT, FORMAT_VERSION, versions
 from intervox.shards.read import AUDIO_EXTS, decode_sample, iter_tar_samples, list_shards
 from intervox.shards.write import (
     atomic_write_bytes,
-    encode_field,
     file_sha256,
     read_sidecar,
     shard_is_complete,
@@ -196,12 +202,14 @@ def extract_features(
     scheduler: str | None = None,
     max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
     padded: bool = False,
+    command: str | None = None,
 ) -> dict:
     """Turn the audio shards of `audio_dir` into feature shards in `out_dir`; return a report dict.
 
     Finished shards (sidecar plan hash matches) are skipped. `workers > 1` (CPU) or
     `scheduler` runs one Dask task per shard; on a GPU shards run in this process.
-    Raises ShardError when no shards exist or too many are corrupt, ConfigError on bad layers.
+    Raises ShardError when no shards exist or too many are corrupt, ConfigError on bad layers,
+    LockError when another run holds `out_dir`.
     """
     t0 = time.perf_counter()
     audio_dir, out_dir = Path(audio_dir), Path(out_dir)
@@ -215,64 +223,102 @@ def extract_features(
     bad_layers = [x for x in frames_layers if not 0 <= x < n_states]
     if bad_layers:
         raise ConfigError(f"frames_layers {bad_layers} out of range for {upstream} (0..{n_states - 1})")
-    out_dir.mkdir(parents=True, exist_ok=True)
     use_dask = device == "cpu" and (workers > 1 or scheduler is not None)
     threads = max(1, (os.cpu_count() or 1) // max(workers, 1)) if use_dask else 0
     spec = ExtractSpec(upstream, device, frames_layers, batch_seconds, padded, threads)
+    command = command or f"intervox features {audio_dir} --out {out_dir} --upstream {upstream}"
+    with output_lock(out_dir, command):
+        remove_stale_features(out_dir, {src.name for src in shards})
+        sources = {src.name: source_sha256(src) for src in shards}
+        todo, done = [], []
+        for src in shards:
+            ph = plan_hash(model.identity, frames_layers, sources[src.name])
+            (done if shard_is_complete(out_dir / src.name, ph) else todo).append((src, ph))
+        log.info("features %s: %d shards to do, %d already done", upstream, len(todo), len(done))
+        if use_dask and todo:
+            results = _run_dask(todo, out_dir, spec, workers, scheduler)
+        else:
+            results = []
+            for src, ph in _progress(todo, len(todo)):
+                results.append(_safe_process(src, out_dir, spec, ph))
+                fault_point("features.after_shard", len(results) - 1)  # tests: INTERVOX_FAULT
 
-    todo, done = [], []
-    for src in shards:
-        ph = plan_hash(model.identity, frames_layers, source_sha256(src))
-        (done if shard_is_complete(out_dir / src.name, ph) else todo).append((src, ph))
-    log.info("features %s: %d shards to do, %d already done", upstream, len(todo), len(done))
-    if use_dask and todo:
-        results = _run_dask(todo, out_dir, spec, workers, scheduler)
-    else:
-        results = []
-        for src, ph in _progress(todo, len(todo)):
-            results.append(_safe_process(src, out_dir, spec, ph))
-            fault_point("features.after_shard", len(results) - 1)  # tests: INTERVOX_FAULT
-
-    bad = [r for r in results if "bad" in r]
-    good = [r for r in results if "bad" not in r]
-    audio_s = sum(r["audio_seconds"] for r in good)
-    wall = time.perf_counter() - t0
-    report = {
-        "upstream": model.identity, "device": device, "workers": workers if use_dask else 1,
-        "frames_layers": list(frames_layers), "shards": len(shards), "written": len(good),
-        "skipped_complete": len(done), "bad_shards": [{"shard": r["shard"], "reason": r["bad"]} for r in bad],
-        "clips": sum(r["clips"] for r in good), "audio_seconds": audio_s,
-        "forward_seconds": sum(r["forward_seconds"] for r in good),
-        "shard_seconds": sum(r["seconds"] for r in good), "wall_seconds": wall,
-        "rtf": wall / audio_s if audio_s else None,
-    }
-    if len(bad) > max_bad_fraction * len(shards):
-        raise ShardError(f"{len(bad)} of {len(shards)} source shards are corrupt (allowed fraction "
-                         f"{max_bad_fraction}): {', '.join(r['shard'] for r in bad)}; first: {bad[0]['bad']}")
-    _write_index(audio_dir, out_dir, model, spec, report)
+        bad = [r for r in results if "bad" in r]
+        good = [r for r in results if "bad" not in r]
+        audio_s = sum(r["audio_seconds"] for r in good)
+        wall = time.perf_counter() - t0
+        report = {
+            "upstream": model.identity, "device": device, "workers": workers if use_dask else 1,
+            "frames_layers": list(frames_layers), "shards": len(shards), "written": len(good),
+            "skipped_complete": len(done),
+            "bad_shards": [{"shard": r["shard"], "reason": r["bad"]} for r in bad],
+            "clips": sum(r["clips"] for r in good), "audio_seconds": audio_s,
+            "forward_seconds": sum(r["forward_seconds"] for r in good),
+            "shard_seconds": sum(r["seconds"] for r in good), "wall_seconds": wall,
+            "rtf": wall / audio_s if audio_s else None,
+        }
+        if len(bad) > max_bad_fraction * len(shards):
+            names = ", ".join(r["shard"] for r in bad)
+            raise ShardError(f"{len(bad)} of {len(shards)} source shards are corrupt (allowed fraction "
+                             f"{max_bad_fraction}): {names}; first: {bad[0]['bad']}")
+        _write_index(audio_dir, out_dir, model, spec, report, sources, command)
     return report
 
 
-def _write_index(audio_dir: Path, out_dir: Path, model: Upstream, spec: ExtractSpec, report: dict) -> None:
-    """Write out_dir/index.json: the source index plus "upstream" and "features" sections."""
+def remove_stale_features(out_dir: Path, source_names: set[str]) -> list[str]:
+    """Delete feature shards (tar + sidecar) whose source shard is gone; return their names.
+
+    They were made from an earlier set of audio shards; left there, training would read them.
+    """
+    stale = [p for p in list_shards(out_dir) if p.name not in source_names]
+    for tar in stale:  # the tar first: a sidecar without its tar is ignored by every reader
+        tar.unlink()
+        tar.with_name(tar.name[: -len(".tar")] + ".json").unlink(missing_ok=True)
+    if stale:
+        log.warning("%s: removed %d feature shard(s) without a source shard: %s", out_dir, len(stale),
+                    ", ".join(p.name for p in stale))
+    return [p.name for p in stale]
+
+
+def _write_index(audio_dir: Path, out_dir: Path, model: Upstream, spec: ExtractSpec, report: dict,
+                 sources: dict[str, str], command: str) -> None:
+    """Write out_dir/index.json: the feature set's own index (kind "features"), never the audio one's."""
     try:
-        index = json.loads((audio_dir / "index.json").read_text())
+        audio_index = json.loads((audio_dir / "index.json").read_text())
     except FileNotFoundError:
-        index = {}
+        audio_index = {}
     except ValueError as exc:
         raise ShardError(f"{audio_dir / 'index.json'}: not valid JSON ({exc})") from exc
-    shards = {}
-    for tar in list_shards(out_dir):
-        info = read_sidecar(tar)
-        if info is not None:
-            shards[tar.name] = {"count": info.count, "sha256": info.sha256}
-    index["upstream"] = model.identity
-    index["features"] = {
-        "source_dir": str(audio_dir),
-        "members": ["json", "pooled.npy"] + (["frames.npy"] if spec.frames_layers else []),
-        "pooled": "mean over valid frames of each hidden state, float16 [layers + 1, hidden]",
-        "num_hidden_states": model.num_hidden_states, "frames_layers": list(spec.frames_layers),
-        "spec": {k: v for k, v in asdict(spec).items() if k != "threads"},
-        "bad_shards": report["bad_shards"], "shards": shards,
+    shards = []
+    for name, src_sha in sources.items():  # source order; a bad source shard has no feature shard
+        info = read_sidecar(out_dir / name)
+        if info is not None and (out_dir / name).is_file():
+            shards.append({"shard": name, "split": name.rsplit("-", 1)[0], "count": info.count,
+                           "bytes": info.bytes, "sha256": info.sha256, "source_sha256": src_sha})
+    splits: dict[str, dict] = {}
+    for e in shards:
+        d = splits.setdefault(e["split"], {"clips": 0, "shards": 0})
+        d["clips"] += e["count"]
+        d["shards"] += 1
+    index = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "kind": "features", "command": command,
+        "upstream": model.identity,
+        "source": {"dir": str(audio_dir), "kind": audio_index.get("kind"),
+                   "plan_hash": audio_index.get("plan_hash"), "shards": len(sources)},
+        "counts": {"shards": len(shards), "clips": sum(e["count"] for e in shards),
+                   "bad_source_shards": len(report["bad_shards"])},
+        "splits": splits,
+        "shards": shards,
+        "vocab": audio_index.get("vocab", {}),
+        "features": {
+            "source_dir": str(audio_dir),
+            "members": ["json", "pooled.npy"] + (["frames.npy"] if spec.frames_layers else []),
+            "pooled": "mean over valid frames of each hidden state, float16 [layers + 1, hidden]",
+            "num_hidden_states": model.num_hidden_states, "frames_layers": list(spec.frames_layers),
+            "spec": {k: v for k, v in asdict(spec).items() if k != "threads"},
+            "bad_shards": report["bad_shards"],
+        },
+        "versions": versions(),
     }
-    atomic_write_bytes(out_dir / "index.json", encode_field(index) + b"\n")
+    text = json.dumps(index, indent=1, ensure_ascii=False) + "\n"
+    atomic_write_bytes(out_dir / "index.json", text.encode())

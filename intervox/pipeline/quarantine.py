@@ -7,11 +7,13 @@ holds exactly; `reconcile` checks that.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from intervox.errors import ShardError
+from intervox.errors import QuarantineError, ShardError
 from intervox.shards.write import atomic_write_bytes
 
 QUARANTINE_FILE = "quarantine.jsonl"
@@ -24,7 +26,7 @@ class QuarantineEntry:
     split: str
     item: str
     reason: str
-    stage: str  # "source" (grid synthesis), "load", "check", "op", "encode", "qc", "shard"
+    stage: str  # "synth" (grid), "prepare:KIND" (corpus prepare), "load", "check", "op", "encode", "qc"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,3 +54,34 @@ def reconcile(planned: int, written: int, quarantined: int) -> str:
     if planned != written + quarantined:
         raise ShardError(f"quarantine does not reconcile: {line} is false")
     return line
+
+
+def reason_kind(entry: QuarantineEntry) -> str:
+    """Return `stage: reason` without its item-specific parts, so alike reasons count together.
+
+    Messages name their item first ("PATH: is silent", "KEY: noise failed: ..."): that prefix
+    goes, and numbers become N ("too short (N s < N s)").
+    """
+    head, sep, tail = entry.reason.partition(": ")
+    reason = tail if sep and " " not in head else entry.reason
+    reason = re.sub(r"\d+(\.\d+)?", "N", reason)
+    return f"{entry.stage}: {reason[:100]}"
+
+
+def check_quarantine_fraction(
+    entries: Sequence[QuarantineEntry], planned: int, max_fraction: float, where: str
+) -> None:
+    """Raise QuarantineError naming the top reasons when bad input exceeds `max_fraction` of `planned`.
+
+    QC rejections (stage "qc") do not count: they are the filter doing its job, and the
+    validity table reports them.
+    """
+    bad = [e for e in entries if e.stage != "qc"]
+    if not planned or len(bad) <= max_fraction * planned:
+        return
+    top = Counter(reason_kind(e) for e in bad).most_common(5)
+    reasons = "; ".join(f"{n} x {r}" for r, n in top)
+    raise QuarantineError(
+        f"{where}: {len(bad)} of {planned} input items quarantined ({len(bad) / planned:.1%} > "
+        f"max_quarantine_fraction {max_fraction}); top reasons: {reasons} (all in quarantine.jsonl)"
+    )

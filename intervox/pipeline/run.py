@@ -2,8 +2,10 @@
 
 Each task loads its anchors (at the target rate), applies the ops, encodes FLAC and writes
 one tar atomically with its sidecar. A shard whose sidecar matches the plan hash and whose
-bytes match is skipped; leftover `*.tmp` files of a killed run are removed at start. Items
-that cannot be made go to quarantine.jsonl; `input = written + quarantined` always holds.
+bytes match is skipped; leftover `*.tmp` files of a killed run, and shards that the current
+plan does not have (an earlier plan's), are removed at start. Items that cannot be made from
+their input go to quarantine.jsonl (`input = written + quarantined` always holds); any other
+exception in a task is a bug and fails the build. The folder is locked while a build runs.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import shlex
 import sys
 import time
@@ -22,16 +25,23 @@ from intervox.config import to_plain
 from intervox.corpora.manifest import read_manifest
 from intervox.errors import ConfigError
 from intervox.faults import fault_point
+from intervox.locking import output_lock
 from intervox.pipeline.cluster import connect
 from intervox.pipeline.config import ShardsConfig, validate_config
-from intervox.pipeline.identities import load_or_derive
 from intervox.pipeline.plan import SPLIT_ORDER, Plan, build_plan
-from intervox.pipeline.quarantine import QuarantineEntry, reconcile, write_quarantine
-from intervox.pipeline.task import PARTS_DIR, ShardTask, build_shard, failed_shard, finished_stats
+from intervox.pipeline.quarantine import (
+    QuarantineEntry,
+    check_quarantine_fraction,
+    reconcile,
+    write_quarantine,
+)
+from intervox.pipeline.task import PARTS_DIR, ShardTask, build_shard, finished_stats
 
 log = logging.getLogger(__name__)
 
 SOURCE_DIR = "source"  # where a grid source is rendered (and cached) inside the output folder
+# the files of one shard: NAME.tar, its sidecar NAME.json (and .parts/NAME.json), NAME = "{split}-{i:06d}"
+SHARD_FILE = re.compile(rf"^(?:{'|'.join(SPLIT_ORDER)})-\d{{6}}\.(?:tar|json)$")
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,7 @@ class BuildReport:
     wall_seconds: float  # the whole build: source, plan, shards, index
     exec_seconds: float = 0.0  # the Dask part only (shards built this run)
     clips_built: int = 0  # clips written by the shards built this run (skipped shards excluded)
+    stale_removed: tuple[str, ...] = ()  # shards of an earlier plan removed from the folder
 
     @property
     def clips_per_second(self) -> float:
@@ -60,7 +71,9 @@ class BuildReport:
         """Return the human summary line of the build."""
         return (
             f"{reconcile(self.planned, self.written, self.quarantined)}; shards {self.shards_total} "
-            f"(built {self.shards_built}, skipped {self.shards_skipped}); "
+            f"(built {self.shards_built}, skipped {self.shards_skipped}"
+            + (f", {len(self.stale_removed)} of an earlier plan removed" if self.stale_removed else "")
+            + "); "
             f"{self.seconds_audio / 3600:.2f} h audio; {self.wall_seconds:.1f} s wall, "
             f"{self.clips_per_second:.2f} clips/s in shard tasks"
         )
@@ -120,16 +133,38 @@ def execute(
     scheduler: str | None = None,
     on_result: Callable[[dict], None],
 ) -> None:
-    """Run `build_shard` over tasks: in-process ('sync'), on a LocalCluster, or on `scheduler`."""
+    """Run `build_shard` over tasks: in-process ('sync'), on a LocalCluster, or on `scheduler`.
+
+    Bad input never raises out of a task (it is quarantined inside it), so a task that raises
+    has hit a bug: Dask retries it twice, the other tasks still finish (their shards are kept
+    for a rerun), then every failure is logged with its traceback and the first is re-raised.
+    """
     if not tasks:
         return
+    failures: list[tuple[ShardTask, BaseException]] = []
     if scheduler == "sync":
         for task in tasks:
             try:
-                on_result(build_shard(task))
-            except Exception as exc:  # noqa: BLE001 - same contract as a failed Dask task
-                on_result(failed_shard(task, exc))
-        return
+                stats = build_shard(task)
+            except Exception as exc:  # noqa: BLE001 - re-raised below, after the other shards
+                failures.append((task, exc))
+                continue
+            on_result(stats)
+    else:
+        _execute_dask(tasks, workers, scheduler, on_result, failures)
+    for task, exc in failures:
+        log.error("shard %s failed (a bug, not bad input: bad input is quarantined)", task.name, exc_info=exc)
+    if failures:
+        raise failures[0][1]
+
+
+def _execute_dask(
+    tasks: Sequence[ShardTask],
+    workers: int,
+    scheduler: str | None,
+    on_result: Callable[[dict], None],
+    failures: list[tuple[ShardTask, BaseException]],
+) -> None:
     from distributed import as_completed
 
     if not log.isEnabledFor(logging.DEBUG):  # scheduler chatter drowns the progress bar; -v shows it
@@ -142,9 +177,11 @@ def execute(
         }
         for fut in as_completed(futures):
             try:
-                on_result(fut.result())
-            except Exception as exc:  # noqa: BLE001 - the items of a lost shard go to quarantine
-                on_result(failed_shard(futures[fut], exc))
+                stats = fut.result()
+            except Exception as exc:  # noqa: BLE001 - failed after its retries; re-raised by execute
+                failures.append((futures[fut], exc))
+            else:
+                on_result(stats)
             fut.release()
     finally:
         client.close()
@@ -160,6 +197,24 @@ def remove_stale_tmp(out_dir: Path) -> int:
     return len(stale)
 
 
+def remove_stale_shards(out_dir: Path, plan: Plan) -> tuple[str, ...]:
+    """Delete the shards (tar, sidecar, stats) in `out_dir` that `plan` does not have; return their names.
+
+    They belong to an earlier plan built into the same folder; left there, every reader of the
+    folder (verify, the feature stage, training) would take their clips for this plan's.
+    """
+    planned = {s.name for s in plan.shards}
+    files = [p for d in (out_dir, out_dir / PARTS_DIR) if d.is_dir() for p in d.iterdir()]
+    stale = sorted({p.name.rsplit(".", 1)[0] for p in files if SHARD_FILE.match(p.name)} - planned)
+    for name in stale:  # the tar first: a sidecar without its tar is ignored by every reader
+        for p in (out_dir / f"{name}.tar", out_dir / f"{name}.json", out_dir / PARTS_DIR / f"{name}.json"):
+            p.unlink(missing_ok=True)
+    if stale:
+        log.warning("%s: removed %d shard(s) that plan %s does not have: %s", out_dir, len(stale),
+                    plan.plan_hash[:12], ", ".join(f"{n}.tar" for n in stale))
+    return tuple(stale)
+
+
 def build_shards(
     cfg: ShardsConfig,
     out_dir: str | Path,
@@ -173,14 +228,27 @@ def build_shards(
     """Build (or resume) the shard set of `cfg` in `out_dir`; return the BuildReport.
 
     Writes DIR/{split}-{i:06d}.tar + sidecars, DIR/quarantine.jsonl, DIR/index.json and
-    DIR/dataset_card.md. Raises ConfigError for a bad config, ManifestError for a bad manifest.
+    DIR/dataset_card.md, holding DIR's lock (LockError when another run holds it). Raises
+    ConfigError for a bad config, ManifestError for a bad manifest, QuarantineError (after
+    writing everything) when more than `cfg.max_quarantine_fraction` of the input was
+    quarantined, and a task's own exception when a task failed with a bug.
     """
-    from intervox.shards.index import write_card, write_index
-
     t0 = time.perf_counter()
     validate_config(cfg, config_where)
     out_dir = Path(out_dir).resolve()  # workers of a remote cluster do not share our working directory
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _refuse_feature_folder(out_dir)
+    command = command or _command_line()
+    with output_lock(out_dir, command):
+        return _build_locked(cfg, out_dir, workers, scheduler, progress, command, t0)
+
+
+def _build_locked(
+    cfg: ShardsConfig, out_dir: Path, workers: int, scheduler: str | None, progress: bool, command: str,
+    t0: float,
+) -> BuildReport:
+    """Build the shards of `cfg` into `out_dir` (whose lock the caller holds); return the BuildReport."""
+    from intervox.shards.index import write_card, write_index
+
     removed = remove_stale_tmp(out_dir)
     if removed:
         log.info("removed %d leftover .tmp files of an interrupted run", removed)
@@ -190,9 +258,8 @@ def build_shards(
     if not utterances:
         raise ConfigError(f"{manifest}: the source manifest has no utterances")
     source_entries = _source_quarantine(manifest, cfg.source.kind)
-    # speaker identities need audio (the judge hears them), so they are settled before the pure plan
-    identities = load_or_derive(cfg, utterances, out_dir, audio_root)
-    plan = build_plan(cfg, utterances, identities)
+    plan = build_plan(cfg, utterances)
+    stale = remove_stale_shards(out_dir, plan)
     tasks = make_tasks(plan, out_dir, audio_root, cfg)
 
     results: dict[str, dict] = {}
@@ -226,7 +293,7 @@ def build_shards(
 
     entries = source_entries + [QuarantineEntry(**q) for t in tasks for q in results[t.name]["quarantine"]]
     write_quarantine(entries, out_dir)
-    planned = plan.n_items + len(source_entries)  # a clip the grid failed to render is input too
+    planned = plan.n_items + len(source_entries)  # a clip the source step failed to make is input too
     written = sum(results[t.name]["count"] for t in tasks)
     report = BuildReport(
         out_dir=str(out_dir),
@@ -241,35 +308,58 @@ def build_shards(
         wall_seconds=time.perf_counter() - t0,
         exec_seconds=exec_seconds if todo else 0.0,
         clips_built=clips[0],
+        stale_removed=stale,
     )
     reconcile(report.planned, report.written, report.quarantined)
     stats = [results[t.name] for t in tasks]
-    write_index(
-        out_dir,
-        plan,
-        stats,
-        entries,
-        command=command or _command_line(),
-        source_quarantine=len(source_entries),
-    )
+    write_index(out_dir, plan, stats, entries, command=command, source_quarantine=len(source_entries))
     write_card(out_dir)
+    check_quarantine_fraction(entries, planned, cfg.max_quarantine_fraction, str(out_dir))
     return report
 
 
+def _refuse_feature_folder(out_dir: Path) -> None:
+    """Raise ConfigError when `out_dir` holds feature shards: a build would delete them as stale."""
+    try:
+        kind = json.loads((out_dir / "index.json").read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return
+    if kind == "features":
+        raise ConfigError(f"{out_dir} holds feature shards (index.json kind 'features'): "
+                          "build audio shards into another --out")
+
+
 def _source_quarantine(manifest: Path, kind: str) -> list[QuarantineEntry]:
-    """Return the items the grid synthesis itself could not render (its quarantine.jsonl), as entries."""
+    """Return the items the source step rejected before the plan saw them, as entries.
+
+    A grid source: what the synthesis could not render (its quarantine.jsonl). A manifest
+    source: what `intervox corpus prepare` refused (its quarantine.jsonl, beside the manifest
+    with prepare_summary.json): a table row it dropped was input too.
+    """
     path = manifest.parent / "quarantine.jsonl"
-    if kind != "grid" or not path.is_file():
+    if not path.is_file() or (kind == "manifest" and not _prepared(manifest)):
         return []
     entries = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
         d = json.loads(line)
+        stage = str(d.get("stage", "synth" if kind == "grid" else "prepare"))
+        if kind == "manifest" and not stage.startswith("prepare"):
+            continue  # not a prepare step's line: this file is someone else's
         item = str(d.get("item", "?"))
         split = next((s for s in SPLIT_ORDER if item.startswith(s + "-")), "source")
-        entries.append(QuarantineEntry(split, item, str(d.get("reason", "")), str(d.get("stage", "synth"))))
+        entries.append(QuarantineEntry(split, item, str(d.get("reason", "")), stage))
     return entries
+
+
+def _prepared(manifest: Path) -> bool:
+    """True when `corpus prepare` wrote `manifest` (its prepare_summary.json names it)."""
+    try:
+        summary = json.loads((manifest.parent / "prepare_summary.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and Path(str(summary.get("manifest", ""))).name == manifest.name
 
 
 def _progress_bar(total: int, enabled: bool):  # noqa: ANN202 - tqdm or None

@@ -18,7 +18,7 @@ import numpy as np
 from intervox import __version__
 from intervox.audio import check_audio, encode_flac, load_audio
 from intervox.corpora.manifest import Utterance
-from intervox.errors import AudioError
+from intervox.errors import AudioError, InterventionError, SynthesisError
 from intervox.faults import fault_point
 from intervox.judges.qc import QCConfig
 from intervox.pipeline.plan import PlanItem, canonical_json
@@ -26,6 +26,10 @@ from intervox.pipeline.quarantine import QuarantineEntry
 from intervox.shards.write import atomic_write_bytes, read_sidecar, shard_is_complete, write_shard
 
 PARTS_DIR = ".parts"  # per-shard stats of finished shards, so a resumed run can skip them
+
+# What bad input raises inside an op: such an item is quarantined. Any other exception is a bug
+# (in an op or here): it fails the task, and Dask's retries and then the build report it.
+INPUT_ERRORS = (AudioError, InterventionError, SynthesisError)
 
 _OP_CACHE: dict[str, object] = {}  # op spec JSON -> instance: heavy engines load once per worker
 
@@ -115,11 +119,11 @@ def _render(item: PlanItem, audio: np.ndarray, sr: int, task: ShardTask) -> np.n
         return audio
     if item.op.get("error"):
         raise _Quarantined("op", f"{item.key}: {item.op['error']}")
+    op = _get_op(item.op["spec"], task.op_modules)
     try:
-        op = _get_op(item.op["spec"], task.op_modules)
         out = op.apply(audio, sr, **item.op["params"])
         return check_audio(np.asarray(out), sr, f"{item.key} ({item.op['name']} output)")
-    except Exception as exc:  # noqa: BLE001 - any op failure quarantines this item, not the run
+    except INPUT_ERRORS as exc:  # this input cannot take this op: quarantine the item, not the run
         raise _Quarantined(
             "op", f"{item.key}: {item.op['name']} failed: {type(exc).__name__}: {exc}"
         ) from exc
@@ -218,20 +222,3 @@ def finished_stats(task: ShardTask) -> dict | None:
     if stats.get("plan_hash") != task.plan_hash or info is None or info.count != stats.get("count"):
         return None
     return {**stats, "bytes": info.bytes, "sha256": info.sha256}
-
-
-def failed_shard(task: ShardTask, exc: BaseException) -> dict:
-    """Return stats quarantining every item of a shard whose task failed after all retries."""
-    reason = f"shard task failed: {type(exc).__name__}: {exc}"
-    return {
-        "shard": task.name,
-        "split": task.split,
-        "count": 0,
-        "bytes": 0,
-        "sha256": None,
-        "planned": len(task.items),
-        "seconds": 0.0,
-        "by_op": {},
-        "failed": True,
-        "quarantine": [QuarantineEntry(it.split, it.key, reason, "shard").to_dict() for it in task.items],
-    }

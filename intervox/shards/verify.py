@@ -1,7 +1,12 @@
-"""Verify a shard folder: every tar against its sidecar, every clip decodable, every JSON complete.
+"""Verify a shard folder: every tar against its sidecar, every clip decodable, every JSON complete,
+and the folder against its index.json.
 
 Works on audio shards (`KEY.flac` + `KEY.json`) and feature shards (`KEY.json` +
-`KEY.pooled.npy`, optionally `KEY.frames.npy`). Each problem names the shard (and key).
+`KEY.pooled.npy`, optionally `KEY.frames.npy`). With an index.json, the folder must hold
+exactly the shards it lists (no extra, none missing) with its counts and sha256s, and every
+clip must be of the index's kind; a feature clip's arrays must have the shapes of the
+index's upstream ([layers + 1, hidden] pooled, [len(frames_layers), frames, hidden] frames).
+Each problem names the shard (and key), so `verify` can gate a pipeline.
 """
 
 from __future__ import annotations
@@ -43,8 +48,12 @@ class VerifyReport:
         return f"{self.directory}: {self.shards} shards, {self.clips} clips ({kinds}): {state}"
 
 
-def check_clip(sample: dict, shard: str) -> tuple[str, list[str]]:
-    """Return (kind, problems) of one raw sample: decodes it and checks its JSON fields."""
+def check_clip(sample: dict, shard: str, expect: dict | None = None) -> tuple[str, list[str]]:
+    """Return (kind, problems) of one raw sample: decodes it and checks its JSON fields.
+
+    `expect` (from a feature index.json): {"upstream": identity, "frames_layers": [...]}, the
+    identity and array shapes every feature clip must have.
+    """
     key = sample.get("__key__", "?")
     where = f"{shard}: {key}"
     try:
@@ -83,10 +92,34 @@ def check_clip(sample: dict, shard: str) -> tuple[str, list[str]]:
             problems.append(
                 f"{where}: pooled.npy must be a finite [layers + 1, hidden] array, got shape {pooled.shape}"
             )
+        if expect:
+            problems += _check_feature_shapes(clip, meta, expect, where)
     return kind, problems
 
 
-def verify_shard(path: str | Path, report: VerifyReport) -> None:
+def _check_feature_shapes(clip: dict, meta: dict, expect: dict, where: str) -> list[str]:
+    """Return problems where a feature clip disagrees with its index's upstream (identity, shapes)."""
+    up = expect["upstream"]
+    problems = []
+    if meta.get("upstream") != up:
+        problems.append(f"{where}: JSON upstream {meta.get('upstream')} differs from index.json's {up}")
+    want = (up.get("layers", -2) + 1, up.get("hidden"))
+    if tuple(clip["pooled.npy"].shape) != want:
+        shape = clip["pooled.npy"].shape
+        problems.append(f"{where}: pooled.npy has shape {shape}, the upstream gives {want}")
+    frames = clip.get("frames.npy")
+    n_frames_layers = len(expect.get("frames_layers") or [])
+    if n_frames_layers and frames is None:
+        problems.append(f"{where}: frames.npy missing (index.json frames_layers {expect['frames_layers']})")
+    elif frames is not None and (
+        frames.ndim != 3 or frames.shape[0] != n_frames_layers or frames.shape[2] != up.get("hidden")
+    ):
+        problems.append(f"{where}: frames.npy has shape {frames.shape}, expected "
+                        f"[{n_frames_layers}, frames, {up.get('hidden')}]")
+    return problems
+
+
+def verify_shard(path: str | Path, report: VerifyReport, expect: dict | None = None) -> None:
     """Check one tar (sidecar, bytes, members, clips) and add what it finds to `report`."""
     path = Path(path)
     shard = path.name
@@ -104,7 +137,7 @@ def verify_shard(path: str | Path, report: VerifyReport) -> None:
     try:
         for sample in iter_tar_samples(path):
             count += 1
-            kind, problems = check_clip(sample, shard)
+            kind, problems = check_clip(sample, shard, expect)
             report.kinds[kind] += 1
             report.problems.extend(problems)
     except ShardError as exc:
@@ -116,38 +149,70 @@ def verify_shard(path: str | Path, report: VerifyReport) -> None:
 
 
 def verify_dir(directory: str | Path) -> VerifyReport:
-    """Return the VerifyReport of every shard in `directory` (and of index.json when present)."""
+    """Return the VerifyReport of every shard in `directory`, checked against index.json when present."""
     directory = Path(directory)
     report = VerifyReport(str(directory))
     if not directory.is_dir():
         report.problems.append(f"{directory}: not a directory")
         return report
+    index = _read_index(directory, report)
+    expect = None
+    if index.get("kind") == "features" and isinstance(index.get("upstream"), dict):
+        expect = {"upstream": index["upstream"],
+                  "frames_layers": (index.get("features") or {}).get("frames_layers") or []}
     shards = list_shards(directory)
     if not shards:
         report.problems.append(f"{directory}: no *.tar shards")
     for path in shards:
-        verify_shard(path, report)
-    _check_index(directory, {p.name for p in shards}, report)
+        verify_shard(path, report, expect)
+    if index:
+        _check_index(directory, index, {p.name for p in shards}, report)
     return report
 
 
-def _check_index(directory: Path, present: set[str], report: VerifyReport) -> None:
-    """Add problems where index.json lists shards that are missing or whose sha256 disagrees."""
+def _read_index(directory: Path, report: VerifyReport) -> dict:
+    """Return DIR/index.json ({} when absent); a problem when it is unreadable."""
     path = directory / "index.json"
     if not path.is_file():
-        return
+        return {}
     try:
         index = json.loads(path.read_text())
     except ValueError as exc:
         report.problems.append(f"index.json: not valid JSON ({exc.args[0]})")
-        return
-    for entry in index.get("shards", []):
-        if not isinstance(entry, dict) or "shard" not in entry:
-            continue
-        name = entry["shard"]
+        return {}
+    if not isinstance(index, dict):
+        report.problems.append("index.json: not a JSON object")
+        return {}
+    return index
+
+
+def _check_index(directory: Path, index: dict, present: set[str], report: VerifyReport) -> None:
+    """Add problems where the folder and index.json disagree: shards, counts, sha256s, kind, plan."""
+    entries = {e["shard"]: e for e in index.get("shards", []) if isinstance(e, dict) and "shard" in e}
+    for name in sorted(present - set(entries)):
+        report.problems.append(f"{name}: not listed in index.json (a leftover of another build?)")
+    for name, entry in sorted(entries.items()):
         if name not in present:
             report.problems.append(f"{name}: listed in index.json but missing")
             continue
         info = read_sidecar(directory / name)
-        if info is not None and entry.get("sha256") not in (None, info.sha256):
+        if info is None:
+            continue  # verify_shard named it
+        if entry.get("sha256") not in (None, info.sha256):
             report.problems.append(f"{name}: index.json sha256 differs from the sidecar")
+        if entry.get("count") not in (None, info.count):
+            report.problems.append(
+                f"{name}: index.json says {entry['count']} clips, the sidecar {info.count}"
+            )
+        if index.get("kind") == "audio" and index.get("plan_hash") not in (None, info.plan_hash):
+            report.problems.append(f"{name}: sidecar plan_hash {info.plan_hash[:12]} is not index.json's "
+                                   f"{index['plan_hash'][:12]} (a shard of another plan)")
+    listed = sum(e.get("count", 0) for e in entries.values())
+    total = (index.get("counts") or {}).get("written" if index.get("kind") == "audio" else "clips")
+    if isinstance(total, int) and total != listed:
+        report.problems.append(f"index.json: counts say {total} clips but its shards list {listed}")
+    want = {"audio": "audio", "features": "feature"}.get(index.get("kind"))
+    wrong = {k: n for k, n in report.kinds.items() if want and k != want}
+    if wrong:
+        report.problems.append(f"index.json: kind {index.get('kind')!r} but the shards hold "
+                               + ", ".join(f"{n} {k} clips" for k, n in sorted(wrong.items())))

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
+
+from intervox.locking import output_lock
 
 
 @click.command("train")
@@ -31,7 +35,12 @@ def train_cmd(config_path: Path | None, overrides: tuple[str, ...]) -> None:
     from intervox.training.loop import train
 
     cfg = load_config(config_path, TrainConfig, overrides)
-    summaries = train(cfg)
+    command = "intervox train " + " ".join(
+        shlex.quote(a) for a in ([f"--config={config_path}"] if config_path else []) + list(overrides)
+    )
+    # one training run per run_dir: rank 0 holds its lock (the other ranks of a torchrun job share it)
+    with output_lock(cfg.run_dir, command) if int(os.environ.get("RANK", "0")) == 0 else nullcontext():
+        summaries = train(cfg)
     if int(os.environ.get("RANK", "0")) == 0:  # one summary per job, not per rank
         click.echo(json.dumps([{k: s[k] for k in ("seed", "steps", "completed", "train_s", "final")}
                                for s in summaries], indent=1))

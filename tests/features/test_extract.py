@@ -62,9 +62,9 @@ def test_feature_shards_mirror_audio_shards(audio_dir, tmp_path, clips):
         expected = plan_hash(ident, (2, 4), source_sha256(audio_dir / tar.name))
         assert read_sidecar(tar).plan_hash == expected and read_sidecar(tar).count == 2
     index = json.loads((out / "index.json").read_text())
-    assert index["counts"] == {"train": 4}  # the source index is carried over
+    assert index["kind"] == "features" and index["source"]["dir"] == str(audio_dir)  # its own index
     assert index["upstream"] == ident and index["features"]["frames_layers"] == [2, 4]
-    assert set(index["features"]["shards"]) == {"train-000000.tar", "train-000001.tar"}
+    assert [e["shard"] for e in index["shards"]] == ["train-000000.tar", "train-000001.tar"]
 
 
 def test_rerun_does_no_work_and_changes_redo(audio_dir, tmp_path):

@@ -138,7 +138,7 @@ def test_killed_run_then_rerun_equals_clean_run(source, write_config, tmp_path) 
 
 def test_quarantine_reconciles_with_planted_bad_inputs(bad_source, write_config, tmp_path, cli) -> None:  # noqa: ANN001
     manifest, bad_ids = bad_source
-    config = write_config(tmp_path / "c.yaml", manifest)
+    config = write_config(tmp_path / "c.yaml", manifest, max_quarantine_fraction=0.5)
     out = tmp_path / "out"
     report = build_shards(load_shards_config(config), out, scheduler="sync", progress=False)
     # 4 bad anchors in validation, each planned as source + world_vc + noise
@@ -175,9 +175,21 @@ def test_quarantine_reconciles_with_planted_bad_inputs(bad_source, write_config,
     assert strict.returncode == 1 and "strict" in strict.stderr
     assert (out / "quarantine.jsonl").read_bytes() == before
 
+    # 12 of 30 quarantined is over the default max_quarantine_fraction (0.05): exit 2, one line
+    # naming the top reasons with their counts; everything is still written for a look
+    default = write_config(tmp_path / "d.yaml", manifest)
+    over = cli("shards", "build", "--config", str(default), "--out", str(out), "--scheduler", "sync",
+               "--no-progress")
+    assert over.returncode == 2, over.stderr
+    [line] = over.stderr.strip().splitlines()
+    assert "12 of 30 input items quarantined (40.0% > max_quarantine_fraction 0.05)" in line
+    assert "3 x load: " in line and "does not exist" in line and "3 x check: too short" in line
+    assert (out / "quarantine.jsonl").read_bytes() == before
+
 
 def test_failed_op_is_quarantined_not_fatal(source, write_config, tmp_path, explode_op) -> None:  # noqa: ANN001
-    config = write_config(tmp_path / "c.yaml", source, interventions=[{"op": {"name": "test_explode"}}])
+    config = write_config(tmp_path / "c.yaml", source, interventions=[{"op": {"name": "test_explode"}}],
+                          max_quarantine_fraction=0.5)
     report = build_shards(load_shards_config(config), tmp_path / "out", scheduler="sync", progress=False)
     assert (report.planned, report.written, report.quarantined) == (12, 6, 6)
     entries = [json.loads(line) for line in (tmp_path / "out" / "quarantine.jsonl").read_text().splitlines()]
@@ -196,7 +208,7 @@ def test_nothing_written_exits_nonzero(tmp_path, write_config, cli) -> None:  # 
         "shards",
         "build",
         "--config",
-        str(write_config(tmp_path / "c.yaml", manifest)),
+        str(write_config(tmp_path / "c.yaml", manifest, max_quarantine_fraction=1.0)),
         "--out",
         str(tmp_path / "out"),
         "--scheduler",
@@ -272,3 +284,94 @@ def test_grid_source_renders_under_out_and_builds(tmp_path, cli) -> None:  # noq
     from intervox.shards.verify import verify_dir
 
     assert verify_dir(out).ok
+
+
+@dataclass(frozen=True)
+class BuggyOp(Intervention):
+    """Test-only channel op with a programming error: a bug must fail the build, never hide as quarantine."""
+
+    name: ClassVar[str] = "test_buggy"
+    target: ClassVar[Factor] = Factor.CHANNEL
+    keeps_timing: ClassVar[bool] = True
+
+    def sample_params(self, rng: np.random.Generator, utt: object) -> dict:
+        return {}
+
+    def apply(self, audio: np.ndarray, sr: int, **params: object) -> np.ndarray:
+        return audio[None, :] + undefined_gain  # noqa: F821 - the planted bug
+
+
+@pytest.fixture
+def buggy_op() -> Iterator[None]:
+    from intervox.interventions import registry
+
+    register(BuggyOp)
+    yield
+    registry._REGISTRY.pop(BuggyOp.name, None)
+
+
+def test_bug_in_an_op_fails_the_build_with_its_traceback(source, write_config, tmp_path, buggy_op,  # noqa: ANN001
+                                                          caplog) -> None:
+    config = write_config(tmp_path / "c.yaml", source, interventions=[{"op": {"name": "test_buggy"}}],
+                          max_quarantine_fraction=1.0)
+    with pytest.raises(NameError, match="undefined_gain"):
+        build_shards(load_shards_config(config), tmp_path / "out", scheduler="sync", progress=False)
+    assert "failed (a bug, not bad input" in caplog.text and "Traceback" in caplog.text
+    assert not (tmp_path / "out" / "quarantine.jsonl").exists()  # nothing was passed off as bad input
+    assert not (tmp_path / "out" / "index.json").exists()
+
+
+def test_rebuild_with_another_plan_removes_its_stale_shards(source, write_config, tmp_path, caplog) -> None:  # noqa: ANN001
+    from intervox.shards.verify import verify_dir
+
+    out = tmp_path / "out"
+    many = write_config(tmp_path / "a.yaml", source, interventions=[], block={"speakers": 1, "contents": 1},
+                        shard_size=1)
+    first = build_shards(load_shards_config(many), out, scheduler="sync", progress=False)
+    assert first.shards_total == 6
+    old = shas(out)
+    few = write_config(tmp_path / "b.yaml", source, interventions=[], shard_size=4)
+    with caplog.at_level("WARNING"):
+        second = build_shards(load_shards_config(few), out, scheduler="sync", progress=False)
+    kept = sorted(shas(out))
+    assert second.shards_total == len(kept) < 6
+    stale = sorted(set(old) - set(kept))
+    assert second.stale_removed == tuple(n[:-4] for n in stale) and stale
+    assert f"removed {len(stale)} shard(s)" in caplog.text and all(n in caplog.text for n in stale)
+    for name in stale:  # tar, sidecar and stats are gone
+        assert not (out / name).exists() and not (out / name.replace(".tar", ".json")).exists()
+        assert not (out / ".parts" / name.replace(".tar", ".json")).exists()
+    # the shards both plans name were redone: their sidecars carried the first plan's hash
+    assert second.shards_built == second.shards_total and all(shas(out)[n] != old.get(n) for n in kept)
+    report = verify_dir(out)
+    assert report.ok, report.problems
+    assert report.clips == second.written == 6
+
+
+def test_manifest_source_counts_the_prepare_stage_rejections(tmp_path, write_config, cli) -> None:  # noqa: ANN001
+    from intervox.corpora.prepare import prepare_corpus
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rows = ["path\tspeaker\ttext"]
+    for i, (voice, text) in enumerate([("en-us", "Open the door."), ("en-gb", "Close the window."),
+                                       ("en-us", "Turn on the light."), ("en-gb", "Sit down.")]):
+        subprocess.run(["espeak-ng", "-v", voice, "-w", str(corpus / f"c{i}.wav"), text], check=True)
+        rows.append(f"c{i}.wav\tspk{i % 2}\t{text}")
+    (corpus / "bad.wav").write_bytes(b"this is text, not audio")
+    rows += ["bad.wav\tspk0\tNot audio.", "gone.wav\tspk1\tNo file."]
+    (corpus / "table.tsv").write_text("\n".join(rows) + "\n")
+    manifest = prepare_corpus("folder", corpus, tmp_path / "prepared")
+    assert len((tmp_path / "prepared" / "quarantine.jsonl").read_text().splitlines()) == 2
+
+    config = write_config(tmp_path / "c.yaml", manifest, interventions=[], max_quarantine_fraction=0.5)
+    res = cli("shards", "build", "--config", str(config), "--out", str(tmp_path / "out"), "--scheduler",
+              "sync", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert "input 6 = written 4 + quarantined 2" in res.stdout  # 6 table rows, not 4
+    index = json.loads((tmp_path / "out" / "index.json").read_text())
+    assert index["counts"] == {"input": 6, "written": 4, "quarantined": 2, "source_quarantined": 2}
+    entries = [json.loads(line) for line in (tmp_path / "out" / "quarantine.jsonl").read_text().splitlines()]
+    assert {e["stage"] for e in entries} == {"prepare:folder"}
+    assert [Path(e["item"]).name for e in entries] == ["table.tsv:6", "table.tsv:7"]  # the refused rows
+    assert "bad.wav" in entries[0]["reason"] and "gone.wav" in entries[1]["reason"]

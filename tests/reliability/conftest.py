@@ -33,6 +33,20 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "manifest.jsonl"
 
 
+@pytest.fixture(scope="session")
+def built_audio(source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real audio shard folder (read-only): the source + a noise copy each, 3 shards of 4 clips."""
+    from intervox.pipeline.config import BlockConfig, InterventionConfig, ShardsConfig, SourceConfig
+    from intervox.pipeline.run import build_shards
+
+    cfg = ShardsConfig(source=SourceConfig(kind="manifest", path=str(source)),
+                       interventions=(InterventionConfig(op={"name": "noise"}),),
+                       block=BlockConfig(speakers=1, contents=2), shard_size=4, max_seconds=8.0)
+    out = tmp_path_factory.mktemp("relaudio") / "audio"
+    build_shards(cfg, out, scheduler="sync", progress=False, command="intervox shards build (test)")
+    return out
+
+
 @pytest.fixture
 def write_config() -> Callable[..., Path]:
     """Return f(path, manifest, **overrides) writing a small ShardsConfig YAML (noise op, 1 x 2 blocks)."""

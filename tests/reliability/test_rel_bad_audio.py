@@ -127,7 +127,8 @@ def test_pipeline_quarantines_bad_audio_and_accepts_odd_audio(
     bad_audio_manifest, write_config, tmp_path  # noqa: ANN001
 ) -> None:
     manifest, bad, odd = bad_audio_manifest
-    config = write_config(tmp_path / "c.yaml", manifest, interventions=[], max_seconds=30.0)
+    config = write_config(tmp_path / "c.yaml", manifest, interventions=[], max_seconds=30.0,
+                          max_quarantine_fraction=0.5)  # 8 of 18 planted bad inputs
     out = tmp_path / "out"
     report = build_shards(load_shards_config(config), out, scheduler="sync", progress=False)
     assert (report.planned, report.written, report.quarantined) == (6 + 12, 6 + 4, 8)

@@ -88,8 +88,8 @@ def test_pipeline_refuses_bad_manifest_and_quarantines_missing_files(
     gone = tmp_path / "gone.jsonl"
     gone.write_text("".join(json.dumps({**r, "audio": str(tmp_path / "missing" / f"{r['id']}.wav")}
                                        if r["id"] == "v1s0" else r) + "\n" for r in rows))
-    report = build_shards(load_shards_config(write_config(tmp_path / "g.yaml", gone)), tmp_path / "g",
-                          scheduler="sync", progress=False)
+    config = write_config(tmp_path / "g.yaml", gone, max_quarantine_fraction=0.2)  # 2 of 12 quarantined
+    report = build_shards(load_shards_config(config), tmp_path / "g", scheduler="sync", progress=False)
     assert (report.planned, report.written, report.quarantined) == (12, 10, 2)  # source + noise copy
     entries = [json.loads(e) for e in (tmp_path / "g" / "quarantine.jsonl").read_text().splitlines()]
     assert all("missing/v1s0.wav: file does not exist" in e["reason"] for e in entries) and len(entries) == 2

@@ -14,6 +14,7 @@ from relhelpers import UNSAFE_KINDS, WritesMarker, tamper, truncate
 
 from intervox.config import load_config
 from intervox.errors import ShardError, TrainingError
+from intervox.locking import LOCK_FILE
 from intervox.training.api import load_trained
 from intervox.training.checkpoint import load_checkpoint
 from intervox.training.config import TrainConfig
@@ -61,9 +62,11 @@ def test_sigkill_after_a_checkpoint_then_rerun_gives_identical_projector(
     assert killed.killed, killed.stderr  # died right after saving step 45, never by a timer
     assert not (run_dir / "seed-0" / "projector.safetensors").exists()
     assert max(int(p.name[5:11]) for p in ckpts.glob("step-*.pt")) == 45
+    assert (run_dir / LOCK_FILE).is_file()  # the killed run could not release its lock
 
     again = run_cli([*args, *overrides(features, run_dir, *common)])
     assert again.returncode == 0, again.stderr
+    assert "taking over the lock left by pid" in again.stderr and not (run_dir / LOCK_FILE).exists()
     summary = json.loads((run_dir / "seed-0" / "summary.json").read_text())
     assert summary["resumed_from"] == 45 and summary["completed"]
     a = (tmp_path / "whole" / "seed-0" / "projector.safetensors").read_bytes()

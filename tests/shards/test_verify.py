@@ -159,3 +159,90 @@ def test_cli_verify_exit_codes(shard_copy, capsys) -> None:  # noqa: ANN001
         main(["shards", "verify", str(d)])
     assert exc.value.code == 1
     assert "train-000000.tar: sidecar" in capsys.readouterr().err
+
+
+def test_verify_checks_the_folder_against_its_index(shard_copy) -> None:  # noqa: ANN001
+    d = shard_copy()
+    (d / "train-000007.tar").write_bytes((d / "train-000000.tar").read_bytes())  # a leftover of another build
+    (d / "train-000007.json").write_text((d / "train-000000.json").read_text().replace("000000", "000007"))
+    (d / "validation-000000.tar").unlink()
+    problems = verify_dir(d).problems
+    assert "train-000007.tar: not listed in index.json (a leftover of another build?)" in problems
+    assert "validation-000000.tar: listed in index.json but missing" in problems
+
+
+def test_verify_names_counts_and_plans_that_disagree_with_the_index(shard_copy) -> None:  # noqa: ANN001
+    d = shard_copy()
+    index = json.loads((d / "index.json").read_text())
+    index["shards"][0]["count"] += 1
+    index["counts"]["written"] += 5
+    (d / "index.json").write_text(json.dumps(index))
+    side = json.loads((d / "validation-000000.json").read_text())
+    (d / "validation-000000.json").write_text(json.dumps({**side, "plan_hash": "0" * 64}))
+    problems = verify_dir(d).problems
+    first = index["shards"][0]
+    n = first["count"]
+    assert f"{first['shard']}: index.json says {n} clips, the sidecar {n - 1}" in problems
+    assert "index.json: counts say 17 clips but its shards list 13" in problems
+    assert any(p.startswith("validation-000000.tar: sidecar plan_hash 000000000000 is not index.json's")
+               for p in problems), problems
+
+
+@pytest.fixture(scope="module")
+def feature_dir(built_shards: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real feature folder: the built audio shards through whisper-tiny.en (read-only)."""
+    from intervox.features.extract import extract_features
+
+    out = tmp_path_factory.mktemp("feats") / "whisper-tiny"
+    extract_features(built_shards, out, "whisper-tiny.en", device="cpu")
+    return out
+
+
+def test_feature_folder_has_its_own_index_and_passes_verify(built_shards, feature_dir, capsys) -> None:  # noqa: ANN001
+    from intervox.cli import main
+    from intervox.shards.write import read_sidecar
+
+    index = json.loads((feature_dir / "index.json").read_text())
+    audio = json.loads((built_shards / "index.json").read_text())
+    assert index["kind"] == "features" and index["upstream"]["name"] == "whisper-tiny.en"
+    assert index["source"] == {"dir": str(built_shards), "kind": "audio", "plan_hash": audio["plan_hash"],
+                               "shards": len(audio["shards"])}
+    assert [e["shard"] for e in index["shards"]] == [e["shard"] for e in audio["shards"]]
+    for entry, source in zip(index["shards"], audio["shards"], strict=True):
+        side = read_sidecar(feature_dir / entry["shard"])
+        assert (entry["sha256"], entry["count"], entry["bytes"]) == (side.sha256, side.count, side.bytes)
+        assert entry["sha256"] != source["sha256"] and entry["source_sha256"] == source["sha256"]
+    assert index["counts"] == {"shards": 2, "clips": 12, "bad_source_shards": 0}
+    report = verify_dir(feature_dir)
+    assert report.ok, report.problems
+    assert report.kinds == {"feature": 12}
+    main(["shards", "verify", str(feature_dir)])  # the gate: exit 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_verify_decodes_feature_members_and_checks_their_shapes(feature_dir, tmp_path) -> None:  # noqa: ANN001
+    import shutil
+
+    d = Path(shutil.copytree(feature_dir, tmp_path / "f"))
+    tar = d / "train-000000.tar"
+    with tarfile.open(tar) as src:
+        members = [(m, src.extractfile(m).read()) for m in src.getmembers()]
+    name, data = next((m.name, x) for m, x in members if m.name.endswith(".pooled.npy"))
+    pooled = np.load(io.BytesIO(data))
+    buf = io.BytesIO()
+    np.save(buf, pooled[:-1])  # one layer short of what whisper-tiny.en gives
+    bad = tarfile.TarInfo(name)
+    bad.size = buf.tell()
+    raw_tar(tar, [bad if m.name == name else m for m, _ in members],
+            {**{m.name: x for m, x in members}, name: buf.getvalue()})
+    reseal(tar)
+    problems = verify_dir(d).problems
+    key = name.split(".", 1)[0]
+    assert any(p.startswith(f"train-000000.tar: {key}: pooled.npy has shape ({pooled.shape[0] - 1}, ")
+               for p in problems), problems
+
+    audio_index = json.loads(Path(json.loads((d / "index.json").read_text())["source"]["dir"], "index.json")
+                             .read_text())
+    (d / "index.json").write_text(json.dumps(audio_index))  # the old copy of the audio index
+    problems = verify_dir(d).problems
+    assert "index.json: kind 'audio' but the shards hold 12 feature clips" in problems
