@@ -544,6 +544,10 @@ def evaluate_run_real(run_dir: str | Path, real_dirs: Sequence[str | Path],
     from intervox.training.api import load_trained
 
     run_dir = Path(run_dir)
+    for d in real_dirs:  # fail before any model loads or features run
+        if not Path(d).is_dir():
+            raise IntervoxError(f"{d}: real test set is not a directory (a folder corpus or a "
+                                f"`corpus prepare` output)")
     res_path = run_dir / "results.json"
     results = json.loads(res_path.read_text()) if res_path.is_file() else {"run_dir": str(run_dir)}
     seeds = seed_dirs(run_dir)

@@ -1,0 +1,247 @@
+"""Real-speech evaluation (`eval --real`) on a generated folder corpus with planted speakers and texts.
+
+The panel is real espeak-ng audio (4 dev + 4 test voices x 5 words); systems are hand-made
+"oracles" that read the clip's planted labels back from its pooled features, so the figures
+they must score are known exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from intervox.errors import IntervoxError
+from intervox.evaluation import real
+from intervox.evaluation.sv import compute_eer, min_dcf
+
+UPSTREAM = "whisper-tiny.en"  # 4 layers x 384: the fast fixture upstream
+WORDS = ("yes", "seven", "table", "morning", "green")
+# (espeak voice, pitch, language, split): test languages en, en, fr, fr -> same-language pairs are known
+VOICES = (
+    ("en-us", 35, "en", "dev"), ("en-gb", 70, "en", "dev"), ("de", 50, "de", "dev"), ("es", 60, "es", "dev"),
+    ("en-us+f3", 50, "en", "test"), ("en-gb+m3", 40, "en", "test"), ("fr", 45, "fr", "test"),
+    ("fr+f2", 65, "fr", "test"),
+)
+FAST = real.RealConfig(bootstrap=60, ceilings=())
+
+
+@pytest.fixture(scope="module")
+def panel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("panel")
+    (root / "audio").mkdir()
+    rows = []
+    for v, (voice, pitch, lang, split) in enumerate(VOICES):
+        for w, word in enumerate(WORDS):
+            rel = f"audio/v{v}w{w}.wav"
+            # tests/conftest.py's espeak_wav, which this folder's conftest.py shadows on import
+            subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-w", str(root / rel), word],
+                           check=True)
+            rows.append({"path": rel, "speaker": f"{voice}:p{pitch}", "text": word, "language": lang,
+                         "split": split})
+    with (root / "panel.tsv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter="\t")
+        writer.writeheader()
+        writer.writerows(rows)
+    return root
+
+
+class Oracle:
+    """A stand-in TrainedModel whose subspaces hold exactly the planted labels it is given."""
+
+    def __init__(self, labels: dict[bytes, tuple[str, str]], speaker_only: bool, seed_dir: Path) -> None:
+        from intervox.training.config import TrainConfig
+
+        self.labels, self.speaker_only, self.seed_dir = labels, speaker_only, seed_dir
+        self.config = TrainConfig()
+        self.inputs = [type("Spec", (), {"name": UPSTREAM})()]
+        speakers = sorted({s for s, _ in labels.values()})
+        texts = sorted({t for _, t in labels.values()})
+        self.spk_index = {s: i for i, s in enumerate(speakers)}
+        self.txt_index = {t: i for i, t in enumerate(texts)}
+
+    def project(self, pooled: list[np.ndarray]) -> dict[str, np.ndarray]:
+        keys = [self.labels[row.tobytes()] for row in pooled[0]]
+        spk = np.eye(len(self.spk_index))[[self.spk_index[s] for s, _ in keys]]
+        txt = np.eye(len(self.txt_index))[[self.txt_index[t] for _, t in keys]]
+        rng = np.random.default_rng(0)
+        if self.speaker_only:  # both subspaces hold the voice; nothing about the word
+            return {"speaker": spk, "content": spk + 0.01 * rng.standard_normal(spk.shape)}
+        return {"speaker": spk, "content": txt}
+
+
+def oracle(panel_dir: Path, work: Path, speaker_only: bool) -> Oracle:
+    """Return an Oracle keyed by the pooled rows the evaluation will compute (same cache)."""
+    panel = real.load_panel(panel_dir, work)
+    rows = np.arange(len(panel.utts))
+    hashes = [real.clip_hash(u, panel.base) for u in panel.utts]
+    pooled = real.pooled_features(panel, rows, hashes, UPSTREAM, work, FAST)
+    labels = {p.tobytes(): (u.speaker, u.text) for p, u in zip(pooled, panel.utts, strict=True)}
+    return Oracle(labels, speaker_only, work / ("seed-speaker" if speaker_only else "seed-both"))
+
+
+@pytest.fixture(scope="module")
+def section(panel_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    work = tmp_path_factory.mktemp("real")
+    models = [oracle(panel_dir, work, speaker_only=True), oracle(panel_dir, work, speaker_only=False)]
+    return real.evaluate_panel(panel_dir, work, models=models, cfg=FAST)
+
+
+def fig_of(section: dict, system: str, emb: str) -> dict:
+    return section["systems"][system]["embeddings"][emb]["test"]
+
+
+def test_speaker_only_system_scores_eer_zero_and_chance_content(section: dict) -> None:
+    fig = fig_of(section, "subspaces seed-speaker", "speaker")["speaker"]["all"]
+    assert fig["eer"] == 0.0 and fig["min_dcf_0.01"] == 0.0
+    content = fig_of(section, "subspaces seed-speaker", "content")
+    c = content["content"]
+    assert c["chance"] == pytest.approx(3 / 15)  # 3 other voices say the word; 15 candidate clips
+    assert c["top1"] < 0.55  # 20 random queries at chance 0.2: P(>= 0.55) < 0.2%
+    assert content["speaker"]["all"]["eer"] == 0.0  # its content subspace still holds the voice
+    # the oracle that holds the words finds them, and its content subspace loses the voice
+    both = fig_of(section, "subspaces seed-both", "content")
+    assert both["content"]["top1"] == 1.0 and both["content"]["map"] == 1.0
+    assert both["speaker"]["all"]["eer"] >= 0.4
+
+
+def test_trial_and_query_counts(section: dict) -> None:
+    fig = fig_of(section, "layer 0", "pooled")
+    spk = fig["speaker"]
+    assert spk["all"]["n_trials"] == 20 * 19 // 2  # every pair of the 20 test clips
+    assert spk["all"]["n_target"] == 4 * (5 * 4 // 2)
+    assert spk["same_language"]["n_trials"] == 2 * (10 * 9 // 2)  # en-en and fr-fr pairs only
+    assert spk["same_language"]["n_target"] == 4 * (5 * 4 // 2)
+    assert fig["content"]["n_queries"] == 20
+    assert "eer_ci" in spk["all"] and "top1_ci" in fig["content"]
+    dev = section["systems"]["layer 0"]["embeddings"]["pooled"]["dev"]
+    assert dev["speaker"]["all"]["n_trials"] == 190 and "eer_ci" not in dev["speaker"]["all"]
+    assert section["splits"] == {"dev": {"clips": 20, "speakers": 4, "languages": 3},
+                                 "test": {"clips": 20, "speakers": 4, "languages": 2}}
+
+
+def test_confidence_intervals_contain_the_point_estimate(section: dict) -> None:
+    checked = 0
+    for system in section["systems"].values():
+        for emb in system["embeddings"].values():
+            fig = emb["test"]
+            pairs = [(fig["speaker"][k]["eer"], fig["speaker"][k]["eer_ci"])
+                     for k in ("all", "same_language")]
+            pairs += [(fig["content"]["top1"], fig["content"]["top1_ci"]),
+                      (fig["content"]["map"], fig["content"]["map_ci"])]
+            for value, (lo, hi) in pairs:
+                assert lo - 1e-9 <= value <= hi + 1e-9
+                checked += 1
+    assert checked >= 4 * 10
+
+
+def test_best_layers_are_chosen_on_dev_not_test(section: dict) -> None:
+    best = section["best_layer"]
+    assert best["chosen_on"] == "dev"
+    dev_eer = {k: section["systems"][f"layer {k}"]["embeddings"]["pooled"]["dev"]["speaker"]["all"]["eer"]
+               for k in range(5)}
+    assert best["speaker"] == min(dev_eer, key=dev_eer.get)
+    rows = {r["system"]: r for r in real.real_rows(section)}
+    chosen = rows[f"layer {best['speaker']}"]
+    assert rows["best_layer"]["spk_eer"] == chosen["spk_eer"]  # reported on test, as that layer scores
+
+
+def test_keyword_probe_holds_out_speakers(section: dict) -> None:
+    words = fig_of(section, "subspaces seed-both", "content")["keyword_probe"]
+    voices = fig_of(section, "subspaces seed-speaker", "content")["keyword_probe"]
+    assert words["n_test"] == 20 and words["n_classes"] == 5
+    assert words["accuracy"] == 1.0  # word one-hots transfer to an unseen voice
+    assert voices["accuracy"] <= 0.4  # a held-out voice's one-hot is new to the probe: no word information
+    lo, hi = words["accuracy_ci"]
+    assert lo <= words["accuracy"] <= hi
+
+
+def test_weighted_eer_matches_sv_with_unit_weights() -> None:
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.standard_normal(400), 1)  # many ties
+    labels = (rng.random(400) < 0.3).astype(int)
+    order = np.argsort(-scores, kind="stable")
+    ss, ls = scores[order], labels[order]
+    last = np.r_[np.nonzero(np.diff(ss))[0], len(ss) - 1]
+    eer, dcf = real.weighted_eer_dcf(ss, ls, last)
+    assert eer == pytest.approx(compute_eer(scores, labels)[0], abs=1e-12)
+    assert dcf == pytest.approx(min_dcf(scores, labels, 0.01)[0], abs=1e-12)
+    # weight 2 on every trial is the same set counted twice
+    assert real.weighted_eer_dcf(ss, ls, last, np.full(400, 2.0))[0] == pytest.approx(eer)
+
+
+def test_features_are_cached_by_audio_hash(panel_dir: Path, section: dict, tmp_path: Path) -> None:
+    work = tmp_path / "w"
+    panel = real.load_panel(panel_dir, work)
+    rows = np.arange(3)
+    hashes = [real.clip_hash(u, panel.base) for u in panel.utts]
+    first = real.pooled_features(panel, rows, hashes, UPSTREAM, work, FAST)
+    calls = []
+    again = real.cached(panel, rows, hashes, work / "pooled-whisper-tiny.en.npz",
+                        lambda todo: calls.append(todo) or np.zeros((len(todo), 1)))
+    assert calls == [] and np.array_equal(first, again)
+    assert first.shape == (3, 5, 384) and first.dtype == np.float16
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p / "nowhere", "real test set is not a directory"),
+    (lambda p: (p / "empty").mkdir() or p / "empty", "neither manifest.jsonl nor a .tsv/.csv table"),
+])
+def test_missing_or_bad_folder_is_one_clear_error(tmp_path: Path, make, message: str) -> None:
+    path = make(tmp_path)
+    with pytest.raises(IntervoxError, match=message):
+        real.load_panel(path, tmp_path / "work")
+
+
+def test_eval_cli_reports_a_bad_real_folder_in_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    from intervox.cli import main
+    from intervox.evaluation import run
+
+    monkeypatch.setattr(run, "evaluate", lambda *a, **k: {"systems": {}})
+    (tmp_path / "run").mkdir()
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", str(tmp_path / "run"), "--real", str(tmp_path / "nope")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: {tmp_path / 'nope'}: real test set is not a directory")
+    assert "Traceback" not in err
+
+
+def test_eval_run_real_writes_results_table_and_plot(panel_dir: Path, tmp_path: Path) -> None:
+    """A real saved projector (random weights) through evaluate_run_real, results.json and the report."""
+    import torch
+
+    from intervox.evaluation.report import write_report
+    from intervox.training.checkpoint import export_projector
+    from intervox.training.config import TrainConfig
+    from intervox.training.model import InputSpec, SubspaceProjector
+
+    seed = tmp_path / "run" / "seed-0"
+    seed.mkdir(parents=True)
+    cfg = {"model": {"input": "weighted_sum", "normalize_layers": True, "hidden_dims": [32],
+                     "speaker_dim": 8, "content_dim": 8}}
+    (seed / "config.yaml").write_text(yaml.safe_dump(cfg))
+    from intervox.config import load_config
+
+    spec = InputSpec(UPSTREAM, 5, 384)
+    torch.manual_seed(0)
+    model = SubspaceProjector([spec], load_config(seed / "config.yaml", TrainConfig).model)
+    export_projector(seed / "projector.safetensors", model, {"inputs": [spec.to_dict()]})
+    (tmp_path / "run" / "results.json").write_text(json.dumps({"systems": {}, "layers": {"best_layer": 2}}))
+    results = real.evaluate_run_real(tmp_path / "run", [panel_dir], cfg=FAST)
+    section = results["real"][panel_dir.name]
+    assert section["normalize_layers"] is True
+    assert {"subspaces seed-0", "learned_sum seed-0", "layer 4"} <= set(section["systems"])
+    assert (tmp_path / "run" / section["plot"]).is_file()
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["real"][panel_dir.name]["best_layer"]["chosen_on"] == "dev"
+    text = real.format_real(saved)
+    assert "subspaces seed-0" in text and "content-subspace spk EER" in text
+    html = write_report(tmp_path / "run").read_text()
+    assert "Real speech: " + panel_dir.name in html and "real_" + panel_dir.name in html
