@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from intervox.config import check_range
 from intervox.errors import ConfigError
 from intervox.judges.qc import QCConfig
 
@@ -57,6 +58,28 @@ class BlockConfig:
 
 
 @dataclass(frozen=True)
+class IdentitiesConfig:
+    """When a derived speaker identity is accepted: the speaker judge must tell it from every other.
+
+    Each (base speaker, speaker-op slot) gets one identity with fixed params; the judge measures it
+    on `probe_sentences` rendered sentences (mean embedding) and accepts it when its cosine to its
+    base and to every other identity of the split is below `max_similarity`, else redraws it
+    (attempt + 1) up to `max_attempts` times and then drops it. `judge: none` accepts every first
+    draw unmeasured.
+    """
+
+    judge: str = "resemblyzer"  # a name of intervox.pipeline.identities.SPEAKER_JUDGES, or "none"
+    # Resemblyzer same-voice/other-sentence p10 on the default grid (bench/CALIBRATION.md), the QC bar
+    max_similarity: float = 0.85
+    probe_sentences: int = 3
+    max_attempts: int = 8
+
+    def __post_init__(self) -> None:
+        check_range(self, "max_similarity", ge=-1.0, le=1.0)  # a cosine
+        check_range(self, "probe_sentences", "max_attempts", ge=1)
+
+
+@dataclass(frozen=True)
 class ShardsConfig:
     """Everything `intervox shards build` needs besides the output folder and the scheduler."""
 
@@ -76,6 +99,7 @@ class ShardsConfig:
     # Quality control inside each shard task (None: off). Intervened clips the judges reject go
     # to quarantine (stage "qc") instead of the tar; scored clips carry "qc" in their JSON.
     qc: QCConfig | None = None
+    identities: IdentitiesConfig = field(default_factory=IdentitiesConfig)
 
 
 def validate_config(cfg: ShardsConfig, where: str = "<config>") -> None:
@@ -103,6 +127,7 @@ def validate_config(cfg: ShardsConfig, where: str = "<config>") -> None:
         )
     if cfg.qc is not None:
         _check_judges(cfg.qc, where)
+    _check_identities(cfg.identities, where)
     for i, iv in enumerate(cfg.interventions):
         if iv.per_anchor < 0:
             raise ConfigError(f"{where}: interventions[{i}].per_anchor must be >= 0")
@@ -110,6 +135,15 @@ def validate_config(cfg: ShardsConfig, where: str = "<config>") -> None:
             from_dict(iv.op)
         except ConfigError as exc:
             raise ConfigError(f"{where}: interventions[{i}].op: {exc}") from exc
+
+
+def _check_identities(ids: IdentitiesConfig, where: str) -> None:
+    """Raise ConfigError for a speaker judge this install does not have."""
+    from intervox.pipeline.identities import SPEAKER_JUDGES
+
+    if ids.judge != "none" and ids.judge not in SPEAKER_JUDGES:
+        raise ConfigError(f"{where}: identities.judge {ids.judge!r} is not one of "
+                          f"{['none', *SPEAKER_JUDGES]}")
 
 
 def _check_judges(qc: QCConfig, where: str) -> None:

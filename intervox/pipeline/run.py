@@ -28,6 +28,7 @@ from intervox.faults import fault_point
 from intervox.locking import output_lock
 from intervox.pipeline.cluster import connect
 from intervox.pipeline.config import ShardsConfig, validate_config
+from intervox.pipeline.identities import load_or_derive
 from intervox.pipeline.plan import SPLIT_ORDER, Plan, build_plan
 from intervox.pipeline.quarantine import (
     QuarantineEntry,
@@ -258,7 +259,9 @@ def _build_locked(
     if not utterances:
         raise ConfigError(f"{manifest}: the source manifest has no utterances")
     source_entries = _source_quarantine(manifest, cfg.source.kind)
-    plan = build_plan(cfg, utterances)
+    # speaker identities need audio (the judge hears them), so they are settled before the pure plan
+    identities = load_or_derive(cfg, utterances, out_dir, audio_root)
+    plan = build_plan(cfg, utterances, identities)
     stale = remove_stale_shards(out_dir, plan)
     tasks = make_tasks(plan, out_dir, audio_root, cfg)
 
