@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from intervox.config import check_range
+
 
 @dataclass(frozen=True)
 class EvalConfig:
@@ -24,7 +26,8 @@ class EvalConfig:
     embed_points: int = 1500  # clips drawn in the 2-D embedding plots
 
     def __post_init__(self) -> None:
-        if not 0 < self.probe_test_fraction < 1:
-            raise ValueError("probe_test_fraction must be in (0, 1)")
-        if self.sv_trials_per_class < 1 or self.probe_epochs < 1:
-            raise ValueError("sv_trials_per_class and probe_epochs must be >= 1")
+        check_range(self, "probe_test_fraction", gt=0, lt=1)
+        check_range(self, "seed", ge=0)
+        check_range(self, "sv_trials_per_class", "probe_epochs", "probe_batch_size",
+                    "max_clips_per_split", "embed_points", ge=1)
+        check_range(self, "probe_lr", gt=0)

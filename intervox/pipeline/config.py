@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from intervox.config import check_range
+from intervox.config import ConfigValueError, check_range
 from intervox.errors import ConfigError
 from intervox.judges.qc import QCConfig
 
@@ -39,6 +39,12 @@ class SourceConfig:
     text_file: str | None = None
     synth_workers: int = 2  # processes synth_grid renders with (not a GridSpec field)
 
+    def __post_init__(self) -> None:
+        if self.kind == "manifest" and not self.path:
+            raise ConfigValueError("path", "is required when source.kind is 'manifest'")
+        check_range(self, "train_speakers", "train_sentences", "keyword_repeats", "synth_workers", ge=1)
+        check_range(self, "val_speakers", "val_sentences", "ood_voices", "keyword_voices", "seed", ge=0)
+
 
 @dataclass(frozen=True)
 class InterventionConfig:
@@ -48,6 +54,9 @@ class InterventionConfig:
     per_anchor: int = 1
     splits: tuple[str, ...] = DEFAULT_OP_SPLITS
 
+    def __post_init__(self) -> None:
+        check_range(self, "per_anchor", ge=0)
+
 
 @dataclass(frozen=True)
 class BlockConfig:
@@ -55,6 +64,9 @@ class BlockConfig:
 
     speakers: int = 4
     contents: int = 8
+
+    def __post_init__(self) -> None:
+        check_range(self, "speakers", "contents", ge=1)
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,12 @@ class ShardsConfig:
     # Quality control inside each shard task (None: off). Intervened clips the judges reject go
     # to quarantine (stage "qc") instead of the tar; scored clips carry "qc" in their JSON.
     qc: QCConfig | None = None
+
+    def __post_init__(self) -> None:
+        check_range(self, "shard_size", ge=1)
+        check_range(self, "seed", "min_seconds", ge=0)
+        check_range(self, "sample_rate", ge=1000)  # below that no speech op or SFM works
+        check_range(self, "max_seconds", gt=self.min_seconds)
     identities: IdentitiesConfig = field(default_factory=IdentitiesConfig)
 
 

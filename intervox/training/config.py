@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from intervox.config import ConfigValueError, check_range
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -36,12 +38,12 @@ class DataConfig:
     frames: bool = False  # load KEY.frames.npy (needed by the frame-level content loss)
 
     def __post_init__(self) -> None:
-        if not self.features:
-            raise ValueError("data.features needs at least one feature directory")
-        for name in ("speakers_per_batch", "contents_per_batch", "blocks_per_batch",
-                     "shuffle_buffer_blocks", "epoch_batches"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"data.{name} must be >= 1")
+        if not self.features or not all(str(f).strip() for f in self.features):
+            raise ConfigValueError("features", "needs at least one feature directory, and no empty path")
+        check_range(self, "speakers_per_batch", "contents_per_batch", "blocks_per_batch",
+                    "shuffle_buffer_blocks", "epoch_batches", ge=1)
+        check_range(self, "num_workers", ge=0)
+        check_range(self, "max_bad_shard_fraction", ge=0, le=1)
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,8 @@ class ModelConfig:
     subspace_layer_ranges: dict[str, tuple[int, int]] | None = None
 
     def __post_init__(self) -> None:
-        if self.speaker_dim < 1 or self.content_dim < 1 or self.residual_dim < 0:
-            raise ValueError("model: subspace dims must be >= 1 (residual_dim >= 0)")
+        check_range(self, "layer", "residual_dim", ge=0)
+        check_range(self, "fusion_dim", "hidden_dims", "speaker_dim", "content_dim", ge=1)
         self._check_per_subspace("subspace_layers", "layer")
         self._check_per_subspace("subspace_layer_ranges", "weighted_sum")
         for name, (lo, hi) in (self.subspace_layer_ranges or {}).items():
@@ -126,8 +128,10 @@ class LossConfig:
     frames_per_pair: int = 16
 
     def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ValueError("loss.temperature must be > 0")
+        check_range(self, "temperature", "sigreg_t_max", gt=0)
+        check_range(self, "margin", "speaker_weight", "content_weight", "orthogonality_weight",
+                    "sigreg_weight", "frame_content_weight", "frame_layer", ge=0)
+        check_range(self, "sigreg_directions", "sigreg_knots", "frame_pairs", "frames_per_pair", ge=1)
 
 
 @dataclass(frozen=True)
@@ -142,8 +146,10 @@ class OptimConfig:
     grad_clip: float | None = None
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError("optim.steps must be >= 1")
+        check_range(self, "steps", ge=1)
+        check_range(self, "max_lr", "grad_clip", gt=0)
+        check_range(self, "pct_start", gt=0, lt=1)  # OneCycleLR's warm-up share of the steps
+        check_range(self, "weight_decay", ge=0)
 
 
 @dataclass(frozen=True)
@@ -174,10 +180,12 @@ class TrainConfig:
     debug: DebugConfig = field(default_factory=DebugConfig)
 
     def __post_init__(self) -> None:
+        if not str(self.run_dir).strip():  # "" would train into the current directory
+            raise ConfigValueError("run_dir", "must name a folder, got an empty path")
         if not self.seeds:
-            raise ValueError("seeds needs at least one seed")
-        if self.checkpoint_every < 1 or self.log_every < 1:
-            raise ValueError("checkpoint_every and log_every must be >= 1")
+            raise ConfigValueError("seeds", "needs at least one seed")
+        check_range(self, "seeds", "keep_checkpoints", ge=0)
+        check_range(self, "checkpoint_every", "log_every", "max_steps", ge=1)
 
 
 # Keys that may change between a run and its resumption without changing the result.
