@@ -17,6 +17,45 @@ from intervox.errors import TrainingError
 from intervox.training.config import TrainConfig
 from intervox.training.model import InputSpec, SubspaceProjector
 
+# embed() runs the upstream on windows of this length and mean-pools their frames weighted by
+# frame count, so memory stays bounded on long input. 30 s is Whisper's context: the CTranslate2
+# Whisper upstream cuts at the same points, so pooled features equal the feature stage's.
+EMBED_WINDOW_SECONDS = 30.0
+EMBED_MIN_TAIL_SECONDS = 1.0  # a shorter last window joins the one before (SSL convs need ~25 ms+)
+PCM_INTS = {np.dtype(np.int8): (0, 2**7), np.dtype(np.int16): (0, 2**15), np.dtype(np.int32): (0, 2**31),
+            np.dtype(np.uint8): (128, 128)}  # dtype -> (offset, full scale) of integer PCM
+
+
+def as_mono_float32(audio: np.ndarray | torch.Tensor, sr: int) -> np.ndarray:
+    """Return `audio` as float32 mono samples in [-1, 1], or raise ValueError saying what is wrong.
+
+    Integer PCM (int8/int16/int32/uint8) is scaled to [-1, 1]; stereo [N, 2] or [2, N] is
+    averaged to mono. Refused: a sample rate that is not a positive integer, empty input,
+    more than 2 dimensions or channels, other dtypes, NaN or Inf samples.
+    """
+    if isinstance(sr, bool) or not isinstance(sr, (int, float, np.number)) or not 0 < sr < np.inf             or sr != int(sr):
+        raise ValueError(f"sr must be a positive whole sample rate in Hz, got {sr!r}")
+    x = audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
+    if x.dtype in PCM_INTS:
+        offset, scale = PCM_INTS[x.dtype]
+        x = (x.astype(np.float32) - offset) / scale
+    elif x.dtype.kind != "f":
+        raise ValueError(f"audio dtype {x.dtype} is not audio: pass float samples in [-1, 1] "
+                         "or int16/int32/uint8 PCM")
+    if x.size == 0:
+        raise ValueError(f"audio is empty (shape {x.shape})")
+    if x.ndim == 2 and x.shape[1] <= 2 < x.shape[0]:
+        x = x.mean(axis=1)  # [N, channels]
+    elif x.ndim == 2 and x.shape[0] <= 2 < x.shape[1]:
+        x = x.mean(axis=0)  # [channels, N]
+    if x.ndim != 1:
+        raise ValueError(f"audio must be mono [N] or stereo [N, 2] / [2, N], got shape {x.shape}")
+    x = x.astype(np.float32, copy=False)
+    bad = np.flatnonzero(~np.isfinite(x))
+    if bad.size:
+        raise ValueError(f"audio has {bad.size} NaN/Inf sample(s), the first at index {bad[0]}")
+    return x
+
 
 def resolve_seed_dir(path: str | Path, seed_index: int = 0) -> Path:
     """Return the seed dir holding projector.safetensors: `path` itself or `path/seed-K`."""
@@ -77,23 +116,37 @@ class TrainedModel:
         out = self.model(xs)
         return {k: (F.normalize(v, dim=1) if normalize else v).numpy() for k, v in out.items()}
 
-    def embed(self, audio: np.ndarray, sr: int, normalize: bool = True) -> dict[str, np.ndarray]:
-        """Return {subspace: [1, dim]} for one clip: run the upstream(s), mean-pool frames, project."""
+    def embed(self, audio: np.ndarray | torch.Tensor, sr: int,
+              normalize: bool = True) -> dict[str, np.ndarray]:
+        """Return {subspace: [1, dim]} for one clip: run the upstream(s), mean-pool frames, project.
+
+        `audio` is float in [-1, 1] or int PCM, mono [N] or stereo [N, 2] / [2, N] (see
+        `as_mono_float32`; anything else is a ValueError). Long input runs in 30 s windows.
+        """
+        x = as_mono_float32(audio, sr)
+        return self.project([self._pooled(spec.name, x, int(sr)) for spec in self.inputs], normalize)
+
+    def _pooled(self, name: str, x: np.ndarray, sr: int) -> torch.Tensor:
+        """Return [1, layers + 1, hidden]: upstream `name`'s frame mean over `x`, window by window."""
         from intervox.audio import resample
         from intervox.features.registry import get_upstream
 
-        pooled = []
-        for spec in self.inputs:
-            if spec.name not in self._upstreams:
-                self._upstreams[spec.name] = get_upstream(spec.name)
-            upstream = self._upstreams[spec.name]
-            wanted = getattr(upstream, "sample_rate", 16000)
-            x = np.asarray(audio, dtype=np.float32)
-            if sr != wanted:
-                x = resample(x, sr, wanted)
-            hidden = upstream.forward([x])[0]  # [layers + 1, frames, hidden]
-            pooled.append(torch.as_tensor(hidden).float().mean(1, keepdim=False).unsqueeze(0))
-        return self.project(pooled, normalize)
+        if name not in self._upstreams:
+            self._upstreams[name] = get_upstream(name)
+        upstream = self._upstreams[name]
+        rate = getattr(upstream, "sample_rate", 16000)
+        x = resample(x, sr, rate) if sr != rate else x
+        window, tail = int(EMBED_WINDOW_SECONDS * rate), int(EMBED_MIN_TAIL_SECONDS * rate)
+        total, frames, start = None, 0, 0
+        while start < len(x):
+            stop = start + window if len(x) - (start + window) >= tail else len(x)
+            hidden = torch.as_tensor(upstream.forward([x[start:stop]])[0]).double()  # [L + 1, T, H]
+            total = hidden.sum(1) if total is None else total + hidden.sum(1)
+            frames += hidden.shape[1]
+            start = stop
+        if not frames:
+            raise ValueError(f"{name}: {len(x)} samples at {rate} Hz are too short for one frame")
+        return (total / frames).float().unsqueeze(0)
 
 
 def load_trained(run_dir: str | Path, seed_index: int = 0) -> TrainedModel:
