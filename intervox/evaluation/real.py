@@ -424,7 +424,9 @@ def select_rows(panel: Panel, cfg: RealConfig) -> dict[str, np.ndarray]:
     out = {}
     for name in names:
         rows = np.arange(len(splits)) if name == "all" else np.nonzero(splits == name)[0]
-        out[name] = cap_speakers(rows, panel.speakers, cfg.max_clips_per_split, cfg.seed)
+        # An official trial list (VoxCeleb1-O: 4,874 clips) is kept whole: capping would drop trials.
+        cap = len(rows) if panel.trials is not None else cfg.max_clips_per_split
+        out[name] = cap_speakers(rows, panel.speakers, cap, cfg.seed)
     return out
 
 

