@@ -1,0 +1,88 @@
+"""The real-speech dev panel, built from a small slice of klettres-data and pocketsphinx-testdata."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from intervox.corpora import devpanel
+from intervox.errors import ManifestError
+
+
+@pytest.fixture(scope="module")
+def slice_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    for root in (devpanel.KLETTRES_ROOT, devpanel.POCKETSPHINX_ROOT):
+        if not root.is_dir():
+            pytest.fail(f"{root} is missing: run `make setup` "
+                        "(apt-get install klettres-data pocketsphinx-testdata)")
+    out = tmp_path_factory.mktemp("devpanel")
+    devpanel.build_devpanel(out, dev_langs=("fr", "es"), test_langs=("en", "en_GB"), max_per_speaker=8)
+    return out
+
+
+def rows_of(out: Path) -> list[dict]:
+    with (out / devpanel.TABLE).open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def test_splits_hold_disjoint_speakers_with_cross_speaker_content(slice_dir: Path) -> None:
+    rows = rows_of(slice_dir)
+    by_split = {s: {r["speaker"] for r in rows if r["split"] == s} for s in ("dev", "test")}
+    assert by_split["dev"] == {"klettres:fr", "klettres:es", "pocketsphinx:librivox-austen"}
+    assert by_split["test"] == {"klettres:en", "klettres:en_GB", "pocketsphinx:dhd"}
+    en = {r["content_id"] for r in rows if r["speaker"] == "klettres:en"}
+    gb = {r["content_id"] for r in rows if r["speaker"] == "klettres:en_GB"}
+    assert len(en & gb) == 8  # shared letters/words come first under the cap
+    fr = {r["content_id"] for r in rows if r["speaker"] == "klettres:fr"}
+    es = {r["content_id"] for r in rows if r["speaker"] == "klettres:es"}
+    assert fr & es and all(c.startswith("syl:") for c in fr & es)  # the CV drills are read alike
+    assert {r["language"] for r in rows if r["speaker"] == "klettres:en_GB"} == {"en"}
+    stats = (slice_dir / "panel.json").read_text()
+    assert '"cross_speaker_groups": 8' in stats
+
+
+def test_pocketsphinx_transcripts_are_read(slice_dir: Path) -> None:
+    rows = {r["id"]: r for r in rows_of(slice_dir)}
+    assert rows["pocketsphinx/librivox/sense_and_sensibility_01_austen_64kb-0880"]["text"] == (
+        "he was not an ill disposed young man")
+    assert rows["pocketsphinx/dhd.2934z"]["text"] == "two nine three four zero"
+    assert sum(r.startswith("pocketsphinx/librivox/") for r in rows) == 5
+
+
+def test_audio_is_16k_mono_and_the_folder_adapter_reads_it(slice_dir: Path, tmp_path: Path) -> None:
+    from intervox.corpora.adapters import folder
+    from intervox.corpora.manifest import read_manifest
+
+    rows = rows_of(slice_dir)
+    info = sf.info(str(slice_dir / rows[0]["path"]))
+    assert (info.samplerate, info.channels, info.format) == (16000, 1, "FLAC")
+    utts = read_manifest(folder.prepare(slice_dir, tmp_path))
+    assert len(utts) == len(rows) and not (tmp_path / "quarantine.jsonl").read_text()
+    letter_a = next(u for u in utts if u.id == "klettres/en_GB/alpha/a")
+    assert (letter_a.content_id, letter_a.split, letter_a.text) == ("letter:en:a", "test", "A")
+
+
+def test_rebuild_keeps_written_clips(slice_dir: Path) -> None:
+    clip = slice_dir / rows_of(slice_dir)[0]["path"]
+    before = clip.stat().st_mtime_ns
+    devpanel.build_devpanel(slice_dir, dev_langs=("fr", "es"), test_langs=("en", "en_GB"), max_per_speaker=8)
+    assert clip.stat().st_mtime_ns == before
+
+
+def test_content_grouping_rules() -> None:
+    assert devpanel.klettres_content("en_GB", "alpha", "A") == devpanel.klettres_content("en", "alpha", "A")
+    assert devpanel.klettres_content("fr", "alpha", "A") != devpanel.klettres_content("en", "alpha", "A")
+    content = devpanel.klettres_content
+    assert content("it", "syllab", "LA") == content("pt_BR", "syllab", "LA")
+    assert devpanel.klettres_content("en", "syllab", "ME") != devpanel.klettres_content("es", "syllab", "ME")
+    assert devpanel.klettres_content("ru", "syllab", "МА") != devpanel.klettres_content("uk", "syllab", "МА")
+
+
+def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="in both dev and test"):
+        devpanel.build_devpanel(tmp_path, dev_langs=("en",), test_langs=("en",))
+    with pytest.raises(ManifestError, match="no KLettres sounds.xml"):
+        devpanel.build_devpanel(tmp_path, klettres_root=tmp_path, dev_langs=("fr",), test_langs=("en",))
