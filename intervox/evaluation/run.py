@@ -254,8 +254,16 @@ def run_systems(run_dir: Path, run_cfg: dict, val_set: FeatureSet | None, trials
 
     systems: list[System] = []
     seeds = seed_dirs(run_dir)
+    # training writes seed-K for K in range(len(seeds)); a killed run leaves the last ones unfinished
+    configured = [f"seed-{k}" for k in range(len(run_cfg.get("seeds") or ()))]
+    missing = [name for name in configured if not (run_dir / name / "projector.safetensors").is_file()]
     if not seeds:
         raise IntervoxError(f"{run_dir}: no seed-K/projector.safetensors found (train first)")
+    if missing:
+        log.warning("%s: %d of the %d configured seeds did not finish (no projector.safetensors): %s; "
+                    "evaluating %s only (rerun `intervox train` with the same config to finish them)",
+                    run_dir, len(missing), len(configured), ", ".join(missing),
+                    ", ".join(d.name for d in seeds))
     for d in seeds:
         model = load_trained(d)
         seed = int(d.name.split("-", 1)[1])
@@ -264,7 +272,7 @@ def run_systems(run_dir: Path, run_cfg: dict, val_set: FeatureSet | None, trials
         if weights and cfg.layer_baselines:
             systems.append(System("learned_sum", weighted_system(weights), seed,
                                   "the projector's learned layer weights, without the projector"))
-    info: dict = {"seeds": [d.name for d in seeds]}
+    info: dict = {"seeds": [d.name for d in seeds], "seeds_missing": missing}
     if cfg.layer_baselines and val_set is not None and trials is not None:
         model_cfg = run_cfg.get("model") or {}
         n_layers = val_set.pooled.shape[1]
