@@ -187,7 +187,8 @@ def write_report(run_dir: str | Path, audio_shards: str | Path | None = None, n_
     seeds = ", ".join(results.get("layers", {}).get("seeds", [])) or "-"
     meta = (f"run {_e(run_dir)} &middot; features {_e(results.get('features', '?'))} "
             f"&middot; seeds {_e(seeds)}"
-            f" &middot; clips {_e(json.dumps(results.get('splits', {})))}")
+            f" &middot; clips {_e(json.dumps(results.get('splits', {})))}"
+            + (f" &middot; trials: {_e(results['trials_rule'])}" if results.get("trials_rule") else ""))
     template = Template(resources.files("intervox.evaluation").joinpath("report_template.html").read_text())
     page = template.substitute(
         title=_e(f"intervox report: {run_dir.name}"), meta=meta,

@@ -22,12 +22,12 @@ from intervox.config import load_config, to_plain
 from intervox.errors import IntervoxError
 from intervox.evaluation import disentangle, plots
 from intervox.evaluation.config import EvalConfig
-from intervox.evaluation.data import FeatureSet, load_split
+from intervox.evaluation.data import FeatureSet, audio_shard_dir, load_split
 from intervox.evaluation.kws import probe_keywords
 from intervox.evaluation.probes import ProbeConfig
 from intervox.evaluation.summary import format_summary  # noqa: F401  (re-exported: run.format_summary)
 from intervox.evaluation.sv import compute_eer, cosine_scores, verify
-from intervox.evaluation.trials import Trial, make_trials, write_trials
+from intervox.evaluation.trials import Trial, TrialRule, identity_trial_rule, make_trials, write_trials
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +65,11 @@ def project_all(project: Project, pooled: np.ndarray, chunk: int = 1024) -> dict
     return {name: np.concatenate(v) for name, v in parts.items()}
 
 
-def make_split_trials(fs: FeatureSet, cfg: EvalConfig) -> list[Trial]:
-    """Return the seeded, balanced, text-independent trial list of one split."""
+def make_split_trials(fs: FeatureSet, cfg: EvalConfig, rule: TrialRule | None = None) -> list[Trial]:
+    """Return the seeded, balanced, text-independent trial list of one split (non-targets per `rule`)."""
     return make_trials(fs.keys, [str(s) for s in fs.values("speaker")], n_per_class=cfg.sv_trials_per_class,
-                       seed=cfg.seed, contents=[str(c) for c in fs.values("content")], salt=fs.split)
+                       seed=cfg.seed, contents=[str(c) for c in fs.values("content")], salt=fs.split,
+                       indistinct=(rule or TrialRule()).indistinct)
 
 
 def best_layer(fs: FeatureSet, trials: Sequence[Trial]) -> tuple[int, list[float]]:
@@ -108,18 +109,20 @@ def evaluate_system(system: System, sv_sets: Mapping[str, FeatureSet], trials: M
 
 
 def evaluate_systems(systems: Sequence[System], sv_sets: Mapping[str, FeatureSet], kws_set: FeatureSet | None,
-                     cfg: EvalConfig, out_dir: Path) -> dict:
+                     cfg: EvalConfig, out_dir: Path, trial_rule: TrialRule | None = None) -> dict:
     """Evaluate every system, write trial lists and plots under `out_dir`; return the results dict.
 
     Systems sharing a name (one per seed) are aggregated: `results["systems"][name]` holds
     `seeds` (per-seed metrics), `mean` and `std` (of every number, over seeds).
     """
     out_dir = Path(out_dir)
-    trials = {split: make_split_trials(fs, cfg) for split, fs in sv_sets.items()}
+    trial_rule = trial_rule or TrialRule()
+    trials = {split: make_split_trials(fs, cfg, trial_rule) for split, fs in sv_sets.items()}
     for split, t in trials.items():
         write_trials(t, out_dir / f"trials_{split}.txt")
     results: dict = {"splits": {s: len(fs) for s, fs in sv_sets.items()},
-                     "trials": {s: f"trials_{s}.txt" for s in trials}, "systems": {}, "plots": {}}
+                     "trials": {s: f"trials_{s}.txt" for s in trials}, "trials_rule": trial_rule.text,
+                     "systems": {}, "plots": {}}
     if kws_set is not None:
         results["splits"]["kws:" + kws_set.split] = len(kws_set)
     first_emb: dict[str, dict[str, np.ndarray]] = {}
@@ -313,8 +316,9 @@ def evaluate(run_dir: str | Path, features: str | Path | None = None,
     elif cfg.kws_split:
         kws_set = _optional_split(features, cfg.kws_split, cfg)
     first = next(iter(sv_sets.values()))
-    systems, info = run_systems(run_dir, run_cfg, first, make_split_trials(first, cfg), cfg)
-    results = evaluate_systems(systems, sv_sets, kws_set, cfg, run_dir)
+    rule = identity_trial_rule(audio_shard_dir(features))  # the dataset's speaker table, if it has one
+    systems, info = run_systems(run_dir, run_cfg, first, make_split_trials(first, cfg, rule), cfg)
+    results = evaluate_systems(systems, sv_sets, kws_set, cfg, run_dir, rule)
     results.update({"run_dir": str(run_dir), "features": str(features), "layers": info,
                     "eval_config": to_plain(cfg)})
     write_results(results, run_dir / "results.json")

@@ -3,14 +3,18 @@
 A trial line is `label enroll test` (label 1 = same speaker). For the embedded feature
 shards the list is generated deterministically from a seed and the split's clips, with
 as many target as non-target trials, and saved beside the results (`trials_{split}.txt`).
+Non-target trials follow the dataset's speaker table (`speakers.jsonl`): two identities the
+speaker judge could not tell apart (cosine at or above the table's bar) are never a
+non-target pair, because a listener would not call them different speakers either.
 """
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +29,46 @@ class Trial:
     label: int
     enroll: str
     test: str
+
+
+@dataclass(frozen=True)
+class TrialRule:
+    """Which speaker pairs may be non-target trials, and the sentence that says so in reports."""
+
+    text: str = "non-target pairs: any two clips with different speaker labels (no speaker table)"
+    indistinct: frozenset[frozenset[str]] = field(default_factory=frozenset)
+
+
+def identity_trial_rule(audio_dir: str | Path | None, index: dict | None = None) -> TrialRule:
+    """Return the rule of a dataset: its speaker table's indistinct pairs (DIR/speakers.jsonl), if any.
+
+    `index` is the dataset's index.json (its "identities" section names the judge and the bar);
+    read from `audio_dir` when not given. IntervoxError names a speakers.jsonl that is not JSON lines.
+    """
+    path = Path(audio_dir) / "speakers.jsonl" if audio_dir is not None else None
+    if path is None or not path.is_file():
+        return TrialRule()
+    if index is None:
+        try:
+            index = json.loads((Path(audio_dir) / "index.json").read_text())
+        except (OSError, ValueError):
+            index = {}
+    pairs = set()
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            pairs.update(frozenset((row["id"], other)) for other in row.get("indistinct_from") or ())
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntervoxError(f"{path}:{n}: not a speaker-table row ({exc})") from exc
+    ids = index.get("identities") or {}
+    if ids.get("judge", "none") == "none":
+        return TrialRule("non-target pairs: any two different identities of the speaker table (not "
+                         "measured by a speaker judge)", frozenset(pairs))
+    return TrialRule(f"non-target pairs exclude identities closer than {ids.get('max_similarity')} "
+                     f"({ids.get('judge_label', ids.get('judge'))}; {len(pairs)} pairs in speakers.jsonl)",
+                     frozenset(pairs))
 
 
 def parse_trials(path: str | Path) -> list[Trial]:
@@ -55,13 +99,15 @@ def write_trials(trials: Sequence[Trial], path: str | Path) -> Path:
 
 
 def make_trials(keys: Sequence[str], speakers: Sequence[str], *, n_per_class: int, seed: int,
-                contents: Sequence[str] | None = None, salt: str = "") -> list[Trial]:
+                contents: Sequence[str] | None = None, salt: str = "",
+                indistinct: Collection[frozenset[str]] = ()) -> list[Trial]:
     """Return up to `n_per_class` target and as many non-target trials, drawn with a seeded RNG.
 
     When `contents` is given, enroll and test always say different things (text-independent
     trials), so that a subspace that encodes only content cannot score target trials higher.
     The classes are balanced: both get min(n_per_class, possible target pairs) trials.
-    The same inputs and seed give the same list; key order of the input does not matter.
+    A pair of speakers in `indistinct` (the judge could not tell them apart) is never a
+    non-target trial. The same inputs and seed give the same list; key order does not matter.
     """
     if len(keys) != len(speakers) or (contents is not None and len(contents) != len(keys)):
         raise ValueError("keys, speakers and contents must have equal lengths")
@@ -88,7 +134,7 @@ def make_trials(keys: Sequence[str], speakers: Sequence[str], *, n_per_class: in
     while len(nontargets) < n and attempts < 50 * n:
         attempts += 1
         a, b = (int(v) for v in rng.integers(0, len(keys), size=2))
-        if spk[a] != spk[b] and con[a] != con[b]:
+        if spk[a] != spk[b] and con[a] != con[b] and frozenset((spk[a], spk[b])) not in indistinct:
             nontargets.add((min(a, b), max(a, b)))
     pairs = [(1, a, b) for a, b in targets] + [(0, a, b) for a, b in sorted(nontargets)]
     # Random enroll/test order, so that gender pairs MF and FM both occur.

@@ -71,3 +71,63 @@ def test_make_trials_caps_at_available_target_pairs_and_refuses_impossible_sets(
     assert sum(t.label for t in trials) == 3 and len(trials) == 6
     with pytest.raises(IntervoxError, match="2 speakers"):
         make_trials(["a", "b"], ["s", "s"], n_per_class=5, seed=0)
+
+
+def test_identities_the_judge_cannot_tell_apart_are_never_non_target(tmp_path):
+    import json
+
+    from intervox.evaluation.trials import identity_trial_rule
+
+    keys, spk, con = grid(n_spk=4, n_con=6)
+    close = {"s0": ["s1"], "s1": ["s0"]}  # the judge cannot tell s0 from s1
+    rows = [{"id": f"s{i}", "indistinct_from": close.get(f"s{i}", [])} for i in range(4)]
+    (tmp_path / "speakers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    index = {"identities": {"judge": "resemblyzer", "judge_label": "Resemblyzer", "max_similarity": 0.85}}
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    rule = identity_trial_rule(tmp_path)
+    assert rule.indistinct == {frozenset(("s0", "s1"))}
+    assert rule.text.startswith("non-target pairs exclude identities closer than 0.85 (Resemblyzer")
+    speaker = dict(zip(keys, spk, strict=True))
+    free = make_trials(keys, spk, n_per_class=60, seed=0, contents=con)
+    assert any({speaker[t.enroll], speaker[t.test]} == {"s0", "s1"} for t in free if t.label == 0)
+    ruled = make_trials(keys, spk, n_per_class=60, seed=0, contents=con, indistinct=rule.indistinct)
+    non = [t for t in ruled if t.label == 0]
+    assert len(non) == 60 and not any({speaker[t.enroll], speaker[t.test]} == {"s0", "s1"} for t in non)
+    assert identity_trial_rule(tmp_path / "no-table").text.endswith("(no speaker table)")
+    (tmp_path / "speakers.jsonl").write_text('{"id": "s0"}\nnot json\n')
+    with pytest.raises(IntervoxError, match=r"speakers.jsonl:2"):
+        identity_trial_rule(tmp_path)
+
+
+def test_evaluation_builds_trials_by_the_speaker_table_and_says_so(tmp_path):
+    import json
+
+    from evalfixtures import World, grid_split, write_feature_dir
+
+    from intervox.evaluation.config import EvalConfig
+    from intervox.evaluation.data import audio_shard_dir, load_split
+    from intervox.evaluation.run import System, evaluate_systems, layer_system
+    from intervox.evaluation.trials import identity_trial_rule
+
+    speakers = [("vm1", "m"), ("vm2", "m"), ("vf1", "f")]
+    clips = grid_split("validation", speakers, [f"s{i}" for i in range(5)])
+    features = write_feature_dir(tmp_path / "features", World(0), {"validation": clips})
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    (features / "index.json").write_text(json.dumps({"features": {"source_dir": str(audio)}}))
+    # the judge heard vm1 and its op copy vm1~p1 as one voice
+    rows = [{"id": "vm1", "indistinct_from": ["vm1~p1"]}, {"id": "vm1~p1", "indistinct_from": ["vm1"]}]
+    (audio / "speakers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (audio / "index.json").write_text(json.dumps({"identities": {
+        "judge": "resemblyzer", "judge_label": "Resemblyzer", "max_similarity": 0.85}}))
+    rule = identity_trial_rule(audio_shard_dir(features))
+    fs = load_split(features, "validation")
+    cfg = EvalConfig(sv_splits=("validation",), sv_trials_per_class=150, kws_split=None, probe_epochs=1,
+                     embed_points=50, layer_baselines=False)
+    results = evaluate_systems([System("layer1", layer_system(1))], {"validation": fs}, None, cfg, tmp_path,
+                               rule)
+    assert results["trials_rule"] == rule.text and "closer than 0.85 (Resemblyzer" in rule.text
+    speaker = dict(zip(fs.keys, fs.values("speaker"), strict=True))
+    trials = parse_trials(tmp_path / "trials_validation.txt")
+    assert sum(1 - t.label for t in trials) == 150
+    assert not any({speaker[t.enroll], speaker[t.test]} == {"vm1", "vm1~p1"} for t in trials if t.label == 0)
