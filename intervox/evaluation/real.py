@@ -152,17 +152,31 @@ def cached(panel: Panel, rows: np.ndarray, hashes: Sequence[str], path: Path,
 
 
 def pooled_features(panel: Panel, rows: np.ndarray, hashes: Sequence[str], upstream_name: str,
-                    work_dir: Path, cfg: RealConfig) -> np.ndarray:
-    """Return pooled [N, layers + 1, hidden] float16 of `rows`, exactly as the feature stage pools."""
+                    work_dir: Path, cfg: RealConfig, padded: bool = False) -> np.ndarray:
+    """Return pooled [N, layers + 1, hidden] float16 of `rows`, exactly as the feature stage pools.
+
+    `padded`: Whisper's 30 s input, when the run's features were extracted that way.
+    """
     from intervox.features.extract import featurize, load_upstream
 
     def compute(todo: list[int]) -> np.ndarray:
-        upstream = load_upstream(upstream_name, "cpu")
+        upstream = load_upstream(upstream_name, "cpu", padded)
         audios = [load_clip(panel.utts[i], panel.base, upstream.sample_rate) for i in todo]
         return np.stack([p for p, _ in featurize(upstream, audios, (), cfg.batch_seconds)])
 
-    safe = upstream_name.replace("/", "_").replace(":", "_")
+    safe = upstream_name.replace("/", "_").replace(":", "_") + ("-padded" if padded else "")
     return cached(panel, rows, hashes, work_dir / f"pooled-{safe}.npz", compute)
+
+
+def features_padded(run_dir: Path) -> bool:
+    """Return whether the run's feature dir was extracted with padded input (its index.json says)."""
+    from intervox.evaluation.run import features_from_config, read_run_config
+
+    try:
+        index = features_from_config(read_run_config(run_dir), run_dir) / "index.json"
+        return bool(json.loads(index.read_text()).get("upstream", {}).get("padded", False))
+    except (IntervoxError, OSError, ValueError, AttributeError):
+        return False  # features gone or moved: the default (unpadded) input
 
 
 def ceiling_embeddings(panel: Panel, rows: np.ndarray, hashes: Sequence[str], judge: str,
@@ -484,7 +498,7 @@ def choose_best_layers(systems: Mapping[str, dict], split: str) -> dict:
 
 def evaluate_panel(panel_dir: str | Path, work_dir: str | Path, *, models: Sequence = (),
                    upstream: str | None = None, cfg: RealConfig = RealConfig(),
-                   fallback_best: Mapping | None = None) -> dict:
+                   fallback_best: Mapping | None = None, padded: bool = False) -> dict:
     """Evaluate every system on one real panel; return its results section (cached features in work_dir).
 
     `models`: the run's TrainedModels (none: raw layers and ceilings only, on `upstream`).
@@ -499,7 +513,7 @@ def evaluate_panel(panel_dir: str | Path, work_dir: str | Path, *, models: Seque
     hashes = {int(r): clip_hash(panel.utts[r], panel.base) for r in rows}
     hash_list = [hashes.get(i, "") for i in range(len(panel.utts))]
     names = [s.name for s in models[0].inputs] if models else [upstream or "whisper-base"]
-    pooled = [pooled_features(panel, rows, hash_list, n, work_dir, cfg) for n in names]
+    pooled = [pooled_features(panel, rows, hash_list, n, work_dir, cfg, padded) for n in names]
     systems = run_systems(list(models), pooled)
     skipped = {}
     for judge in cfg.ceilings:
@@ -533,7 +547,7 @@ def evaluate_panel(panel_dir: str | Path, work_dir: str | Path, *, models: Seque
             entry.pop("_array")
     choose = next((s for s in by_split if s != report), None)
     best = choose_best_layers(systems, choose) if choose else dict(fallback_best or {})
-    return {"panel": str(panel.root), "upstreams": names, "report_split": report,
+    return {"panel": str(panel.root), "upstreams": names, "padded": padded, "report_split": report,
             "normalize_layers": bool(models and models[0].config.model.normalize_layers),
             "bootstrap": cfg.bootstrap, "official_trials": panel.trials is not None,
             "splits": {s: {"clips": int(len(r)), "speakers": len(set(panel.speakers[r])),
@@ -566,11 +580,12 @@ def evaluate_run_real(run_dir: str | Path, real_dirs: Sequence[str | Path],
     layers = results.get("layers") or {}
     fallback = ({"speaker": layers["best_layer"], "content": None, "chosen_on": "synthetic validation"}
                 if layers.get("best_layer") is not None else None)
+    padded = features_padded(run_dir)
     real = results.setdefault("real", {})
     for d in real_dirs:
         name = Path(d).name
         real[name] = evaluate_panel(d, run_dir / "real" / name, models=models, cfg=cfg,
-                                    fallback_best=fallback)
+                                    fallback_best=fallback, padded=padded)
         real[name]["plot"] = plot_panel(real[name], run_dir / "plots" / f"real_{name}.png", name)
     write_results(results, res_path)
     return results
