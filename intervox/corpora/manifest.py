@@ -6,14 +6,73 @@ Every corpus adapter and the synthetic grid write this; every later stage reads 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from intervox.errors import ManifestError
+import soundfile as sf
+
+from intervox.errors import AudioError, ManifestError
 
 REQUIRED = ("id", "audio", "speaker", "text", "language", "corpus")
+
+
+def path_problem(path: Path, what: str, *, directory: bool = False) -> str | None:
+    """Return why `path` is not a usable file (or directory), naming it, or None when it is.
+
+    Tells a symlink loop, a broken symlink and a path of the wrong kind from a plain
+    missing path: "does not exist" alone sends a user looking in the wrong place.
+    """
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"{path}: {what} is a symlink loop"
+        if os.path.islink(path):
+            return f"{path}: {what} is a broken symlink (to {os.readlink(path)})"
+        if exc.errno == errno.EACCES:
+            return f"{path}: {what} is not accessible (permission denied)"
+        return f"{path}: {what} does not exist"
+    if directory and not Path(path).is_dir():
+        return f"{path}: {what} is not a directory"
+    if not directory and not Path(path).is_file():
+        return f"{path}: {what} is not a regular file" + (" (a directory)" if Path(path).is_dir() else "")
+    return None
+
+
+@dataclass(frozen=True)
+class AudioHeader:
+    """What a file's header says: sample rate, frame count, channels, duration in seconds."""
+
+    sample_rate: int
+    frames: int
+    channels: int
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def audio_header(path: Path) -> AudioHeader:
+    """Return the header of an audio file; AudioError names the file when missing, unreadable or empty."""
+    problem = path_problem(Path(path), "audio file")
+    if problem:
+        raise AudioError(problem)
+    if Path(path).stat().st_size == 0:
+        raise AudioError(f"{path}: audio file is empty (0 bytes)")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        # libsndfile's message can run over several lines (mpg123 notes); keep the first.
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AudioError(f"{path}: not readable as audio ({first})") from exc
+    if info.samplerate <= 0 or info.frames <= 0:
+        raise AudioError(f"{path}: audio header reports no samples "
+                         f"({info.frames} frames at {info.samplerate} Hz)")
+    return AudioHeader(sample_rate=int(info.samplerate), frames=int(info.frames), channels=int(info.channels))
 
 
 @dataclass(frozen=True)
@@ -78,10 +137,11 @@ def write_manifest(utterances: Iterable[Utterance], path: str | Path) -> int:
 def iter_manifest(path: str | Path) -> Iterator[Utterance]:
     """Yield utterances of a JSONL manifest; ManifestError names the file and line on bad input."""
     path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"{path}: manifest does not exist")
+    problem = path_problem(path, "manifest")
+    if problem:
+        raise ManifestError(problem)
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8-sig") as f:  # -sig: a BOM (Windows editors) is not part of line 1
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -105,13 +165,17 @@ def read_manifest(path: str | Path) -> list[Utterance]:
 
 
 def validate_manifest(path: str | Path, *, check_audio: bool = True) -> list[str]:
-    """Return a list of problems in a manifest (empty when valid): fields, duplicates, missing files."""
+    """Return a list of problems in a manifest (empty when valid): fields, duplicates, and audio
+    files that are missing, empty (0 bytes) or not readable as audio (e.g. text named .wav)."""
     path = Path(path)
     problems: list[str] = []
     try:
         for utt in iter_manifest(path):
-            if check_audio and not utt.resolve_audio(path.parent).is_file():
-                problems.append(f"{path}: {utt.id}: audio file {utt.audio} does not exist")
+            if check_audio:
+                try:
+                    audio_header(utt.resolve_audio(path.parent))
+                except AudioError as exc:
+                    problems.append(f"{path}: {utt.id}: {exc}")
     except ManifestError as exc:
         problems.append(str(exc))
     return problems

@@ -82,7 +82,7 @@ def test_dispatch_errors_and_registry():
         prepare_corpus("timit", "/nonexistent", "/tmp/x")
     with pytest.raises(ConfigError, match="unknown option.*colour"):
         prepare_corpus("folder", "/nonexistent", "/tmp/x", colour="red")
-    with pytest.raises(ManifestError, match="not a directory"):
+    with pytest.raises(ManifestError, match="LibriSpeech root does not exist"):
         prepare_corpus("librispeech", "/nonexistent/corpus", "/tmp/x")
 
 

@@ -66,8 +66,9 @@ def test_missing_manifest_and_missing_audio_are_named(tmp_path: Path) -> None:
     (tmp_path / "a0.wav").write_bytes(b"")
     path = tmp_path / "m.jsonl"
     path.write_text("".join(json.dumps(line(i)) + "\n" for i in range(3)))
-    assert validate_manifest(path) == [f"{path}: u1: audio file a1.wav does not exist",
-                                       f"{path}: u2: audio file a2.wav does not exist"]
+    assert validate_manifest(path) == [f"{path}: u0: {tmp_path / 'a0.wav'}: audio file is empty (0 bytes)",
+                                       f"{path}: u1: {tmp_path / 'a1.wav'}: audio file does not exist",
+                                       f"{path}: u2: {tmp_path / 'a2.wav'}: audio file does not exist"]
 
 
 def test_pipeline_refuses_bad_manifest_and_quarantines_missing_files(

@@ -12,48 +12,20 @@ import csv
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import soundfile as sf
-
-from intervox.corpora.manifest import Utterance, write_manifest
-from intervox.errors import AudioError, IntervoxError, ManifestError
+# AudioHeader and audio_header live with the manifest (corpus validate checks audio too);
+# re-exported: the adapters import them from here with the other helpers.
+from intervox.corpora.manifest import AudioHeader as AudioHeader
+from intervox.corpora.manifest import Utterance, path_problem, write_manifest
+from intervox.corpora.manifest import audio_header as audio_header
+from intervox.errors import IntervoxError, ManifestError
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.jsonl"
 QUARANTINE = "quarantine.jsonl"
 SUMMARY = "prepare_summary.json"
-
-
-@dataclass(frozen=True)
-class AudioHeader:
-    """What a file's header says: sample rate, frame count, channels, duration in seconds."""
-
-    sample_rate: int
-    frames: int
-    channels: int
-
-    @property
-    def duration(self) -> float:
-        return self.frames / self.sample_rate
-
-
-def audio_header(path: Path) -> AudioHeader:
-    """Return the header of an audio file; AudioError names the file when missing, unreadable or empty."""
-    if not path.is_file():
-        raise AudioError(f"{path}: audio file does not exist")
-    try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        # libsndfile's message can run over several lines (mpg123 notes); keep the first.
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AudioError(f"{path}: not readable as audio ({first})") from exc
-    if info.samplerate <= 0 or info.frames <= 0:
-        raise AudioError(f"{path}: audio header reports no samples "
-                         f"({info.frames} frames at {info.samplerate} Hz)")
-    return AudioHeader(sample_rate=int(info.samplerate), frames=int(info.frames), channels=int(info.channels))
 
 
 _GENDERS = {
@@ -81,12 +53,13 @@ def split_of_subset(subset: str) -> str:
 
 def read_table(path: Path, delimiter: str | None = None, *, quoting: int = csv.QUOTE_MINIMAL) -> list[dict]:
     """Return the rows of a CSV/TSV file with a header line (TSV when the name ends in .tsv/.txt)."""
-    if not path.is_file():
-        raise ManifestError(f"{path}: table does not exist")
+    problem = path_problem(path, "table")
+    if problem:
+        raise ManifestError(problem)
     if delimiter is None:
         delimiter = "," if path.suffix.lower() == ".csv" else "\t"
-    try:
-        with path.open(encoding="utf-8", newline="") as f:
+    try:  # utf-8-sig: a BOM (Excel's "CSV UTF-8") must not become part of the first column's name
+        with path.open(encoding="utf-8-sig", newline="") as f:
             rows = list(csv.DictReader(f, delimiter=delimiter, quoting=quoting))
     except (UnicodeDecodeError, csv.Error) as exc:
         raise ManifestError(f"{path}: not a readable {delimiter!r}-separated table ({exc})") from exc
@@ -104,8 +77,9 @@ def require_columns(path: Path, rows: list[dict], columns: tuple[str, ...]) -> N
 def require_root(root: Path, kind: str) -> Path:
     """Return `root` as a Path, or raise ManifestError when it is not a directory."""
     root = Path(root)
-    if not root.is_dir():
-        raise ManifestError(f"{root}: {kind} root is not a directory")
+    problem = path_problem(root, f"{kind} root", directory=True)
+    if problem:
+        raise ManifestError(problem)
     return root
 
 

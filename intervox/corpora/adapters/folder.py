@@ -29,7 +29,8 @@ def find_table(root: Path) -> Path:
     if len(tables) != 1:
         found = ", ".join(p.name for p in tables) or "none"
         raise ManifestError(f"{root}: expected exactly one .tsv or .csv table (found {found}); "
-                            "pass table=...")
+                            f"name it with the option table=FILE, e.g. `intervox corpus prepare folder "
+                            f"--root {root} --out OUT table={tables[0].name if tables else 'utts.tsv'}`")
     return tables[0]
 
 
