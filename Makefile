@@ -9,9 +9,12 @@ lang    ?= en
 workers ?= 2
 upstream ?= whisper-base
 
+# the upstream's last path part names its folders: hf:microsoft/wavlm-base-plus -> wavlm-base-plus
+# (the paths configs/train/*.yaml default to, e.g. shards/en-features-whisper-base)
+UPSTREAM_NAME := $(notdir $(upstream))
 SHARDS_DIR   := shards/$(lang)
-FEATURES_DIR := shards/$(lang)-features-$(upstream)
-RUN_DIR      := runs/$(lang)-$(upstream)
+FEATURES_DIR := shards/$(lang)-features-$(UPSTREAM_NAME)
+RUN_DIR      := runs/$(lang)-$(UPSTREAM_NAME)
 # configs/shards/<lang>.yaml when it exists, else the English default re-targeted to $(lang).
 SHARDS_CFG   := $(if $(wildcard configs/shards/$(lang).yaml),configs/shards/$(lang).yaml,configs/shards/default.yaml source.lang=$(lang))
 

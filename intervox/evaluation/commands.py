@@ -27,8 +27,8 @@ def eval_cmd(run_dir: Path, features: Path | None, config_path: Path | None,
 
     \b
     Example:
-      intervox eval runs/default --config configs/eval/default.yaml sv_trials_per_class=1000
-      intervox eval runs/default --real shards/devpanel
+      intervox eval runs/en-whisper-base --config configs/eval/default.yaml sv_trials_per_class=1000
+      intervox eval runs/en-whisper-base --real shards/devpanel
     """
     from intervox.config import load_config
     from intervox.evaluation.config import EvalConfig
@@ -56,7 +56,7 @@ def report_cmd(run_dir: Path, audio_shards: Path | None, pairs: int) -> None:
 
     \b
     Example:
-      intervox report runs/default --audio-shards shards/default
+      intervox report runs/en-whisper-base --audio-shards shards/en
     """
     from intervox.evaluation.report import write_report
 

@@ -27,8 +27,8 @@ def qc_cmd(shard_dir: Path, config_path: Path | None, overrides: tuple[str, ...]
 
     \b
     Example:
-      intervox shards qc shards/default --fraction 0.1 --asr-model whisper-tiny.en
-      intervox shards qc shards/default speaker_max_similarity=0.75 max_refs=5
+      intervox shards qc shards/en --fraction 0.1 --asr-model whisper-tiny.en
+      intervox shards qc shards/en speaker_max_similarity=0.75 max_refs=5
     """
     from intervox.config import load_config
     from intervox.judges.qc import QCConfig
