@@ -230,19 +230,8 @@ def extract_features(
     with output_lock(out_dir, command):
         remove_stale_features(out_dir, {src.name for src in shards})
         sources = {src.name: source_sha256(src) for src in shards}
-        todo, done = [], []
-        for src in shards:
-            ph = plan_hash(model.identity, frames_layers, sources[src.name])
-            (done if shard_is_complete(out_dir / src.name, ph) else todo).append((src, ph))
-        log.info("features %s: %d shards to do, %d already done", upstream, len(todo), len(done))
-        if use_dask and todo:
-            results = _run_dask(todo, out_dir, spec, workers, scheduler)
-        else:
-            results = []
-            for src, ph in _progress(todo, len(todo)):
-                results.append(_safe_process(src, out_dir, spec, ph))
-                fault_point("features.after_shard", len(results) - 1)  # tests: INTERVOX_FAULT
-
+        dask = (workers, scheduler) if use_dask else None
+        results, done = _run_shards(shards, sources, out_dir, model, spec, dask)
         bad = [r for r in results if "bad" in r]
         good = [r for r in results if "bad" not in r]
         audio_s = sum(r["audio_seconds"] for r in good)
@@ -263,6 +252,27 @@ def extract_features(
                              f"{max_bad_fraction}): {names}; first: {bad[0]['bad']}")
         _write_index(audio_dir, out_dir, model, spec, report, sources, command)
     return report
+
+
+def _run_shards(shards: list[Path], sources: dict[str, str], out_dir: Path, model: Upstream,
+                spec: ExtractSpec, dask: tuple[int, str | None] | None) -> tuple[list[dict], list]:
+    """Process every source shard whose feature shard is not complete; on Dask when `dask` is
+    (workers, scheduler), else in this process.
+
+    Returns (the processed shards' results, the skipped complete ones).
+    """
+    todo, done = [], []
+    for src in shards:
+        ph = plan_hash(model.identity, spec.frames_layers, sources[src.name])
+        (done if shard_is_complete(out_dir / src.name, ph) else todo).append((src, ph))
+    log.info("features %s: %d shards to do, %d already done", spec.upstream, len(todo), len(done))
+    if dask is not None and todo:
+        return _run_dask(todo, out_dir, spec, *dask), done
+    results = []
+    for src, ph in _progress(todo, len(todo)):
+        results.append(_safe_process(src, out_dir, spec, ph))
+        fault_point("features.after_shard", len(results) - 1)  # tests: INTERVOX_FAULT
+    return results, done
 
 
 def remove_stale_features(out_dir: Path, source_names: set[str]) -> list[str]:
