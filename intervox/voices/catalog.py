@@ -21,10 +21,12 @@ __all__ = [
     "SAME_SPEAKER",
     "ESPEAK_SAME_VARIANT",
     "ESPEAK_VARIANT_GROUPS",
+    "ESPEAK_VARIANT_GENDER",
     "list_voices",
     "engine_status",
     "get_voice",
     "speaker_key_of",
+    "gender_of",
 ]
 
 # Voices of different engines that are the same recorded person. Measured with Resemblyzer
@@ -38,7 +40,19 @@ SAME_SPEAKER: dict[str, str] = {
     "festival:cmu_us_awb_cg": "person:awb",
     "flite:rms": "person:rms",
     "festival:cmu_us_rms_cg": "person:rms",
+    # Kokoro's Japanese styles speaking English. Resemblyzer, mean of 3 sentences vs 3 other sentences:
+    # gongitsune ~ nezumi 0.867, inside the band of the same-person pairs above measured the same way
+    # (slt 0.840, kal 0.899); every other kokoro/hibari pair measures 0.51-0.85 (next: nezumi ~
+    # tebukuro 0.847, then <= 0.78), and hibari heart is <= 0.74 from every style and every other voice.
+    "kokoro:jf_gongitsune": "kokoro:jf_gongitsune",
+    "kokoro:jf_nezumi": "kokoro:jf_gongitsune",
 }
+
+# espeak-ng lists a variant whose file has no `gender` line as male. Two of them are not heard as men:
+# zac (pitch 240-390, formants x1.45; median F0 352 Hz) and shelby (median F0 180 Hz); the 7 voices
+# Resemblyzer puts nearest to each are female variants (and each other). Median F0 of the other
+# variants without a gender line: 67-151 Hz; of the female variants: 173-271 Hz.
+ESPEAK_VARIANT_GENDER: dict[str, str] = {"zac": "f", "shelby": "f"}
 
 # espeak-ng variants that are one speaker. Measured once on en-us (Resemblyzer, mean embedding of
 # 3 sentences, 102 voices): groups are the connected components of pairs with cosine >= 0.93, the
@@ -88,6 +102,13 @@ def _espeak_key(info: VoiceInfo) -> str:
     return f"espeak:{iso_base(info.name)}:{ESPEAK_SAME_VARIANT.get(variant, variant)}"
 
 
+def gender_of(info: VoiceInfo) -> str | None:
+    """Return the gender of a (non-pseudo) voice: the engine's, corrected by the measured table above."""
+    if info.engine == "espeak" and info.variant in ESPEAK_VARIANT_GENDER:
+        return ESPEAK_VARIANT_GENDER[info.variant]
+    return info.gender
+
+
 def speaker_key_of(info: VoiceInfo) -> str:
     """Return the speaker key of a (non-pseudo) voice by the tables above."""
     if info.id in SAME_SPEAKER:
@@ -109,8 +130,9 @@ def _catalog() -> tuple[tuple[VoiceInfo, ...], dict[str, str]]:
             status[name], found = f"listing voices failed: {exc}", []
         if status[name] == "ok" and not found:
             status[name] = "no voices found"
-        voices += [dataclasses.replace(v, speaker_key=speaker_key_of(v)) for v in found]
-    status["kokoro"] = "skipped: not wrapped (Japanese-only voice package; English needs hand-fed IPA)"
+        voices += [
+            dataclasses.replace(v, speaker_key=speaker_key_of(v), gender=gender_of(v)) for v in found
+        ]
     return tuple(voices), status
 
 

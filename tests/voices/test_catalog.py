@@ -41,6 +41,19 @@ def test_same_person_shares_a_speaker_key() -> None:
     assert get_voice("flite:awb").speaker_key != get_voice("flite:rms").speaker_key != key
     grouped = [v for g in ESPEAK_VARIANT_GROUPS for v in g]
     assert len(grouped) == len(set(grouped))
+    # Kokoro gongitsune ~ nezumi measure as close as one person; hibari is its own voice.
+    kokoro = {v.name: v.speaker_key for v in list_voices("en") if v.engine == "kokoro"}
+    assert kokoro["jf_gongitsune"] == kokoro["jf_nezumi"] and len(set(kokoro.values())) == 4
+    assert get_voice("hibari:heart").speaker_key not in kokoro.values()
+
+
+def test_gender_follows_the_voice_heard() -> None:
+    # espeak-ng lists zac and shelby (no gender line) as male; they measure in the female F0 range.
+    for lang in ("en-us", "bn"):
+        assert get_voice(f"espeak:{lang}:zac").gender == get_voice(f"espeak:{lang}:shelby").gender == "f"
+        assert get_voice(f"espeak:{lang}:m3").gender == "m" and get_voice(f"espeak:{lang}:f1").gender == "f"
+    assert get_voice("hibari:heart").gender == "f"
+    assert get_voice("kokoro:jm_kumo").gender == "m" and get_voice("kokoro:jf_alpha").gender == "f"
 
 
 def test_unknown_voice_raises() -> None:
@@ -57,4 +70,5 @@ def test_voices_list_has_15_distinct_english_speakers() -> None:
     data = json.loads(CliRunner().invoke(cli, ["voices", "list", "--lang", "en", "--json"]).output)
     keys = {v["speaker_key"] for v in data["voices"]}
     assert data["speaker_keys"] == len(keys) >= 15
-    assert {v["engine"] for v in data["voices"]} >= {"espeak", "flite", "festival", "piper"}
+    engines = {v["engine"] for v in data["voices"]}
+    assert engines >= {"espeak", "flite", "festival", "piper", "hibari", "kokoro"}

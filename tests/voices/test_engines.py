@@ -14,7 +14,7 @@ from intervox.voices.engines import ENGINES
 EN = "Please turn the old radio off before dinner tonight."
 BN = "আজ সকালে রহিম বাজারে দুটি লাল আম কিনল।"
 # Engines the project installs (make setup); mbrola and pico are optional extras.
-REQUIRED = ("espeak", "flite", "festival", "piper")
+REQUIRED = ("espeak", "flite", "festival", "piper", "hibari", "kokoro")
 CASES = [
     ("espeak:en-us", EN, "en"),
     ("espeak:en-us:m3", EN, "en"),
@@ -29,6 +29,8 @@ CASES = [
     ("festival:ked_diphone", EN, "en"),
     ("festival:cmu_us_slt_arctic_hts", EN, "en"),
     ("piper:joe", EN, "en"),
+    ("hibari:heart", EN, "en"),
+    ("kokoro:jf_alpha", EN, "en"),
     ("mbrola:us1", EN, "en"),
     ("pico:en-us", EN, "en"),
 ]
@@ -84,7 +86,7 @@ def test_missing_engine_is_reported_not_fatal(monkeypatch: pytest.MonkeyPatch, f
     result = CliRunner().invoke(cli, ["voices", "list", "--lang", "en"])
     assert result.exit_code == 0, result.output
     assert "engine flite: flite not found on PATH" in result.output
-    assert "engine kokoro: skipped" in result.output
+    assert "engine kokoro: ok" in result.output
 
 
 def test_broken_engine_listing_is_reported(monkeypatch: pytest.MonkeyPatch, fresh_catalog: None) -> None:
