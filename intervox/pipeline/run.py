@@ -260,7 +260,8 @@ def _build_locked(
         raise ConfigError(f"{manifest}: the source manifest has no utterances")
     source_entries = _source_quarantine(manifest, cfg.source.kind)
     # speaker identities need audio (the judge hears them), so they are settled before the pure plan
-    identities = load_or_derive(cfg, utterances, out_dir, audio_root)
+    identities = load_or_derive(cfg, utterances, out_dir, audio_root,
+                                workers=workers if scheduler is None else 1)  # local processes only
     plan = build_plan(cfg, utterances, identities)
     stale = remove_stale_shards(out_dir, plan)
     tasks = make_tasks(plan, out_dir, audio_root, cfg)

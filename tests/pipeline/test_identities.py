@@ -218,6 +218,13 @@ def test_real_build_identities_resemblyzer_speaker_table(source, write_config, t
     card = (tmp_path / "out" / "dataset_card.md").read_text()
     assert "## Speaker identities" in card and all(f"| `{r['id']}` | {r['split']} |" in card for r in rows)
     assert not dropped or f"Dropped after every attempt ({len(dropped)})" in card
+    # two judge processes give the same table as one
+    from intervox.corpora.manifest import read_manifest
+    from intervox.pipeline.identities import IdentityTable, load_judge
+
+    parallel = derive_identities(cfg, read_manifest(source), load_judge("resemblyzer"),
+                                 audio_root=source.parent, workers=2)
+    assert parallel == IdentityTable.from_dict(table)
     # a second build of the same config: same plan hash, same bytes
     build_shards(cfg, tmp_path / "again", scheduler="sync", progress=False)
     for name in ["speakers.jsonl", *(p.name for p in (tmp_path / "out").glob("*.tar"))]:
