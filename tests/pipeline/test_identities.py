@@ -205,7 +205,8 @@ def test_real_build_identities_resemblyzer_speaker_table(source, write_config, t
     for c in clips:  # a voice_swap clip carries its target's identity
         op = c["json"]["op"]
         if op and op["name"] == "voice_swap":
-            assert c["json"]["speaker"] == get_voice(op["params"]["voice"]).speaker_key
+            target = get_voice(op["params"]["voice"])
+            assert (c["json"]["speaker"], c["json"]["gender"]) == (target.speaker_key, target.gender)
     # the judge, measured again on the written clips (mean embedding per identity), agrees with the table
     mean = {}
     for k, v in per_speaker.items():

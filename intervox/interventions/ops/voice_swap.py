@@ -30,6 +30,16 @@ def render(op: str, text: str, voice: str, lang: str, sr: int) -> np.ndarray:
     return resample(np.asarray(audio, dtype=np.float32), int(voice_sr), sr)
 
 
+def _gender(voice: str) -> str | None:
+    """Return the catalog gender of `voice`, or None when the voice bank does not know it here."""
+    try:
+        from intervox.voices.catalog import get_voice
+
+        return get_voice(voice).gender
+    except (ImportError, IntervoxError):
+        return None
+
+
 @register
 @dataclass(frozen=True)
 class VoiceSwap(Intervention):
@@ -38,7 +48,8 @@ class VoiceSwap(Intervention):
     name: ClassVar[str] = "voice_swap"
     target: ClassVar[Factor] = Factor.SPEAKER
     keeps_timing: ClassVar[bool] = False
-    voice_params: ClassVar[tuple[str, ...]] = ("voice",)  # text and lang follow each clip
+    # the target voice (and its gender) is the identity; text and lang follow each clip
+    voice_params: ClassVar[tuple[str, ...]] = ("voice", "target_gender")
 
     voices: tuple[str, ...] = ("espeak:en-us:m3", "espeak:en-us:f2", "flite:slt", "flite:awb")
 
@@ -47,12 +58,13 @@ class VoiceSwap(Intervention):
             raise ValueError("voice_swap.voices needs at least two voice ids (one may be the source's own)")
 
     def sample_params(self, rng: np.random.Generator, utt: Utterance) -> dict:
-        """Return {voice, text, lang}: a voice other than the utterance's own, and its text."""
+        """Return {voice, target_gender, text, lang}: a voice other than the utterance's own, its
+        catalog gender (the clip's gender; None when unknown here) and the utterance's text."""
         candidates = [v for v in self.voices if v != utt.speaker]
         if not candidates:
             raise ConfigError(f"voice_swap: no voice other than {utt.speaker!r} in voices")
         voice = candidates[int(rng.integers(len(candidates)))]
-        return {"voice": voice, "text": utt.text, "lang": utt.language}
+        return {"voice": voice, "target_gender": _gender(voice), "text": utt.text, "lang": utt.language}
 
     def output_speaker(self, params: dict) -> str:
         """Return the speaker key of the target voice: the clip speaks as that voice, not its source."""
@@ -63,7 +75,8 @@ class VoiceSwap(Intervention):
         except (ImportError, IntervoxError):  # voice not installed here: its id names it
             return params["voice"]
 
-    def apply(self, audio: np.ndarray, sr: int, *, voice: str, text: str, lang: str) -> np.ndarray:
+    def apply(self, audio: np.ndarray, sr: int, *, voice: str, text: str, lang: str,
+              target_gender: str | None = None) -> np.ndarray:
         """Return `text` spoken by `voice` at `sr` (new length: timing is not kept)."""
         self.check_input(audio, sr)
         return self.check_output(self.name, render(self.name, text, voice, lang, sr))
