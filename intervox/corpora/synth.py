@@ -1,17 +1,23 @@
 """The dense synthetic grid: every speaker says every sentence of its split, rendered offline.
 
-Splits (the reference design: speakers and sentences held out together):
-- train:      train speakers x train sentences. Voices of the *train engines* only: espeak-ng
-              (variants not made by the Klatt synthesiser) and flite, plus pseudo-speakers derived
-              from them.
-- validation: held-out speakers x held-out sentences. Held-out base voices of the train engines
-              whose speaker_keys are absent from train, plus pseudo-speakers derived from them.
-- test_ood:   voices of engines never seen in training x held-out sentences. English: festival and
-              piper (flite kal16 / slt are the same people as festival kal / slt, so flite trains
-              on awb and rms only). A language only espeak-ng speaks (bn): the Klatt-synthesiser
-              variant family, which never enters train or validation.
+Splits (the reference design: speakers and sentences held out together; no speaker_key, nor the
+base voice of a pseudo-speaker, is on two sides):
+- train:      train speakers x train sentences. Voices of the *train engines* only: espeak-ng and
+              flite (plus pseudo-speakers derived from them when a split asks for more speakers
+              than the language has base voices).
+- validation: held-out base voices of the train engines x held-out sentences, both genders when the
+              language has both (at least a third of the held-out voices of each gender).
+- test_ood:   voices of engines never seen in training x held-out sentences. English: festival,
+              piper, hibari, kokoro (and mbrola, pico when installed); flite kal16 / slt are the same
+              people as festival kal / slt, so flite trains on awb and rms only. A language only
+              espeak-ng speaks (bn): the Klatt-synthesiser variant family, which never enters train
+              or validation.
 - keywords:   the 10 Speech Commands words plus 6 auxiliary (`_unknown_`) words, spoken by held-out
               voices; repeat r > 0 uses a further pseudo-speaker of the same base.
+
+`train_speakers: all` and `ood_voices: all` take every distinct voice (one per speaker_key) the
+catalog has for the language; a number takes that many base voices, padded with pseudo-speakers
+when the pool is smaller.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -32,8 +39,10 @@ from intervox.voices.pseudo import derive_pseudo_speakers
 
 CORPUS = "intervox-grid"
 TRAIN_ENGINES = ("espeak", "flite")
+ALL = "all"
 KEYWORD_AUX = ("bed", "bird", "cat", "dog", "house", "tree")
-# Variants that do not make a usable base voice: whispered (no F0, so no pseudo-speakers) or noise.
+# Variants that do not make a usable base voice: whispered (no F0, so no pitch/formant speaker ops)
+# or noise.
 ESPEAK_SKIP = frozenset({"whisper", "whisperf", "Demonic", "Storm"})
 # Accents used for English espeak voices, alternated by variant (one accent per variant: the
 # accents of one variant are one speaker_key).
@@ -45,11 +54,11 @@ class GridSpec:
     """Sizes and seed of a synthetic grid; the same spec always plans the same grid."""
 
     lang: str = "en"
-    train_speakers: int = 16
+    train_speakers: int | Literal["all"] = 16
     train_sentences: int = 32
     val_speakers: int = 4
     val_sentences: int = 8
-    ood_voices: int = 4
+    ood_voices: int | Literal["all"] = 4
     keyword_voices: int = 4
     keyword_repeats: int = 1
     sample_rate: int = 16000
@@ -79,6 +88,27 @@ class GridPlan:
     ood_rule: str
 
 
+def _round_robin(groups: list[list[str]]) -> list[str]:
+    """Return the items of `groups` interleaved: first of each group, then second of each, ..."""
+    longest = max((len(g) for g in groups), default=0)
+    return [g[i] for i in range(longest) for g in groups if i < len(g)]
+
+
+def _one_per_key(voices: list) -> list[str]:  # noqa: ANN001 - VoiceInfo list
+    """Return one voice id per speaker_key (the first by id), in key order."""
+    by_key: dict[str, str] = {}
+    for v in sorted(voices, key=lambda v: v.id):
+        by_key.setdefault(v.speaker_key, v.id)
+    return [by_key[k] for k in sorted(by_key)]
+
+
+def _by_engine(ids: list[str], rng: np.random.Generator, last: str | None = None) -> list[str]:
+    """Return `ids` shuffled by `rng`, then engines round robin (`last`, if given, last in each round)."""
+    ids = [ids[i] for i in rng.permutation(len(ids))]
+    engines = sorted({i.split(":")[0] for i in ids}, key=lambda e: (e == last, e))
+    return _round_robin([[i for i in ids if i.split(":")[0] == e] for e in engines])
+
+
 def _base_pools(lang: str, seed: int) -> tuple[list[str], list[str], str]:
     """Return (in-domain base voices, OOD base voices, rule), one voice per speaker_key, seeded order."""
     import intervox.voices.engines.espeak as espeak
@@ -93,16 +123,18 @@ def _base_pools(lang: str, seed: int) -> tuple[list[str], list[str], str]:
     if other_engines:
         ood = [v for v in voices if v.engine in other_engines]
         rule = f"held-out engines {', '.join(other_engines)}; train engines {', '.join(TRAIN_ENGINES)}"
+        held_family = frozenset()  # every espeak-ng variant, Klatt ones included, may train
     else:
         ood = [v for v in voices if v.engine == "espeak" and v.name == accents[0] and v.variant in klatt]
         rule = "held-out espeak-ng Klatt-synthesiser variant family; train on the other espeak-ng variants"
+        held_family = klatt
     ood_keys = {v.speaker_key for v in ood}
     candidates = []
     for v in voices:
         if v.engine not in TRAIN_ENGINES or v.speaker_key in ood_keys:
             continue  # a person the OOD engines also voice cannot be in train
         if v.engine == "espeak":
-            if v.variant in klatt or v.variant in ESPEAK_SKIP or v.name not in accents:
+            if v.variant in held_family or v.variant in ESPEAK_SKIP or v.name not in accents:
                 continue
             variant = v.variant or "default"
             if ESPEAK_SAME_VARIANT.get(variant, variant) != variant:
@@ -111,39 +143,42 @@ def _base_pools(lang: str, seed: int) -> tuple[list[str], list[str], str]:
             if v.name != accents[sum(map(ord, variant)) % len(accents)]:
                 continue
         candidates.append(v)
-    by_key: dict[str, str] = {}
-    for v in candidates:
-        by_key.setdefault(v.speaker_key, v.id)
-    pool = [by_key[k] for k in sorted(by_key)]
-    pool = [pool[i] for i in rng.permutation(len(pool))]
-    # Engines round robin (flite, espeak, flite, ...): a small grid still trains on every train engine,
-    # and the held-out bases, taken from the end, come from the engine with the most voices.
-    by_engine = [
-        [p for p in pool if p.split(":")[0] == e]
-        for e in sorted({p.split(":")[0] for p in pool}, key=lambda e: e == "espeak")
-    ]
-    pool = [
-        p
-        for rnd in zip(*[lst + [None] * (len(pool) - len(lst)) for lst in by_engine], strict=False)
-        for p in rnd
-        if p
-    ]
-    ood_by_key: dict[str, str] = {}
-    for v in sorted(ood, key=lambda v: v.id):
-        ood_by_key.setdefault(v.speaker_key, v.id)
-    if not pool:
+    if not candidates:
         raise ConfigError(
             f"grid {lang}: no voices of the train engines ({', '.join(TRAIN_ENGINES)}) speak {lang}"
         )
-    return pool, list(ood_by_key.values()), rule
+    # Engines round robin (flite, espeak, flite, ...): a small grid still trains on every train engine,
+    # and the held-out bases, taken from the end, come from the engine with the most voices.
+    pool = _by_engine(_one_per_key(candidates), rng, last="espeak")
+    ood_pool = _by_engine(_one_per_key(ood), np.random.default_rng([seed, 4343]))
+    return pool, ood_pool, rule
 
 
-def _speakers(bases: list[str], n: int, seed: int) -> list[str]:
-    """Return n speakers: up to half plain base voices, the rest pseudo-speakers derived from them."""
+def _speakers(bases: list[str], n: int | str, seed: int) -> list[str]:
+    """Return `n` speakers: base voices first, pseudo-speakers derived from them past the pool's size."""
+    if n == ALL:
+        return list(bases)
     if n <= 0:
         return []
-    plain = bases[: max(1, min(len(bases), (n + 1) // 2))]
+    plain = bases[:n]
     return plain + derive_pseudo_speakers(plain, n - len(plain), seed)
+
+
+def _hold_out(pool: list[str], n: int) -> tuple[list[str], list[str]]:
+    """Return (held-out, rest): `n` bases from the pool's end, at least a third of each gender present.
+
+    The held-out list interleaves the genders, so its first k voices (the keyword voices) mix them too.
+    """
+    gender = {p: get_voice(p).gender for p in pool}
+    tail = list(reversed(pool))
+    by_gender = {g: [p for p in tail if gender[p] == g] for g in ("f", "m")}
+    quota = max(1, n // 3) if n >= 2 else 0
+    held = [p for g in ("f", "m") for p in by_gender[g][:quota]]
+    held += [p for p in tail if p not in held][: max(0, n - len(held))]
+    groups = [[p for p in tail if p in held and gender[p] == g] for g in ("f", "m")]
+    groups.append([p for p in tail if p in held and gender[p] not in ("f", "m")])
+    held = _round_robin(groups)[:n]
+    return held, [p for p in pool if p not in held]
 
 
 def _sentences(spec: GridSpec) -> list[str]:
@@ -161,25 +196,36 @@ def _sentences(spec: GridSpec) -> list[str]:
     return generate_sentences(spec.lang, need, spec.seed)
 
 
+def _check_counts(spec: GridSpec) -> None:
+    for name in ("train_speakers", "ood_voices"):
+        value = getattr(spec, name)
+        if isinstance(value, str) and value != ALL:
+            raise ConfigError(f"grid {spec.lang}: {name} must be a number or {ALL!r}, got {value!r}")
+
+
+def _split_speakers(spec: GridSpec) -> tuple[dict[str, list[str]], list[str], str]:
+    """Return ({train, validation, test_ood: speakers}, keyword base voices, OOD rule)."""
+    _check_counts(spec)
+    pool, ood_pool, rule = _base_pools(spec.lang, spec.seed)
+    if len(pool) < 2:
+        raise ConfigError(f"grid {spec.lang}: need at least 2 base voices to hold speakers out, have {pool}")
+    n_held = max(1, min(len(pool) // 3, max(spec.val_speakers, spec.keyword_voices)))
+    held_bases, train_bases = _hold_out(pool, n_held)
+    if spec.ood_voices != ALL and spec.ood_voices > 0 and not ood_pool:
+        raise ConfigError(f"grid {spec.lang}: no out-of-distribution voices ({rule})")
+    splits = {
+        "train": _speakers(train_bases, spec.train_speakers, spec.seed * 1000 + 1),
+        "validation": _speakers(held_bases, spec.val_speakers, spec.seed * 1000 + 2),
+        "test_ood": _speakers(ood_pool, spec.ood_voices, spec.seed * 1000 + 4) if ood_pool else [],
+    }
+    return splits, _speakers(held_bases, spec.keyword_voices, spec.seed * 1000 + 3), rule
+
+
 def plan_grid(spec: GridSpec) -> GridPlan:
     """Return the deterministic plan of `spec`: voices per split, sentences per split, items."""
     from intervox.voices.sentences import keywords
 
-    pool, ood_pool, rule = _base_pools(spec.lang, spec.seed)
-    n_val_bases = max(1, min(len(pool) // 3, (max(spec.val_speakers, spec.keyword_voices) + 1) // 2))
-    if len(pool) < 2:
-        raise ConfigError(f"grid {spec.lang}: need at least 2 base voices to hold speakers out, have {pool}")
-    held_bases, train_bases = pool[-n_val_bases:], pool[:-n_val_bases]
-    train = _speakers(train_bases, spec.train_speakers, spec.seed * 1000 + 1)
-    val = _speakers(held_bases, spec.val_speakers, spec.seed * 1000 + 2)
-    kw_voices = _speakers(held_bases, spec.keyword_voices, spec.seed * 1000 + 3)
-    if spec.ood_voices > 0 and not ood_pool:
-        raise ConfigError(f"grid {spec.lang}: no out-of-distribution voices ({rule})")
-    ood = ood_pool[: spec.ood_voices]
-    ood += (
-        derive_pseudo_speakers(ood_pool, spec.ood_voices - len(ood), spec.seed * 1000 + 4) if ood_pool else []
-    )
-
+    speakers, kw_voices, rule = _split_speakers(spec)
     texts = _sentences(spec)
     cids = [f"{spec.lang}-s{i:04d}" for i in range(len(texts))]
     train_s = dict(zip(cids[: spec.train_sentences], texts[: spec.train_sentences], strict=False))
@@ -189,14 +235,11 @@ def plan_grid(spec: GridSpec) -> GridPlan:
         **{k: keywords(spec.lang, "auxiliary")[k] for k in KEYWORD_AUX},
     }
     kw_s = {f"kw-{k}": w for k, w in words.items()}
+    sentences = {"train": train_s, "validation": held_s, "test_ood": held_s}
 
     items: list[GridItem] = []
-    for split, speakers, sents in (
-        ("train", train, train_s),
-        ("validation", val, held_s),
-        ("test_ood", ood, held_s),
-    ):
-        for vi, voice in enumerate(speakers):
+    for split, sents in sentences.items():
+        for vi, voice in enumerate(speakers[split]):
             items += [
                 GridItem(f"{split}-v{vi:03d}-{cid}", voice, text, cid, split) for cid, text in sents.items()
             ]
@@ -213,8 +256,8 @@ def plan_grid(spec: GridSpec) -> GridPlan:
     return GridPlan(
         spec,
         tuple(items),
-        {"train": train, "validation": val, "test_ood": ood, "keywords": list(dict.fromkeys(kw_speakers))},
-        {"train": train_s, "validation": held_s, "test_ood": held_s, "keywords": kw_s},
+        {**speakers, "keywords": list(dict.fromkeys(kw_speakers))},
+        {**sentences, "keywords": kw_s},
         rule,
     )
 

@@ -28,11 +28,11 @@ class SourceConfig:
     root: str | None = None  # folder relative audio paths resolve against (default: manifest's folder)
     # kind: grid -- the fields of intervox.corpora.synth.GridSpec (sample_rate comes from the top level)
     lang: str = "en"
-    train_speakers: int = 16
+    train_speakers: int | Literal["all"] = 16  # "all": every train base voice of the language
     train_sentences: int = 32
     val_speakers: int = 4
     val_sentences: int = 8
-    ood_voices: int = 4
+    ood_voices: int | Literal["all"] = 4  # "all": every voice of the held-out engines
     keyword_voices: int = 4
     keyword_repeats: int = 1
     seed: int = 0
@@ -42,8 +42,10 @@ class SourceConfig:
     def __post_init__(self) -> None:
         if self.kind == "manifest" and not self.path:
             raise ConfigValueError("path", "is required when source.kind is 'manifest'")
-        check_range(self, "train_speakers", "train_sentences", "keyword_repeats", "synth_workers", ge=1)
-        check_range(self, "val_speakers", "val_sentences", "ood_voices", "keyword_voices", "seed", ge=0)
+        counted = [n for n in ("train_speakers", "ood_voices") if getattr(self, n) != "all"]
+        positive = [n for n in counted if n == "train_speakers"]
+        check_range(self, *positive, "train_sentences", "keyword_repeats", "synth_workers", ge=1)
+        check_range(self, "val_speakers", "val_sentences", *counted, "keyword_voices", "seed", ge=0)
 
 
 @dataclass(frozen=True)

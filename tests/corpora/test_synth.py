@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from intervox.corpora.manifest import read_manifest, validate_manifest
 from intervox.corpora.synth import GridItem, GridSpec, plan_grid, render_plan, synth_grid
+from intervox.errors import ConfigError
 from intervox.voices import get_voice
 
 TINY = dict(
@@ -54,6 +55,69 @@ def test_plan_holds_speakers_sentences_and_engines_out(lang: str) -> None:
         assert {get_voice(v).variant for v in sp["test_ood"]} <= klatt_variants()
         assert not {get_voice(v.split("~")[0]).variant for v in sp["train"]} & klatt_variants()
     assert all("." not in it.id for it in plan.items) and len({it.id for it in plan.items}) == len(plan.items)
+
+
+def _default_spec(lang: str = "en") -> GridSpec:
+    """The GridSpec `intervox shards build` makes of configs/shards/default.yaml (as pipeline/run.py does)."""
+    from intervox.config import to_plain
+    from intervox.pipeline.run import load_shards_config
+
+    cfg = load_shards_config(Path(__file__).resolve().parents[2] / "configs/shards/default.yaml",
+                             [f"source.lang={lang}"])
+    names = {f.name for f in dataclasses.fields(GridSpec)}
+    return GridSpec(**{k: v for k, v in to_plain(cfg.source).items() if k in names})
+
+
+def test_default_plan_uses_every_voice_in_speaker_disjoint_splits() -> None:
+    from intervox.corpora.synth import ESPEAK_SKIP
+    from intervox.voices import list_voices
+
+    plan = plan_grid(_default_spec("en"))
+    sp = plan.speakers
+    assert not any("~" in v for s in ("train", "validation", "test_ood") for v in sp[s])  # base voices only
+    keys = {s: {get_voice(v).speaker_key for v in sp[s]} for s in ("train", "validation", "test_ood")}
+    assert len(keys["train"]) == len(sp["train"]) and not keys["train"] & keys["validation"]
+    assert not (keys["train"] | keys["validation"]) & keys["test_ood"]
+    # Every distinct English voice is used, except the whispered and noise variants.
+    unusable = {v.speaker_key for v in list_voices("en") if v.engine == "espeak" and v.variant in ESPEAK_SKIP}
+    assert set().union(*keys.values()) == {v.speaker_key for v in list_voices("en")} - unusable
+    engines = {s: {get_voice(v).engine for v in sp[s]} for s in sp}
+    assert engines["train"] == {"espeak", "flite"} and engines["validation"] <= engines["train"]
+    assert engines["test_ood"] >= {"festival", "piper", "hibari", "kokoro"}
+    assert not engines["test_ood"] & engines["train"]
+    for split in ("validation", "test_ood"):
+        genders = [get_voice(v).gender for v in sp[split]]
+        assert len(sp[split]) >= 8 and genders.count("f") >= 2 and genders.count("m") >= 2, split
+    assert {get_voice(v).gender for v in sp["keywords"]} == {"f", "m"}
+    # Dense train grid: every train voice says every one of >= 32 train sentences.
+    train = {(it.voice, it.content_id) for it in plan.items if it.split == "train"}
+    assert len(plan.sentences["train"]) >= 32
+    assert len(train) == len(sp["train"]) * len(plan.sentences["train"]) and len(sp["train"]) >= 40
+
+
+def test_default_plan_adapts_to_a_language_without_other_engines() -> None:
+    from intervox.voices.engines.espeak import klatt_variants
+
+    plan = plan_grid(_default_spec("bn"))
+    sp = plan.speakers
+    assert {get_voice(v).engine for s in sp for v in sp[s]} == {"espeak"}
+    assert {get_voice(v).variant for v in sp["test_ood"]} <= klatt_variants()
+    assert not {get_voice(v).variant for v in sp["train"] + sp["validation"]} & klatt_variants()
+    keys = [{get_voice(v).speaker_key for v in sp[s]} for s in ("train", "validation", "test_ood")]
+    assert sum(map(len, keys)) == len(set().union(*keys)) and len(keys[0]) >= 32
+    assert {get_voice(v).gender for v in sp["validation"]} == {"f", "m"}
+
+
+def test_numbers_pad_with_pseudo_speakers_and_all_takes_the_pool() -> None:
+    spec = GridSpec(lang="en", train_speakers="all", train_sentences=2, val_speakers=2, val_sentences=1,
+                    ood_voices="all", keyword_voices=2, seed=1)
+    every = plan_grid(spec).speakers
+    few = plan_grid(dataclasses.replace(spec, train_speakers=5, ood_voices=3)).speakers
+    assert few["train"] == every["train"][:5] and few["test_ood"] == every["test_ood"][:3]
+    many = plan_grid(dataclasses.replace(spec, ood_voices=len(every["test_ood"]) + 2)).speakers["test_ood"]
+    assert many[: len(every["test_ood"])] == every["test_ood"] and all("~" in v for v in many[-2:])
+    with pytest.raises(ConfigError, match="train_speakers must be a number or 'all'"):
+        plan_grid(dataclasses.replace(spec, train_speakers="most"))
 
 
 @pytest.mark.slow
