@@ -12,11 +12,16 @@ upstream ?= whisper-base
 # the upstream's last path part names its folders: hf:microsoft/wavlm-base-plus -> wavlm-base-plus
 # (the paths configs/train/*.yaml default to, e.g. shards/en-features-whisper-base)
 UPSTREAM_NAME := $(notdir $(upstream))
-SHARDS_DIR   := shards/$(lang)
-FEATURES_DIR := shards/$(lang)-features-$(UPSTREAM_NAME)
-RUN_DIR      := runs/$(lang)-$(UPSTREAM_NAME)
-# configs/shards/<lang>.yaml when it exists, else the English default re-targeted to $(lang).
-SHARDS_CFG   := $(if $(wildcard configs/shards/$(lang).yaml),configs/shards/$(lang).yaml,configs/shards/default.yaml source.lang=$(lang))
+# size=paper: the reference-size grid (configs/shards/paper.yaml, 32 speakers x 256 sentences)
+# in its own folders (shards/en-paper, ...); the default size keeps the names above.
+size    ?= default
+SIZE_TAG     := $(if $(filter default,$(size)),,-$(size))
+SHARDS_DIR   := shards/$(lang)$(SIZE_TAG)
+FEATURES_DIR := shards/$(lang)$(SIZE_TAG)-features-$(UPSTREAM_NAME)
+RUN_DIR      := runs/$(lang)$(SIZE_TAG)-$(UPSTREAM_NAME)
+# configs/shards/<lang>.yaml when it exists, else the English default re-targeted to $(lang);
+# another size: configs/shards/<size>.yaml re-targeted to $(lang).
+SHARDS_CFG   := $(if $(SIZE_TAG),configs/shards/$(size).yaml source.lang=$(lang),$(if $(wildcard configs/shards/$(lang).yaml),configs/shards/$(lang).yaml,configs/shards/default.yaml source.lang=$(lang)))
 
 export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE ?= 1

@@ -57,13 +57,15 @@ def test_plan_holds_speakers_sentences_and_engines_out(lang: str) -> None:
     assert all("." not in it.id for it in plan.items) and len({it.id for it in plan.items}) == len(plan.items)
 
 
-def _default_spec(lang: str = "en") -> GridSpec:
-    """The GridSpec `intervox shards build` makes of configs/shards/default.yaml (as pipeline/run.py does)."""
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _default_spec(lang: str = "en", config: str = "default.yaml") -> GridSpec:
+    """The GridSpec `intervox shards build` makes of configs/shards/<config> (as pipeline/run.py does)."""
     from intervox.config import to_plain
     from intervox.pipeline.run import load_shards_config
 
-    cfg = load_shards_config(Path(__file__).resolve().parents[2] / "configs/shards/default.yaml",
-                             [f"source.lang={lang}"])
+    cfg = load_shards_config(ROOT / "configs/shards" / config, [f"source.lang={lang}"])
     names = {f.name for f in dataclasses.fields(GridSpec)}
     return GridSpec(**{k: v for k, v in to_plain(cfg.source).items() if k in names})
 
@@ -93,6 +95,20 @@ def test_default_plan_uses_every_voice_in_speaker_disjoint_splits() -> None:
     train = {(it.voice, it.content_id) for it in plan.items if it.split == "train"}
     assert len(plan.sentences["train"]) >= 32
     assert len(train) == len(sp["train"]) * len(plan.sentences["train"]) and len(sp["train"]) >= 40
+
+
+def test_paper_size_is_one_make_variable_away() -> None:
+    import subprocess
+
+    plan = plan_grid(_default_spec("en", "paper.yaml"))
+    train = {(it.voice, it.content_id) for it in plan.items if it.split == "train"}
+    assert len(plan.speakers["train"]) == 32 and len(plan.sentences["train"]) == 256
+    assert len(train) == len(set(plan.sentences["train"].values())) * 32 == 8192  # dense, distinct texts
+    assert plan.speakers["train"] == plan_grid(_default_spec("en")).speakers["train"][:32]
+    make = ["make", "-s", "--no-print-directory", "--eval", "print-%: ; @echo $($*)"]
+    out = subprocess.run([*make, "print-SHARDS_CFG", "print-SHARDS_DIR", "size=paper"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[:2] == ["configs/shards/paper.yaml source.lang=en", "shards/en-paper"]
 
 
 def test_default_plan_adapts_to_a_language_without_other_engines() -> None:
