@@ -113,13 +113,13 @@ class ShardsConfig:
     # Quality control inside each shard task (None: off). Intervened clips the judges reject go
     # to quarantine (stage "qc") instead of the tar; scored clips carry "qc" in their JSON.
     qc: QCConfig | None = None
+    identities: IdentitiesConfig = field(default_factory=IdentitiesConfig)
 
     def __post_init__(self) -> None:
         check_range(self, "shard_size", ge=1)
         check_range(self, "seed", "min_seconds", ge=0)
         check_range(self, "sample_rate", ge=1000)  # below that no speech op or SFM works
         check_range(self, "max_seconds", gt=self.min_seconds)
-    identities: IdentitiesConfig = field(default_factory=IdentitiesConfig)
 
 
 def validate_config(cfg: ShardsConfig, where: str = "<config>") -> None:
@@ -158,12 +158,13 @@ def validate_config(cfg: ShardsConfig, where: str = "<config>") -> None:
 
 
 def _check_identities(ids: IdentitiesConfig, where: str) -> None:
-    """Raise ConfigError for a speaker judge this install does not have."""
-    from intervox.pipeline.identities import SPEAKER_JUDGES
+    """Raise ConfigError for a speaker judge unknown or not installed here (before any audio is made)."""
+    from intervox.pipeline.identities import load_judge
 
-    if ids.judge != "none" and ids.judge not in SPEAKER_JUDGES:
-        raise ConfigError(f"{where}: identities.judge {ids.judge!r} is not one of "
-                          f"{['none', *SPEAKER_JUDGES]}")
+    try:
+        load_judge(ids.judge)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def _check_judges(qc: QCConfig, where: str) -> None:

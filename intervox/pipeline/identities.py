@@ -32,7 +32,7 @@ import numpy as np
 from intervox import __version__
 from intervox.config import to_plain
 from intervox.corpora.manifest import Utterance
-from intervox.errors import ConfigError, IntervoxError
+from intervox.errors import ConfigError, IntervoxError, UpstreamError
 from intervox.pipeline.config import ShardsConfig
 from intervox.pipeline.plan import (
     DEFAULT_SPLIT,
@@ -67,6 +67,11 @@ class ResemblyzerJudge:
     name: ClassVar[str] = "resemblyzer"
     label: ClassVar[str] = "Resemblyzer"
 
+    def __post_init__(self) -> None:
+        from intervox.judges.models import resemblyzer_weights
+
+        resemblyzer_weights()  # UpstreamError when the judges extra is not installed here
+
     def embed(self, audio: np.ndarray, sr: int) -> np.ndarray:
         from intervox.judges.speaker import embed
 
@@ -78,12 +83,20 @@ SPEAKER_JUDGES: dict[str, Callable[[], SpeakerJudge]] = {"resemblyzer": Resembly
 
 
 def load_judge(name: str) -> SpeakerJudge | None:
-    """Return the speaker judge called `name` ("none": None); ConfigError for an unknown name."""
+    """Return the speaker judge called `name` ("none": None).
+
+    ConfigError for an unknown name or a judge whose model is not installed here (never a
+    silently unmeasured table).
+    """
     if name == "none":
         return None
     if name not in SPEAKER_JUDGES:
         raise ConfigError(f"identities.judge {name!r} is not one of {['none', *SPEAKER_JUDGES]}")
-    return SPEAKER_JUDGES[name]()
+    try:
+        return SPEAKER_JUDGES[name]()
+    except (UpstreamError, ImportError) as exc:
+        raise ConfigError(f"identities.judge {name!r} is not usable here ({exc}); install intervox[judges], "
+                          "or set identities.judge: none to keep identities unmeasured") from exc
 
 
 @dataclass(frozen=True)

@@ -232,3 +232,18 @@ def test_real_build_identities_resemblyzer_speaker_table(source, write_config, t
         assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "out" / name).read_bytes(), name
     first = json.loads((tmp_path / "out" / "index.json").read_text())
     assert first["plan_hash"] == json.loads((tmp_path / "again" / "index.json").read_text())["plan_hash"]
+
+
+def test_a_judge_whose_model_is_missing_is_a_config_error(monkeypatch) -> None:  # noqa: ANN001
+    from intervox.errors import UpstreamError
+    from intervox.judges import models
+    from intervox.pipeline.config import validate_config
+
+    def missing() -> Path:
+        raise UpstreamError("resemblyzer: pretrained.pt not found")
+
+    monkeypatch.setattr(models, "resemblyzer_weights", missing)
+    with pytest.raises(ConfigError, match=r"x.yaml: identities.judge 'resemblyzer' is not usable here.*"
+                                          r"pretrained.pt.*identities.judge: none"):
+        validate_config(ShardsConfig(), "x.yaml")
+    validate_config(ShardsConfig(identities=IdentitiesConfig(judge="none")), "x.yaml")
