@@ -215,6 +215,13 @@ def test_real_build_identities_resemblyzer_speaker_table(source, write_config, t
     for r in derived:
         sim = cosine(mean[(r["split"], r["id"])], mean[(r["split"], r["base"])])
         assert sim == pytest.approx(r["similarity_to_base"], abs=0.02) and sim < THRESHOLD
+    # two identities of one base (its praat_gender copy and its swap target) are apart too
+    entries = [e for e in table["entries"] if e["slot"] is not None and e["status"] == "kept"]
+    siblings = [(a, b) for a in entries for b in entries if a["base"] == b["base"] and a["slot"] < b["slot"]]
+    assert siblings
+    for a, b in siblings:
+        sim = cosine(mean[("train", a["id"])], mean[("train", b["id"])])
+        assert sim < THRESHOLD + 0.02, (a["id"], b["id"], sim)
     dropped = [e for e in table["entries"] if e["status"] == "dropped"]
     card = (tmp_path / "out" / "dataset_card.md").read_text()
     assert "## Speaker identities" in card and all(f"| `{r['id']}` | {r['split']} |" in card for r in rows)
