@@ -299,8 +299,9 @@ def render_card(index: dict, qc_summary: dict | None = None, speakers: list[dict
         index["command"],
         "```",
         "",
-        f"Plan hash `{index['plan_hash']}` (sha256 of the resolved config, the manifest content and the "
-        "intervox version); identical plans give byte-identical shards on any number of workers.",
+        f"Plan hash `{index['plan_hash']}` (sha256 of the resolved config, the manifest content, the "
+        "speaker-identity decisions and the intervox version); identical plans give byte-identical shards "
+        "on any number of workers.",
         "",
         f"Blocks: {index['blocks']['speakers']} speakers x {index['blocks']['contents']} contents; "
         f"{index['blocks']['note']}.",
