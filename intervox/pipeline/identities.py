@@ -310,7 +310,10 @@ def derive_identities(cfg: ShardsConfig, utterances: Sequence[Utterance], judge:
         if judge is None:
             derived = [_identity(cfg, ops[c.iv], c, 0, first[c.base], genders) for c in cands]
         else:
-            probes = {b.id: _probes(cfg, [u for u in utts if u.speaker == b.id], audio_root) for b in bases}
+            of_speaker: dict[str, list[Utterance]] = defaultdict(list)
+            for u in utts:
+                of_speaker[u.speaker].append(u)
+            probes = {b.id: _probes(cfg, of_speaker[b.id], audio_root) for b in bases}
             bases, derived = _measure_split(cfg, ops, cands, bases, probes, pool, first, genders)
         entries += bases + derived
     pool.close()
@@ -501,7 +504,8 @@ def _measure_split(cfg: ShardsConfig, ops: list, cands: list[_Candidate], bases:
         pending = nxt
     derived = [replace(final[c], tries=tuple(tries[c])) if final[c].status == "kept" else final[c]
                for c in cands]
-    return _with_neighbours(bases, emb, thr), _with_neighbours(derived, emb, thr)
+    made = {e.id for e in derived if e.status == "kept" and e.kind == DERIVED_VOICE}
+    return _with_neighbours(bases, emb, thr, made), _with_neighbours(derived, emb, thr, made)
 
 
 def _decide(ident: Identity, e: np.ndarray | None, emb: dict[str, np.ndarray],
@@ -529,8 +533,14 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
     return round(float(np.dot(a, b) / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12)), 6)
 
 
-def _with_neighbours(rows: list[Identity], emb: dict[str, np.ndarray], thr: float) -> list[Identity]:
-    """Return kept rows with their nearest other kept identity of the split and those at >= thr."""
+def _with_neighbours(rows: list[Identity], emb: dict[str, np.ndarray], thr: float,
+                     made: set[str]) -> list[Identity]:
+    """Return kept rows with their nearest other kept identity of the split and the op copies at >= thr.
+
+    `indistinct_from` pairs only involve op-made voices (`made`): two voices of the source keep
+    the manifest's word that they are different speakers (real people Resemblyzer confuses are
+    still the hardest non-target trials, not label noise).
+    """
     out = []
     for r in rows:
         if r.status != "kept" or r.id not in emb:
@@ -541,7 +551,8 @@ def _with_neighbours(rows: list[Identity], emb: dict[str, np.ndarray], thr: floa
         base_sim = r.similarity_to_base if r.slot is not None else None
         out.append(replace(r, similarity_to_base=base_sim, nearest=nearest,
                            similarity_to_nearest=sims[nearest] if nearest else None,
-                           indistinct_from=tuple(sorted(k for k, s in sims.items() if s >= thr))))
+                           indistinct_from=tuple(sorted(k for k, s in sims.items()
+                                                        if s >= thr and (r.id in made or k in made)))))
     return out
 
 

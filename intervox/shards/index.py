@@ -378,8 +378,9 @@ def _identity_lines(index: dict, speakers: list[dict] | None) -> list[str]:
     for split, c in ids["counts"].items():
         lines.append(f"| {split} | " + " | ".join(str(c.get(k, 0)) for k in KINDS) + " |")
     lines += ["", f"{judge} cosine of a derived voice to its base: {dist(ids['similarity_to_base'])}; "
-              f"of any identity to its nearest other: {dist(ids['similarity_to_nearest'])}; pairs at or "
-              f"above {bar}: {ids['indistinct_pairs']} (never non-target trials)."]
+              f"of any identity to its nearest other: {dist(ids['similarity_to_nearest'])}; op-made voices "
+              f"at or above {bar} to another identity: {ids['indistinct_pairs']} pairs (never non-target "
+              "trials)."]
     if ids["dropped"]:
         dropped = ", ".join(f"`{d['id']}` ({d['split']}, {d['attempts']} attempts)" for d in ids["dropped"])
         lines += ["", f"Dropped after every attempt ({len(ids['dropped'])}): {dropped}."]

@@ -254,3 +254,16 @@ def test_a_judge_whose_model_is_missing_is_a_config_error(monkeypatch) -> None: 
                                           r"pretrained.pt.*identities.judge: none"):
         validate_config(ShardsConfig(), "x.yaml")
     validate_config(ShardsConfig(identities=IdentitiesConfig(judge="none")), "x.yaml")
+
+
+def test_close_source_voices_stay_different_speakers(tmp_path, toy_op) -> None:  # noqa: ANN001
+    from intervox.corpora.manifest import read_manifest
+
+    manifest = tone_manifest(tmp_path, {"a": 0.1, "b": 0.15, "c": 0.9})  # the judge hears a ~ b (0.99)
+    utts = read_manifest(manifest)
+    table = derive_identities(toy_config(manifest, max_attempts=12), utts, LevelJudge(), audio_root=tmp_path)
+    rows = {e.id: e for e in table.rows()}
+    assert rows["a"].nearest == "b" and rows["a"].similarity_to_nearest >= THRESHOLD
+    # the manifest says a and b are two speakers: they remain a non-target pair; only op copies are excluded
+    assert rows["a"].indistinct_from == () and rows["b"].indistinct_from == ()
+    assert table.indistinct_pairs() == set()
