@@ -286,28 +286,16 @@ def test_grid_source_renders_under_out_and_builds(tmp_path, cli) -> None:  # noq
     assert verify_dir(out).ok
 
 
-@dataclass(frozen=True)
-class BuggyOp(Intervention):
-    """Test-only channel op with a programming error: a bug must fail the build, never hide as quarantine."""
-
-    name: ClassVar[str] = "test_buggy"
-    target: ClassVar[Factor] = Factor.CHANNEL
-    keeps_timing: ClassVar[bool] = True
-
-    def sample_params(self, rng: np.random.Generator, utt: object) -> dict:
-        return {}
-
-    def apply(self, audio: np.ndarray, sr: int, **params: object) -> np.ndarray:
-        return audio[None, :] + undefined_gain  # noqa: F821 - the planted bug
-
-
 @pytest.fixture
 def buggy_op() -> Iterator[None]:
+    """Register the bug-carrying test op (tests/pipeline/bugops.py) for one test, then remove it."""
+    import bugops
+
     from intervox.interventions import registry
 
-    register(BuggyOp)
+    registry._REGISTRY[bugops.BuggyOp.name] = bugops.BuggyOp
     yield
-    registry._REGISTRY.pop(BuggyOp.name, None)
+    registry._REGISTRY.pop(bugops.BuggyOp.name, None)
 
 
 def test_bug_in_an_op_fails_the_build_with_its_traceback(source, write_config, tmp_path, buggy_op,  # noqa: ANN001
@@ -319,6 +307,15 @@ def test_bug_in_an_op_fails_the_build_with_its_traceback(source, write_config, t
     assert "failed (a bug, not bad input" in caplog.text and "Traceback" in caplog.text
     assert not (tmp_path / "out" / "quarantine.jsonl").exists()  # nothing was passed off as bad input
     assert not (tmp_path / "out" / "index.json").exists()
+
+
+@pytest.mark.slow
+def test_bug_in_an_op_fails_a_dask_build_after_its_retries(source, write_config, tmp_path, buggy_op) -> None:  # noqa: ANN001
+    config = write_config(tmp_path / "c.yaml", source, interventions=[{"op": {"name": "test_buggy"}}],
+                          max_quarantine_fraction=1.0)
+    with pytest.raises(NameError, match="undefined_gain"):
+        build_shards(load_shards_config(config), tmp_path / "out", workers=2, progress=False)
+    assert not (tmp_path / "out" / "quarantine.jsonl").exists()
 
 
 def test_rebuild_with_another_plan_removes_its_stale_shards(source, write_config, tmp_path, caplog) -> None:  # noqa: ANN001
