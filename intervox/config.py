@@ -71,19 +71,21 @@ class _Origins:
             self.by_key[key] = label
 
     def label(self, key: str) -> str:
-        """Return where `key` (or the section holding it, or everything below it) was set."""
+        """Return where `key` was set: the key itself, else the nearest section holding it
+        that something set (a value left at its default is blamed on what set its section)."""
         probe = key
-        while probe:
+        while True:
             if probe in self.by_key:
                 return self.by_key[probe]
+            below = {v for k, v in self.by_key.items() if not probe or k.startswith(probe + ".")}
+            if len(below) == 1:
+                return below.pop()
+            overrides = sorted(v for v in below if v.startswith("override "))
+            if overrides:  # a cross-field check of a section some overrides touched
+                return f"{self.source} with {', '.join(overrides)}"
+            if below or not probe:
+                return self.source
             probe = probe[:max(probe.rfind("."), probe.rfind("["), 0)]
-        below = {v for k, v in self.by_key.items() if not key or k.startswith(key + ".")}
-        overrides = sorted(v for v in below if v.startswith("override "))
-        if len(below) == 1:
-            return below.pop()
-        if overrides:  # a cross-field check of a section some overrides touched
-            return f"{self.source} with {', '.join(overrides)}"
-        return self.source
 
 
 def _join(path: str, key: str) -> str:

@@ -37,6 +37,8 @@ CASES = [
     (ShardsConfig, "source.seed=-1", "source.seed", ">= 0"),
     (ShardsConfig, "interventions=[{op: {name: noise}, per_anchor: -1}]", "interventions[0].per_anchor",
      ">= 0"),
+    (ShardsConfig, "max_quarantine_fraction=1.5", "max_quarantine_fraction", "<= 1"),
+    (ShardsConfig, "source={kind: manifest}", "source.path", "required"),
     (EvalConfig, "probe_test_fraction=1", "probe_test_fraction", "< 1"),
     (EvalConfig, "probe_lr=0", "probe_lr", "> 0"),
     (EvalConfig, "max_clips_per_split=0", "max_clips_per_split", ">= 1"),
