@@ -587,6 +587,7 @@ def evaluate_run_real(run_dir: str | Path, real_dirs: Sequence[str | Path],
         real[name] = evaluate_panel(d, run_dir / "real" / name, models=models, cfg=cfg,
                                     fallback_best=fallback, padded=padded)
         real[name]["plot"] = plot_panel(real[name], run_dir / "plots" / f"real_{name}.png", name)
+        real[name]["targets"] = issue_targets(real[name])
     write_results(results, res_path)
     return results
 
@@ -655,6 +656,29 @@ def real_rows(section: dict) -> list[dict]:
     return rows
 
 
+def issue_targets(section: dict) -> dict[str, dict]:
+    """Return per subspace system the issue-16 targets on the report split, against `best_layer`.
+
+    speaker EER <= 0.8 x the best layer's; content 1-NN >= the best layer's; the content
+    subspace's speaker EER >= 0.40. The best layers are those chosen on the choosing split.
+    """
+    rows = {r["system"]: r for r in real_rows(section)}
+    best = rows.get("best_layer", {})
+    out = {}
+    for name, r in rows.items():
+        if not name.startswith("subspaces"):
+            continue
+        has = r.get("spk_eer") is not None and bool(best.get("spk_eer"))
+        ratio = r["spk_eer"] / best["spk_eer"] if has else None
+        out[name] = {
+            "speaker_eer_ratio": ratio, "speaker_ok": ratio is not None and ratio <= 0.8,
+            "content_top1": r.get("top1"), "best_layer_top1": best.get("top1"),
+            "content_ok": None not in (r.get("top1"), best.get("top1")) and r["top1"] >= best["top1"],
+            "content_speaker_eer": r.get("content_spk_eer"),
+            "disentangled_ok": r.get("content_spk_eer") is not None and r["content_spk_eer"] >= 0.40}
+    return out
+
+
 def _cell(v, lohi=None) -> str:
     if v is None or not isinstance(v, (int, float)) or v != v:
         return "-"
@@ -693,5 +717,12 @@ def format_real(results: dict) -> str:
     parts = []
     for name, section in (results.get("real") or {}).items():
         notes = [f"  {judge}: not evaluated ({why})" for judge, why in (section.get("skipped") or {}).items()]
+        for system, t in issue_targets(section).items():
+            mark = {True: "met", False: "MISSED"}
+            notes.append(f"  targets {system}: speaker EER {_cell(t['speaker_eer_ratio'])} x best layer "
+                         f"(<= 0.8: {mark[t['speaker_ok']]}); content 1-NN {_cell(t['content_top1'])} vs "
+                         f"{_cell(t['best_layer_top1'])} ({mark[bool(t['content_ok'])]}); content-subspace "
+                         f"speaker EER {_cell(t['content_speaker_eer'])} "
+                         f"(>= 0.40: {mark[t['disentangled_ok']]})")
         parts.append("\n".join([format_table(real_table(name, section)), *notes]))
     return "\n\n".join(parts)

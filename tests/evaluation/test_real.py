@@ -288,3 +288,14 @@ def test_prepared_manifest_with_official_trials(panel_dir: Path, tmp_path: Path)
     assert section["best_layer"] == {}  # no dev split and no run validation: nothing chosen, none reported
     assert (fig["speaker"]["all"]["n_trials"], fig["speaker"]["all"]["n_target"]) == (5, 2)
     assert fig["content"]["n_queries"] == 0  # no texts: speaker figures only
+
+
+def test_issue_targets_against_the_dev_chosen_best_layer(section: dict) -> None:
+    targets = real.issue_targets(section)
+    rows = {r["system"]: r for r in real.real_rows(section)}
+    both = targets["subspaces seed-both"]
+    assert both["speaker_eer_ratio"] == 0.0 and both["speaker_ok"]  # one-hot speakers: EER 0
+    assert both["content_top1"] == 1.0 >= rows["best_layer"]["top1"] and both["content_ok"]
+    assert both["disentangled_ok"]
+    assert not targets["subspaces seed-speaker"]["disentangled_ok"]  # its content subspace holds the voice
+    assert "targets subspaces seed-speaker:" in real.format_real({"real": {"p": section}})
