@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 CHOOSE_SPLITS = ("dev", "validation")
 REPORT_SPLIT = "test"
-UNKNOWN_TEXTS = {"", "<unk>"}
+UNKNOWN_TEXTS = {"", "<unk>"}  # VoxCeleb1's placeholder: speaker work only
+NO_SPEECH = "_silence_"
 P_TARGET = 0.01
 
 
@@ -104,7 +105,8 @@ def load_panel(path: str | Path, work_dir: Path) -> Panel:
             raise IntervoxError(f"{root}: neither manifest.jsonl nor a .tsv/.csv table of "
                                 "path, speaker, text (see `intervox corpus devpanel`)")
         manifest = folder.prepare(root, work_dir / "prepared")
-    utts = read_manifest(manifest)
+    # Speech Commands' `_silence_` slices are background noise, not a speaker saying something.
+    utts = [u for u in read_manifest(manifest) if u.text != NO_SPEECH]
     if len({u.speaker for u in utts}) < 2:
         raise IntervoxError(f"{root}: real test set needs clips of 2+ speakers "
                             f"(found {len(utts)} clip(s) of {len({u.speaker for u in utts})})")

@@ -299,3 +299,41 @@ def test_issue_targets_against_the_dev_chosen_best_layer(section: dict) -> None:
     assert both["disentangled_ok"]
     assert not targets["subspaces seed-speaker"]["disentangled_ok"]  # its content subspace holds the voice
     assert "targets subspaces seed-speaker:" in real.format_real({"real": {"p": section}})
+
+
+def test_prepared_speech_commands_chooses_on_validation(panel_dir: Path, tmp_path: Path) -> None:
+    """A `corpus prepare speechcommands` output: validation chooses, test reports, train is not read."""
+    import shutil
+
+    import soundfile as sf
+
+    from intervox.corpora.manifest import read_manifest
+    from intervox.corpora.prepare import prepare_corpus
+
+    with (panel_dir / "panel.tsv").open() as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    words = ("yes", "seven", "green")
+    speakers = sorted({r["speaker"] for r in rows})[:6]
+    lists: dict[str, list[str]] = {"validation": [], "test": []}
+    root = tmp_path / "sc"
+    for k, spk in enumerate(speakers):
+        for r in (r for r in rows if r["speaker"] == spk and r["text"] in words):
+            rel = f"{r['text']}/{k:08x}_nohash_0.wav"
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(panel_dir / r["path"], root / rel)
+            if k < 4:
+                lists["validation" if k < 2 else "test"].append(rel)
+    (root / "_background_noise_").mkdir()  # its 1 s `_silence_` slices are not speech: left out
+    noise = 0.1 * np.random.default_rng(0).standard_normal(10 * 16000)
+    sf.write(str(root / "_background_noise_" / "white.wav"), noise, 16000)
+    (root / "validation_list.txt").write_text("\n".join(lists["validation"]) + "\n")
+    (root / "testing_list.txt").write_text("\n".join(lists["test"]) + "\n")
+    manifest = prepare_corpus("speechcommands", root, tmp_path / "prepared")
+    assert sum(u.text == "_silence_" and u.split == "test" for u in read_manifest(manifest)) == 1
+    section = real.evaluate_panel(tmp_path / "prepared", tmp_path / "work", upstream=UPSTREAM,
+                                  cfg=real.RealConfig(bootstrap=5, ceilings=(), keyword_probe=False))
+    assert section["splits"] == {"validation": {"clips": 6, "speakers": 2, "languages": 1},
+                                 "test": {"clips": 6, "speakers": 2, "languages": 1}}
+    assert section["best_layer"]["chosen_on"] == "validation"
+    fig = section["systems"]["layer 2"]["embeddings"]["pooled"]["test"]
+    assert fig["content"]["n_queries"] == 6 and fig["content"]["chance"] == pytest.approx(1 / 3)
