@@ -39,7 +39,7 @@ def cli(verbose: bool) -> None:
 
     \b
     Example:
-      intervox shards build --config configs/shards/default.yaml --out shards/default
+      intervox shards build --config configs/shards/default.yaml --out shards/en
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")

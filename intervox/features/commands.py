@@ -40,8 +40,8 @@ def features_cmd(audio_dir: Path, out_dir: Path, upstream: str, frames_layers: s
 
     \b
     Example:
-      intervox features shards/default --upstream whisper-base --out features/whisper-base
-      intervox features shards/default --out features/wavlm \\
+      intervox features shards/en --upstream whisper-base --out shards/en-features-whisper-base
+      intervox features shards/en --out shards/en-features-wavlm-base-plus \\
         --upstream hf:microsoft/wavlm-base-plus --frames-layers 12
     """
     from intervox.features.extract import extract_features

@@ -16,8 +16,8 @@ def shards() -> None:
 
     \b
     Example:
-      intervox shards build --config configs/shards/default.yaml --out shards/default --workers 2
-      intervox shards verify shards/default
+      intervox shards build --config configs/shards/default.yaml --out shards/en --workers 2
+      intervox shards verify shards/en
     """
 
 
@@ -114,7 +114,7 @@ def verify_cmd(directory: str) -> None:
 
     \b
     Example:
-      intervox shards verify shards/default
+      intervox shards verify shards/en
     """
     from intervox.shards.verify import verify_dir
 
@@ -143,7 +143,7 @@ def export_lhotse_cmd(directory: str, out_path: str) -> None:
 
     \b
     Example:
-      intervox shards export-lhotse shards/default --out shards/default/cuts.jsonl.gz
+      intervox shards export-lhotse shards/en --out shards/en/cuts.jsonl.gz
     """
     from intervox.shards.lhotse_export import export_lhotse
 

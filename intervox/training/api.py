@@ -33,7 +33,8 @@ def as_mono_float32(audio: np.ndarray | torch.Tensor, sr: int) -> np.ndarray:
     averaged to mono. Refused: a sample rate that is not a positive integer, empty input,
     more than 2 dimensions or channels, other dtypes, NaN or Inf samples.
     """
-    if isinstance(sr, bool) or not isinstance(sr, (int, float, np.number)) or not 0 < sr < np.inf             or sr != int(sr):
+    if isinstance(sr, bool) or not isinstance(sr, (int, float, np.number)) or not 0 < sr < np.inf \
+            or sr != int(sr):
         raise ValueError(f"sr must be a positive whole sample rate in Hz, got {sr!r}")
     x = audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
     if x.dtype in PCM_INTS:

@@ -26,8 +26,8 @@ def train_cmd(config_path: Path | None, overrides: tuple[str, ...]) -> None:
 
     \b
     Example:
-      intervox train --config configs/train/default.yaml data.features=[features/whisper-base]
-      intervox train --config configs/train/paper.yaml run_dir=runs/paper optim.steps=50
+      intervox train --config configs/train/default.yaml
+      intervox train --config configs/train/paper.yaml run_dir=runs/paper-short optim.steps=50
       torchrun --nproc_per_node 2 -m intervox train --config configs/train/default.yaml
     """
     from intervox.config import load_config

@@ -20,7 +20,7 @@ class DataConfig:
     """Where the feature shards are and how batches are built from them."""
 
     # One feature dir per upstream; several dirs with the same keys = fusion.
-    features: tuple[str, ...] = ("features/whisper-base",)
+    features: tuple[str, ...] = ("shards/en-features-whisper-base",)  # what `make features` writes
     split: str = "train"
     # grid: in-memory table, S speakers x T contents per batch (paper); blocks: streamed
     # contrastive blocks, for data that does not fit in memory.
@@ -164,7 +164,7 @@ class DebugConfig:
 class TrainConfig:
     """A whole training run: data, model, loss, optimiser, run dir and seeds."""
 
-    run_dir: str = "runs/default"
+    run_dir: str = "runs/en-whisper-base"
     seeds: tuple[int, ...] = (0,)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
