@@ -244,11 +244,14 @@ def pair_trials(n: int) -> tuple[np.ndarray, np.ndarray]:
     return i.astype(np.int64), j.astype(np.int64)
 
 
-def speaker_counts(spk_index: np.ndarray, n_speakers: int, rng: np.random.Generator | None) -> np.ndarray:
-    """Return each speaker's multiplicity in one bootstrap resample (all ones when rng is None)."""
-    if rng is None:
-        return np.ones(n_speakers)
-    return np.bincount(rng.integers(0, n_speakers, n_speakers), minlength=n_speakers).astype(np.float64)
+def bootstrap_counts(n_speakers: int, n_draws: int, seed: int) -> list[np.ndarray]:
+    """Return `n_draws` speaker multiplicity vectors: each resamples n_speakers speakers with replacement.
+
+    The same seed gives every system the same resamples, so their CIs are paired.
+    """
+    rng = np.random.default_rng([seed, 16])
+    return [np.bincount(rng.integers(0, n_speakers, n_speakers), minlength=n_speakers).astype(np.float64)
+            for _ in range(n_draws)]
 
 
 def ci(values: Sequence[float]) -> list[float | None]:
@@ -498,25 +501,14 @@ def choose_best_layers(systems: Mapping[str, dict], split: str) -> dict:
     return {"speaker": best_spk, "content": best_content, "chosen_on": split}
 
 
-def evaluate_panel(panel_dir: str | Path, work_dir: str | Path, *, models: Sequence = (),
-                   upstream: str | None = None, cfg: RealConfig = RealConfig(),
-                   fallback_best: Mapping | None = None, padded: bool = False) -> dict:
-    """Evaluate every system on one real panel; return its results section (cached features in work_dir).
-
-    `models`: the run's TrainedModels (none: raw layers and ceilings only, on `upstream`).
-    `fallback_best`: best layers chosen elsewhere (the run's synthetic validation) for a panel
-    without a choosing split.
-    """
-    t0 = time.perf_counter()
-    work_dir = Path(work_dir)
-    panel = load_panel(panel_dir, work_dir)
-    by_split = select_rows(panel, cfg)
-    rows = np.unique(np.concatenate(list(by_split.values())))
+def panel_systems(panel: Panel, rows: np.ndarray, models: Sequence, names: Sequence[str], work_dir: Path,
+                  cfg: RealConfig, padded: bool) -> tuple[dict[str, dict], dict[str, str]]:
+    """Return ({system: {"note", "arrays": {embedding: [len(rows), d]}}}, {skipped encoder: why})."""
     hashes = {int(r): clip_hash(panel.utts[r], panel.base) for r in rows}
     hash_list = [hashes.get(i, "") for i in range(len(panel.utts))]
-    names = [s.name for s in models[0].inputs] if models else [upstream or "whisper-base"]
     pooled = [pooled_features(panel, rows, hash_list, n, work_dir, cfg, padded) for n in names]
-    systems = run_systems(list(models), pooled)
+    systems = {name: {"note": s["note"], "arrays": s["embeddings"]}
+               for name, s in run_systems(list(models), pooled).items()}
     skipped = {}
     for judge in cfg.ceilings:
         try:
@@ -526,27 +518,39 @@ def evaluate_panel(panel_dir: str | Path, work_dir: str | Path, *, models: Seque
             skipped[judge] = str(exc)
             continue
         systems[judge] = {"note": f"{judge} speaker encoder on the audio (ceiling)",
-                          "embeddings": {"pooled": emb}}
+                          "arrays": {"pooled": emb}}
+    return systems, skipped
+
+
+def evaluate_panel(panel_dir: str | Path, work_dir: str | Path, *, models: Sequence = (),
+                   upstream: str | None = None, cfg: RealConfig = RealConfig(),
+                   fallback_best: Mapping | None = None, padded: bool = False) -> dict:
+    """Evaluate every system on one real panel; return its results section (cached features in work_dir).
+
+    `models`: the run's TrainedModels (none: raw layers and ceilings only, on `upstream`).
+    `fallback_best`: best layers chosen elsewhere (the run's synthetic validation) for a panel
+    without a choosing split. Only the report split gets CIs and the keyword probe.
+    """
+    t0 = time.perf_counter()
+    work_dir = Path(work_dir)
+    panel = load_panel(panel_dir, work_dir)
+    by_split = select_rows(panel, cfg)
+    rows = np.unique(np.concatenate(list(by_split.values())))
+    names = [s.name for s in models[0].inputs] if models else [upstream or "whisper-base"]
+    arrays, skipped = panel_systems(panel, rows, models, names, work_dir, cfg, padded)
     where = {int(r): k for k, r in enumerate(rows)}
     report = REPORT_SPLIT if REPORT_SPLIT in by_split else "all"
+    systems: dict[str, dict] = {n: {"note": a["note"], "embeddings": {e: {} for e in a["arrays"]}}
+                                for n, a in arrays.items()}
     for split, split_rows in by_split.items():
         local = np.array([where[int(r)] for r in split_rows])
-        boots = None
-        if split == report:
-            n_spk = len(set(panel.speakers[split_rows]))
-            rng = np.random.default_rng([cfg.seed, 16])
-            boots = [speaker_counts(None, n_spk, rng) for _ in range(cfg.bootstrap)]
-        for name, system in systems.items():
+        n_spk = len(set(panel.speakers[split_rows]))
+        boots = bootstrap_counts(n_spk, cfg.bootstrap, cfg.seed) if split == report else None
+        for name, system in arrays.items():
             log.info("real %s: %s on %s", panel.name, name, split)
-            for emb_name, emb in list(system["embeddings"].items()):
-                if isinstance(emb, np.ndarray):
-                    system["embeddings"][emb_name] = {"_array": emb}
-                entry = system["embeddings"][emb_name]
-                entry[split] = figures(entry["_array"][local], panel, split_rows, boots, cfg,
-                                       probe=cfg.keyword_probe and split == report)
-    for system in systems.values():
-        for entry in system["embeddings"].values():
-            entry.pop("_array")
+            for emb_name, emb in system["arrays"].items():
+                systems[name]["embeddings"][emb_name][split] = figures(
+                    emb[local], panel, split_rows, boots, cfg, probe=cfg.keyword_probe and split == report)
     choose = next((s for s in by_split if s != report), None)
     best = choose_best_layers(systems, choose) if choose else dict(fallback_best or {})
     return {"panel": str(panel.root), "upstreams": names, "padded": padded, "report_split": report,
