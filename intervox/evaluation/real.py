@@ -300,16 +300,20 @@ def speaker_figures(emb: np.ndarray, spk: np.ndarray, lang: np.ndarray,
 def retrieval_per_query(emb: np.ndarray, spk: np.ndarray, content: np.ndarray) -> dict[str, np.ndarray]:
     """Return per valid query (content said by another speaker): row, 1-NN hit, AP, chance.
 
-    Candidates are the clips of other speakers only, so the same voice never helps.
+    The retrieval set is the clips whose content is said by 2+ speakers; a query's candidates
+    are those of other speakers only, so the same voice never helps. Clips of content only one
+    speaker says stay out: their labels cannot be checked across voices (a Spanish letter B and
+    an Italian syllable BE sound alike under different labels).
     """
     e = l2_normalize(emb)
     sim = e @ e.T
     other = spk[:, None] != spk[None, :]
     same = (content[:, None] == content[None, :]) & other & (content[:, None] != "")
-    valid = np.nonzero(same.any(axis=1))[0]
+    shared = same.any(axis=1)
+    valid = np.nonzero(shared)[0]
     hits, aps, chance = [], [], []
     for q in valid:
-        cand = np.nonzero(other[q])[0]
+        cand = np.nonzero(other[q] & shared)[0]
         order = cand[np.argsort(-sim[q, cand], kind="stable")]
         rel = same[q, order]
         hits.append(float(rel[0]))
