@@ -337,3 +337,13 @@ def test_prepared_speech_commands_chooses_on_validation(panel_dir: Path, tmp_pat
     assert section["best_layer"]["chosen_on"] == "validation"
     fig = section["systems"]["layer 2"]["embeddings"]["pooled"]["test"]
     assert fig["content"]["n_queries"] == 6 and fig["content"]["chance"] == pytest.approx(1 / 3)
+
+
+def test_retrieval_candidates_are_other_speakers_clips_of_shared_content() -> None:
+    spk = np.array(["a", "b", "b", "c", "c"])
+    content = np.array(["x", "x", "y", "y", "z"])  # z: one speaker only, so no query and no candidate
+    emb = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [-1.0, 0.1], [1.0, 0.01]])  # c:z nearest to a:x
+    r = real.retrieval_per_query(emb, spk, content)
+    assert r["rows"].tolist() == [0, 1, 2, 3]
+    assert r["hit"][0] == 1.0 and r["chance"][0] == pytest.approx(1 / 3)  # b:x, b:y, c:y; never c:z
+    assert r["ap"][0] == 1.0
