@@ -204,7 +204,7 @@ def devpanel_cmd(out_dir: Path, max_per_speaker: int) -> None:
     from intervox.corpora.devpanel import build_devpanel
 
     table = build_devpanel(out_dir, max_per_speaker=max_per_speaker)
-    for split, s in json.loads((out_dir / "panel.json").read_text(encoding="utf-8")).items():
+    for split, s in json.loads((out_dir / "panel.json").read_text(encoding="utf-8"))["splits"].items():
         click.echo(f"{split}: {s['clips']} clips, {s['speakers']} speakers, {len(s['languages'])} languages, "
                    f"{s['cross_speaker_groups']} cross-speaker content groups")
     click.echo(f"wrote {table}")

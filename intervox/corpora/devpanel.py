@@ -62,6 +62,14 @@ POCKETSPHINX_DHD = (
 )
 
 
+# Licences from /usr/share/doc/<package>/copyright (Debian): the panel's clips keep them.
+SOURCES = {
+    "klettres-data": {"path": str(KLETTRES_ROOT),
+                      "licence": "GPL-2+ (KDE KLettres, Anne-Marie Mahfouf et al.)"},
+    "pocketsphinx-testdata": {"path": str(POCKETSPHINX_ROOT), "licence": "BSD-2 (CMU Sphinx test data)"},
+}
+
+
 @dataclass(frozen=True)
 class PanelItem:
     """One clip of the panel before its audio is written."""
@@ -194,7 +202,8 @@ def build_devpanel(out: str | Path, *, klettres_root: Path = KLETTRES_ROOT,
         writer = csv.DictWriter(f, fieldnames=COLUMNS, delimiter="\t", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    (out / "panel.json").write_text(json.dumps(panel_stats(rows), indent=1, ensure_ascii=False) + "\n")
+    info = {"splits": panel_stats(rows), "sources": SOURCES}
+    (out / "panel.json").write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n")
     return table
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -40,8 +41,9 @@ def test_splits_hold_disjoint_speakers_with_cross_speaker_content(slice_dir: Pat
     es = {r["content_id"] for r in rows if r["speaker"] == "klettres:es"}
     assert fr & es and all(c.startswith("syl:") for c in fr & es)  # the CV drills are read alike
     assert {r["language"] for r in rows if r["speaker"] == "klettres:en_GB"} == {"en"}
-    stats = (slice_dir / "panel.json").read_text()
-    assert '"cross_speaker_groups": 8' in stats
+    info = json.loads((slice_dir / "panel.json").read_text())
+    assert info["splits"]["test"]["cross_speaker_groups"] == 8  # the en/en_GB items; dhd's are his own
+    assert "GPL-2+" in info["sources"]["klettres-data"]["licence"]
 
 
 def test_pocketsphinx_transcripts_are_read(slice_dir: Path) -> None:
