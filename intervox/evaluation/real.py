@@ -291,7 +291,8 @@ def speaker_figures(emb: np.ndarray, spk: np.ndarray, lang: np.ndarray,
                 w = np.outer(c, c)
                 np.fill_diagonal(w, c)
                 draws.append(weighted_eer_dcf(ss, ls, last, w.ravel()[pair]))
-            fig["eer_ci"] = ci([d[0] for d in draws])
+            fig["eer_draws"] = [d[0] for d in draws]  # for paired differences; dropped before saving
+            fig["eer_ci"] = ci(fig["eer_draws"])
             fig["min_dcf_0.01_ci"] = ci([d[1] for d in draws])
         out[name] = fig
     return out
@@ -340,7 +341,8 @@ def content_figures(emb: np.ndarray, spk: np.ndarray, spk_index: np.ndarray, con
     fig = {"n_queries": int(len(r["rows"])), "top1": weighted_mean(r["hit"], rows, ones),
            "map": weighted_mean(r["ap"], rows, ones), "chance": weighted_mean(r["chance"], rows, ones)}
     if boots is not None:
-        fig["top1_ci"] = ci([weighted_mean(r["hit"], rows, c) for c in boots])
+        fig["top1_draws"] = [weighted_mean(r["hit"], rows, c) for c in boots]
+        fig["top1_ci"] = ci(fig["top1_draws"])
         fig["map_ci"] = ci([weighted_mean(r["ap"], rows, c) for c in boots])
     return fig
 
@@ -494,6 +496,45 @@ def figures(emb: np.ndarray, panel: Panel, rows: np.ndarray, boots: list[np.ndar
     return out
 
 
+def paired_differences(systems: dict[str, dict], best: Mapping, split: str) -> dict[str, dict]:
+    """Return per subspace / layer-sum system its difference to the best layers, with paired CIs.
+
+    Every system is scored on the same speaker resamples, so the CI of a difference is much
+    narrower than the two systems' own CIs: this is what tells a 1-point change from noise.
+    speaker: EER of its `speaker` embedding minus the best speaker layer's (negative = better);
+    content: 1-NN of its `content` embedding minus the best content layer's (positive = better).
+    Removes the per-resample draws from `systems` afterwards (they are not saved).
+    """
+    def draws(system: str | None, emb: str, group: str, key: str) -> tuple[float | None, np.ndarray | None]:
+        fig = ((systems.get(system or "", {}).get("embeddings", {}).get(emb) or {}).get(split) or {})
+        part = fig.get(group, {})
+        part = part.get("all", {}) if group == "speaker" else part
+        d = part.get(f"{key}_draws")
+        return part.get(key), (np.asarray(d, np.float64) if d is not None else None)
+
+    out: dict[str, dict] = {}
+    layer = {r: f"layer {best[r]}" if best.get(r) is not None else None for r in ("speaker", "content")}
+    for name, system in systems.items():
+        embs = system["embeddings"]
+        if not ("speaker" in embs and "content" in embs):
+            continue
+        entry = {}
+        for group, key, emb in (("speaker", "eer", "speaker"), ("content", "top1", "content")):
+            v, d = draws(name, emb, group, key)
+            b, bd = draws(layer[group], "pooled", group, key)
+            if None in (v, b) or d is None or bd is None:
+                continue
+            entry[f"{group}_{key}_minus_best_layer"] = {"value": v - b, "ci": ci(d - bd)}
+        out[name] = entry
+    for system in systems.values():  # the draws served the paired CIs; results.json keeps only CIs
+        for emb in system["embeddings"].values():
+            for fig in emb.values():
+                fig["speaker"]["all"].pop("eer_draws", None)
+                fig["speaker"]["same_language"].pop("eer_draws", None)
+                fig["content"].pop("top1_draws", None)
+    return out
+
+
 def choose_best_layers(systems: Mapping[str, dict], split: str) -> dict:
     """Return the layers with the lowest speaker EER and the highest content 1-NN on `split`."""
     layers = {int(n.split()[1]): s["embeddings"]["pooled"][split] for n, s in systems.items()
@@ -557,12 +598,13 @@ def evaluate_panel(panel_dir: str | Path, work_dir: str | Path, *, models: Seque
                     emb[local], panel, split_rows, boots, cfg, probe=cfg.keyword_probe and split == report)
     choose = next((s for s in by_split if s != report), None)
     best = choose_best_layers(systems, choose) if choose else dict(fallback_best or {})
+    paired = paired_differences(systems, best, report)
     return {"panel": str(panel.root), "upstreams": names, "padded": padded, "report_split": report,
             "normalize_layers": bool(models and models[0].config.model.normalize_layers),
             "bootstrap": cfg.bootstrap, "official_trials": panel.trials is not None,
             "splits": {s: {"clips": int(len(r)), "speakers": len(set(panel.speakers[r])),
                            "languages": len(set(panel.languages[r]))} for s, r in by_split.items()},
-            "best_layer": best, "systems": systems, "skipped": skipped,
+            "best_layer": best, "paired_vs_best_layer": paired, "systems": systems, "skipped": skipped,
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -727,6 +769,11 @@ def format_real(results: dict) -> str:
     parts = []
     for name, section in (results.get("real") or {}).items():
         notes = [f"  {judge}: not evaluated ({why})" for judge, why in (section.get("skipped") or {}).items()]
+        for system, d in (section.get("paired_vs_best_layer") or {}).items():
+            parts_d = [f"{k.replace('_minus_best_layer', '')} {v['value']:+.3f} "
+                       f"[{_cell(v['ci'][0])}, {_cell(v['ci'][1])}]" for k, v in d.items()]
+            if parts_d:
+                notes.append(f"  {system} minus best layer (paired 95% CI): " + "; ".join(parts_d))
         for system, t in issue_targets(section).items():
             mark = {True: "met", False: "MISSED"}
             notes.append(f"  targets {system}: speaker EER {_cell(t['speaker_eer_ratio'])} x best layer "

@@ -347,3 +347,17 @@ def test_retrieval_candidates_are_other_speakers_clips_of_shared_content() -> No
     assert r["rows"].tolist() == [0, 1, 2, 3]
     assert r["hit"][0] == 1.0 and r["chance"][0] == pytest.approx(1 / 3)  # b:x, b:y, c:y; never c:z
     assert r["ap"][0] == 1.0
+
+
+def test_paired_differences_to_the_best_layer(section: dict) -> None:
+    d = section["paired_vs_best_layer"]["subspaces seed-both"]
+    spk, con = d["speaker_eer_minus_best_layer"], d["content_top1_minus_best_layer"]
+    rows = {r["system"]: r for r in real.real_rows(section)}
+    assert spk["value"] == pytest.approx(0.0 - rows["best_layer"]["spk_eer"])
+    assert con["value"] == pytest.approx(1.0 - rows["best_layer"]["top1"])
+    for v in (spk, con):
+        assert v["ci"][0] <= v["value"] <= v["ci"][1]
+    # a paired CI is no wider than the best layer's own CI (the oracle adds no variance)
+    best_ci = rows["best_layer"]["spk_eer_ci"]
+    assert spk["ci"][1] - spk["ci"][0] <= best_ci[1] - best_ci[0] + 1e-9
+    assert "eer_draws" not in json.dumps(section) and "top1_draws" not in json.dumps(section)
