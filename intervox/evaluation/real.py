@@ -762,6 +762,24 @@ def real_table(name: str, section: dict):
     return Table(title, header, rows)
 
 
+def real_targets_table(name: str, section: dict):
+    """Return a Table of each subspace system's paired difference to the best layers and issue-16 targets."""
+    from intervox.evaluation.summary import Table
+
+    rows = []
+    paired = section.get("paired_vs_best_layer") or {}
+    for system, t in issue_targets(section).items():
+        d = paired.get(system, {})
+        diff = {k: f"{v['value']:+.3f} [{_cell(v['ci'][0])}, {_cell(v['ci'][1])}]" for k, v in d.items()}
+        rows.append([system, diff.get("speaker_eer_minus_best_layer", "-"),
+                     diff.get("content_top1_minus_best_layer", "-"), _cell(t["speaker_eer_ratio"]),
+                     "met" if t["speaker_ok"] else "missed", "met" if t["content_ok"] else "missed",
+                     "met" if t["disentangled_ok"] else "missed"])
+    header = ["system", "spk EER - best layer", "content 1-NN - best layer", "spk EER / best layer",
+              "spk <= 0.8x", "content >= best", "content-subspace spk EER >= 0.40"]
+    return Table(f"Real speech: {name}, paired differences (95% CI) and targets", header, rows)
+
+
 def format_real(results: dict) -> str:
     """Return the real-speech tables of a results dict as plain text (empty when there are none)."""
     from intervox.evaluation.summary import format_table

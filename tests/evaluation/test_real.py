@@ -245,6 +245,7 @@ def test_eval_run_real_writes_results_table_and_plot(panel_dir: Path, tmp_path: 
     assert "subspaces seed-0" in text and "content-subspace spk EER" in text
     html = write_report(tmp_path / "run").read_text()
     assert "Real speech: " + panel_dir.name in html and "real_" + panel_dir.name in html
+    assert "paired differences (95% CI) and targets" in html
 
 
 def test_ceiling_row_embeds_the_audio(panel_dir: Path, tmp_path: Path) -> None:
