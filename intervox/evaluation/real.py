@@ -20,6 +20,7 @@ reported on the report split, never chosen where they are reported.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -68,15 +69,15 @@ class Panel:
     base: Path  # manifest folder: relative audio paths resolve against it
     trials: list[Trial] | None  # an official trial list (VoxCeleb1), else all pairs
 
-    @property
+    @functools.cached_property
     def speakers(self) -> np.ndarray:
         return np.array([u.speaker for u in self.utts])
 
-    @property
+    @functools.cached_property
     def languages(self) -> np.ndarray:
         return np.array([u.language for u in self.utts])
 
-    @property
+    @functools.cached_property
     def contents(self) -> np.ndarray:
         """Content label per clip: content_id, else the lower-cased text ("" when unknown)."""
         out = []
@@ -85,7 +86,7 @@ class Panel:
             out.append(u.content_id or ("" if text in UNKNOWN_TEXTS else text))
         return np.array(out)
 
-    @property
+    @functools.cached_property
     def splits(self) -> np.ndarray:
         return np.array([u.split or "all" for u in self.utts])
 
@@ -105,6 +106,10 @@ def load_panel(path: str | Path, work_dir: Path) -> Panel:
             raise IntervoxError(f"{root}: neither manifest.jsonl nor a .tsv/.csv table of "
                                 "path, speaker, text (see `intervox corpus devpanel`)")
         manifest = folder.prepare(root, work_dir / "prepared")
+        summary = json.loads((manifest.parent / "prepare_summary.json").read_text())
+        if summary.get("quarantined"):
+            log.warning("%s: %d table row(s) left out, reasons in %s", root, summary["quarantined"],
+                        manifest.parent / "quarantine.jsonl")
     # Speech Commands' `_silence_` slices are background noise, not a speaker saying something.
     utts = [u for u in read_manifest(manifest) if u.text != NO_SPEECH]
     if len({u.speaker for u in utts}) < 2:
@@ -117,9 +122,13 @@ def load_panel(path: str | Path, work_dir: Path) -> Panel:
 def clip_hash(utt: Utterance, base: Path) -> str:
     """Return a hash of the clip's audio file bytes and its offset/duration (the cache key)."""
     h = hashlib.blake2b(digest_size=16)
-    with open(utt.resolve_audio(base), "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    path = utt.resolve_audio(base)
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot read the audio of {utt.id} ({exc.strerror or exc})") from exc
     h.update(f"|{utt.offset}|{utt.duration}".encode())
     return h.hexdigest()
 

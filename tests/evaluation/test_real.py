@@ -362,3 +362,14 @@ def test_paired_differences_to_the_best_layer(section: dict) -> None:
     best_ci = rows["best_layer"]["spk_eer_ci"]
     assert spk["ci"][1] - spk["ci"][0] <= best_ci[1] - best_ci[0] + 1e-9
     assert "eer_draws" not in json.dumps(section) and "top1_draws" not in json.dumps(section)
+
+
+def test_moved_audio_of_a_prepared_manifest_names_the_file(tmp_path: Path) -> None:
+    from intervox.corpora.manifest import Utterance, write_manifest
+    from intervox.errors import AudioError
+
+    utts = [Utterance(id=f"u{k}", audio=str(tmp_path / f"gone{k}.wav"), speaker=f"s{k}", text="yes",
+                      language="en", corpus="x") for k in range(2)]
+    write_manifest(utts, tmp_path / "p" / "manifest.jsonl")
+    with pytest.raises(AudioError, match="gone0.wav: cannot read the audio of u0"):
+        real.evaluate_panel(tmp_path / "p", tmp_path / "w", upstream=UPSTREAM, cfg=FAST)
