@@ -24,6 +24,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -141,7 +142,7 @@ def load_clip(utt: Utterance, base: Path, sr: int) -> np.ndarray:
     return load_audio(utt.resolve_audio(base), sr, offset=utt.offset, duration=duration)[0]
 
 
-def cached(panel: Panel, rows: np.ndarray, hashes: Sequence[str], path: Path,
+def cached(rows: np.ndarray, hashes: Sequence[str], path: Path,
            compute: Callable[[list[int]], np.ndarray]) -> np.ndarray:
     """Return one array row per clip in `rows`, computing only clips whose hash is not in `path` (.npz)."""
     store: dict[str, np.ndarray] = {}
@@ -156,7 +157,7 @@ def cached(panel: Panel, rows: np.ndarray, hashes: Sequence[str], path: Path,
         for i, v in zip(todo, compute(todo), strict=True):
             store[hashes[i]] = v
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.npz")
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # two evals of one run never share it
         np.savez(tmp, hashes=np.array(list(store)), values=np.stack(list(store.values())))
         tmp.replace(path)
     return np.stack([store[hashes[i]] for i in rows])
@@ -176,7 +177,7 @@ def pooled_features(panel: Panel, rows: np.ndarray, hashes: Sequence[str], upstr
         return np.stack([p for p, _ in featurize(upstream, audios, (), cfg.batch_seconds)])
 
     safe = upstream_name.replace("/", "_").replace(":", "_") + ("-padded" if padded else "")
-    return cached(panel, rows, hashes, work_dir / f"pooled-{safe}.npz", compute)
+    return cached(rows, hashes, work_dir / f"pooled-{safe}.npz", compute)
 
 
 def features_padded(run_dir: Path) -> bool:
@@ -203,7 +204,7 @@ def ceiling_embeddings(panel: Panel, rows: np.ndarray, hashes: Sequence[str], ju
     def compute(todo: list[int]) -> np.ndarray:
         return np.stack([judge_embed(load_clip(panel.utts[i], panel.base, 16000), 16000) for i in todo])
 
-    return cached(panel, rows, hashes, work_dir / f"{judge}.npz", compute)
+    return cached(rows, hashes, work_dir / f"{judge}.npz", compute)
 
 
 def _resemblyzer_embed(audio: np.ndarray, sr: int) -> np.ndarray:

@@ -182,7 +182,7 @@ def test_features_are_cached_by_audio_hash(panel_dir: Path, section: dict, tmp_p
     hashes = [real.clip_hash(u, panel.base) for u in panel.utts]
     first = real.pooled_features(panel, rows, hashes, UPSTREAM, work, FAST)
     calls = []
-    again = real.cached(panel, rows, hashes, work / "pooled-whisper-tiny.en.npz",
+    again = real.cached(rows, hashes, work / "pooled-whisper-tiny.en.npz",
                         lambda todo: calls.append(todo) or np.zeros((len(todo), 1)))
     assert calls == [] and np.array_equal(first, again)
     assert first.shape == (3, 5, 384) and first.dtype == np.float16
