@@ -15,10 +15,11 @@ Content labels (`content_id`) group only clips that say the same thing the same 
   words (CAR, DOG, ME = /mi:/), so en and en_GB use `word:en:car`; other scripts stay per language.
 
 Splits: `dev` (choose layers, thresholds, recipes on it) and `test` (report on it) hold disjoint
-speakers and languages, each with its own cross-speaker content groups: test has en + en_GB
-(26 shared letters, shared words) and the it / pt_BR / tn syllable drills; dev has the
-es / fr / cs / da / nl drills. Languages are `en` for en_GB and the pocketsphinx speakers, so
-same-language speaker trials exist (English: 3 test speakers).
+speakers, each with its own cross-speaker content groups: test has en + en_GB (26 shared
+letters, shared words) and the it / pt_BR / tn syllable drills; dev has the es / fr / cs / da /
+nl drills. The KLettres languages differ between the splits; English is in both, so that each
+has same-language speaker trials with non-targets: en_GB counts as `en` (test: two KLettres
+English speakers), and both pocketsphinx speakers are dev.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def klettres_items(root: Path, langs: tuple[str, ...], split: str, max_per_speak
 
 
 def pocketsphinx_items(root: Path) -> list[PanelItem]:
-    """Return the LibriVox reader (dev) and dhd (test) clips of pocketsphinx-testdata."""
+    """Return the LibriVox reader's and dhd's clips of pocketsphinx-testdata (both dev)."""
     items = []
     trans = root / "librivox" / "transcription"
     if not trans.is_file():
@@ -149,7 +150,7 @@ def pocketsphinx_items(root: Path) -> list[PanelItem]:
                                    split="dev", content_id=f"sent:{text}"))
     for rel, text in POCKETSPHINX_DHD:
         items.append(PanelItem(id=f"pocketsphinx/{Path(rel).stem}", source=root / rel,
-                               speaker="pocketsphinx:dhd", text=text, language="en", split="test",
+                               speaker="pocketsphinx:dhd", text=text, language="en", split="dev",
                                content_id=f"sent:{text}"))
     return items
 
