@@ -120,6 +120,10 @@ class LossConfig:
     sigreg_t_max: float = 3.0
     sigreg_scale_by_n: bool = False  # LeJEPA's code multiplies the statistic by the batch size
     frame_content_weight: float = 0.0  # > 0 turns on the frame-level content loss
+    # > 0 adds the leakage term per subspace (losses.leakage_loss): in the content subspace a
+    # speaker's different sentences must be no closer than different speakers' different
+    # sentences, and the same for content in the speaker subspace.
+    leakage_weight: float = 0.0
     # Index into KEY.frames.npy's first axis (the layers of `intervox features --frames-layers`).
     # None: the slot of the content subspace's layer, read from the feature dir's index.json
     # (an error when its frames do not hold that layer); a number must point at that layer too.
@@ -130,7 +134,7 @@ class LossConfig:
     def __post_init__(self) -> None:
         check_range(self, "temperature", "sigreg_t_max", gt=0)
         check_range(self, "margin", "speaker_weight", "content_weight", "orthogonality_weight",
-                    "sigreg_weight", "frame_content_weight", "frame_layer", ge=0)
+                    "sigreg_weight", "frame_content_weight", "frame_layer", "leakage_weight", ge=0)
         check_range(self, "sigreg_directions", "sigreg_knots", "frame_pairs", "frames_per_pair", ge=1)
 
 

@@ -40,14 +40,20 @@ from intervox.training.data import (
     iter_fused_samples,
     load_feature_table,
 )
-from intervox.training.losses import frame_content_loss, sigreg_loss, subspace_orthogonality, supcon_loss
+from intervox.training.losses import (
+    frame_content_loss,
+    leakage_loss,
+    sigreg_loss,
+    subspace_orthogonality,
+    supcon_loss,
+)
 from intervox.training.model import InputSpec, SubspaceProjector
 from intervox.training.stream import StreamSource
 
 log = logging.getLogger(__name__)
 
-LOG_FIELDS = ("step", "loss", "speaker", "content", "orthogonality", "sigreg", "frame_content", "lr",
-              "speaker_positives", "content_positives", "batch", "elapsed_s")
+LOG_FIELDS = ("step", "loss", "speaker", "content", "orthogonality", "sigreg", "frame_content", "leakage",
+              "lr", "speaker_positives", "content_positives", "batch", "elapsed_s")
 
 
 def build_source(cfg: TrainConfig, seed: int, info: ddp.DistInfo) -> tuple[object, list[InputSpec], dict]:
@@ -133,12 +139,17 @@ def compute_losses(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, gener
     con = supcon_loss(out["content"], batch.content.to(device), lc.temperature, lc.margin)
     zero = out["speaker"].sum() * 0.0
     terms = {"speaker": spk.loss, "content": con.loss, "orthogonality": zero, "sigreg": zero,
-             "frame_content": zero}
+             "frame_content": zero, "leakage": zero}
     total = lc.speaker_weight * spk.loss + lc.content_weight * con.loss
     parts = [out[k] for k in ("speaker", "content", "residual") if k in out]
     if lc.orthogonality != "none":
         terms["orthogonality"] = subspace_orthogonality(parts, lc.orthogonality)
         total = total + lc.orthogonality_weight * terms["orthogonality"]
+    if lc.leakage_weight > 0:
+        speaker, content = batch.speaker.to(device), batch.content.to(device)
+        terms["leakage"] = (leakage_loss(out["content"], content, speaker)
+                            + leakage_loss(out["speaker"], speaker, content))
+        total = total + lc.leakage_weight * terms["leakage"]
     if lc.regularizer == "sigreg":
         terms["sigreg"] = sum(sigreg_loss(out[k], generator, lc.sigreg_directions, lc.sigreg_knots,
                                           lc.sigreg_t_max, lc.sigreg_scale_by_n)

@@ -79,6 +79,26 @@ def subspace_orthogonality(parts: list[torch.Tensor], variant: str) -> torch.Ten
     return sum(orthogonality_loss(a, b, variant) for a, b in itertools.combinations(parts, 2))
 
 
+def leakage_loss(z: torch.Tensor, held: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """Return how much more alike the clips sharing the `other` factor are in subspace z.
+
+    Among pairs that differ in the factor z should hold (`held`), compare the mean cosine of
+    pairs that share the other factor with that of pairs that share neither: in a clean
+    content subspace a speaker's two sentences are no closer than two strangers' sentences
+    (the content subspace's speaker EER, measured on real speech, is this gap's ranking form).
+    Returns the absolute gap (its gradient does not vanish as the gap closes); zero when either
+    pair set is empty in the batch.
+    """
+    z = F.normalize(z.float(), dim=1)
+    sim = z @ z.T
+    differ = held[:, None] != held[None, :]
+    share = other[:, None] == other[None, :]
+    a, b = differ & share, differ & ~share
+    if not a.any() or not b.any():
+        return sim.sum() * 0.0
+    return (sim[a].mean() - sim[b].mean()).abs()
+
+
 def random_directions(dim: int, count: int, generator: torch.Generator) -> torch.Tensor:
     """Return `count` random unit vectors in R^dim as the columns of a [dim, count] matrix."""
     a = torch.randn(dim, count, generator=generator, dtype=torch.float32)

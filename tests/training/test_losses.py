@@ -146,3 +146,19 @@ def test_frame_content_loss_rewards_aligned_frames() -> None:
     shuffled = frame_content_loss(src, src[:, torch.randperm(5, generator=gen)])
     assert aligned.anchors_with_positives == 30
     assert float(aligned.loss) < float(shuffled.loss)
+
+
+def test_leakage_is_zero_when_the_other_factor_leaves_no_trace_and_grows_with_it():
+    from intervox.training.losses import leakage_loss
+
+    gen = torch.Generator().manual_seed(0)
+    speakers = torch.arange(4).repeat_interleave(4)  # 4 speakers x 4 contents
+    contents = torch.arange(4).repeat(4)
+    content_dirs = torch.randn(4, 32, generator=gen)
+    speaker_dirs = torch.randn(4, 32, generator=gen)
+    clean = content_dirs[contents]  # a content subspace that holds content only
+    leaky = clean + 2.0 * speaker_dirs[speakers]  # ... and one that also holds the speaker
+    assert float(leakage_loss(clean, contents, speakers)) == pytest.approx(0.0, abs=1e-6)
+    assert float(leakage_loss(leaky, contents, speakers)) > 0.05
+    # no pair that shares the other factor: nothing to compare, no loss
+    assert float(leakage_loss(clean, contents, torch.arange(16))) == 0.0
