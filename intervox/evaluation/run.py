@@ -280,10 +280,15 @@ def run_systems(run_dir: Path, run_cfg: dict, val_set: FeatureSet | None, trials
         model_cfg = run_cfg.get("model") or {}
         n_layers = val_set.pooled.shape[1]
         if model_cfg.get("input", "layer") == "layer" and "layer" in model_cfg:
-            layer = int(model_cfg["layer"])
-            info["input_layer"] = layer
-            systems.append(System("input_layer", layer_system(layer), None,
-                                  f"pooled layer {layer} (projector input)"))
+            # per-subspace layers: one baseline per distinct input layer, named by its subspaces
+            per = {**{"speaker": model_cfg["layer"], "content": model_cfg["layer"]},
+                   **(model_cfg.get("subspace_layers") or {})}
+            info["input_layer"] = per if len(set(per.values())) > 1 else int(model_cfg["layer"])
+            for layer in sorted({int(v) for v in per.values()}):
+                names = "/".join(k for k, v in per.items() if int(v) == layer)
+                name = "input_layer" if len(set(per.values())) == 1 else f"input_layer_{names}"
+                systems.append(System(name, layer_system(layer), None,
+                                      f"pooled layer {layer} (projector input of {names})"))
         best, eers = best_layer(val_set, trials)
         info["best_layer"] = best
         info["layer_eer_validation"] = eers
