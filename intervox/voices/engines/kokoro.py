@@ -80,7 +80,7 @@ def _load() -> tuple[object, dict[str, int], dict[str, np.ndarray], object]:
     opts.log_severity_level = 3
     session = ort.InferenceSession(blob, sess_options=opts, providers=["CPUExecutionProvider"])
     vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
-    with np.load(data / "voices_ja.npz") as npz:
+    with np.load(data / "voices_ja.npz", allow_pickle=False) as npz:
         styles = {k: npz[k].astype(np.float32) for k in npz.files}
     return session, vocab, styles, G2P(british=False)
 
