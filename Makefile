@@ -7,6 +7,9 @@ STAMP   := $(VENV)/.setup-stamp
 IX      := $(BIN)/intervox
 lang    ?= en
 workers ?= 2
+# torch threads of the single-process stages (train, eval): the Dask stages run `workers`
+# one-thread processes instead (OMP_NUM_THREADS=1 below keeps them from oversubscribing).
+threads ?= $(workers)
 upstream ?= whisper-base
 
 # the upstream's last path part names its folders: hf:microsoft/wavlm-base-plus -> wavlm-base-plus
@@ -43,14 +46,14 @@ features: shards
 	$(IX) features $(SHARDS_DIR) --upstream $(upstream) --out $(FEATURES_DIR) --workers $(workers)
 
 train: features
-	$(IX) train --config configs/train/default.yaml "data.features=[$(FEATURES_DIR)]" run_dir=$(RUN_DIR)
+	OMP_NUM_THREADS=$(threads) $(IX) train --config configs/train/default.yaml "data.features=[$(FEATURES_DIR)]" run_dir=$(RUN_DIR)
 
 # Real human recordings (klettres-data, pocketsphinx-testdata), split dev/test: the real-speech yardstick.
 devpanel: setup
 	$(IX) corpus devpanel --out shards/devpanel
 
 eval: train devpanel
-	$(IX) eval $(RUN_DIR) --real shards/devpanel
+	OMP_NUM_THREADS=$(threads) $(IX) eval $(RUN_DIR) --real shards/devpanel
 
 report: eval
 	$(IX) report $(RUN_DIR)
