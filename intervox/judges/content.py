@@ -7,25 +7,20 @@ removed, whitespace collapsed). TTS voices differ in intelligibility, so QC judg
 
 from __future__ import annotations
 
-import hashlib
 import re
-import threading
 import unicodedata
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
 
 from intervox.audio import check_audio, resample
-from intervox.judges.models import asr_model_for, load_asr, single_threaded
+from intervox.judges.models import ClipCache, asr_model_for, audio_digest, load_asr, single_threaded
 
 ASR_SR = 16000
 _PUNCT = re.compile(r"[^\w\s']|_")
 _SPACES = re.compile(r"\s+")
 # Transcripts of recently seen audio (sources are shared by many edited clips).
-_TRANSCRIPTS: OrderedDict[tuple, str] = OrderedDict()
-_MAX_CACHED = 512
-_CACHE_LOCK = threading.Lock()  # Dask workers may score clips from several threads
+_TRANSCRIPTS = ClipCache(512)
 
 
 def normalize_text(text: str) -> str:
@@ -66,11 +61,6 @@ def wer(ref: str, hyp: str) -> float:
     return _rate(normalize_text(ref).split(), normalize_text(hyp).split())
 
 
-def _audio_digest(audio: np.ndarray, sr: int) -> str:
-    return hashlib.blake2b(np.ascontiguousarray(audio, dtype=np.float32).tobytes() + str(sr).encode(),
-                           digest_size=16).hexdigest()
-
-
 def transcribe(audio: np.ndarray, sr: int, model: str = "whisper-tiny.en", language: str = "en") -> str:
     """Return Whisper's transcript of `audio` (greedy, no timestamps); cached by audio content.
 
@@ -78,11 +68,10 @@ def transcribe(audio: np.ndarray, sr: int, model: str = "whisper-tiny.en", langu
     """
     name = asr_model_for(model, language)
     audio = check_audio(audio, sr, "content judge input")
-    key = (name, language, _audio_digest(audio, sr))
-    with _CACHE_LOCK:
-        if key in _TRANSCRIPTS:
-            _TRANSCRIPTS.move_to_end(key)
-            return _TRANSCRIPTS[key]
+    key = (name, language, audio_digest(audio, sr))
+    cached = _TRANSCRIPTS.get(key)
+    if cached is not None:
+        return cached
     x = resample(audio, sr, ASR_SR)
     peak = float(np.max(np.abs(x)))
     if peak > 1.0:  # Whisper expects [-1, 1]; louder edits would clip in its log-mel
@@ -99,8 +88,5 @@ def transcribe(audio: np.ndarray, sr: int, model: str = "whisper-tiny.en", langu
             vad_filter=False,
         )
         text = " ".join(s.text.strip() for s in segments).strip()  # segments is a lazy generator
-    with _CACHE_LOCK:
-        _TRANSCRIPTS[key] = text
-        if len(_TRANSCRIPTS) > _MAX_CACHED:
-            _TRANSCRIPTS.popitem(last=False)
+    _TRANSCRIPTS.put(key, text)
     return text

@@ -9,16 +9,65 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import logging
-from collections.abc import Iterator
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from intervox import assets
 from intervox.errors import ConfigError, UpstreamError
 
 ASR_MODELS = ("whisper-tiny.en", "whisper-base")
 ENGLISH_ONLY = {"whisper-tiny.en"}
+
+
+def audio_digest(audio: np.ndarray, sr: int) -> str:
+    """Return a short hash of a clip's samples (as float32) and rate: the judges' cache key."""
+    return hashlib.blake2b(np.ascontiguousarray(audio, dtype=np.float32).tobytes() + str(sr).encode(),
+                           digest_size=16).hexdigest()
+
+
+class ClipCache:
+    """A thread-safe LRU of per-clip judge results (one source clip is scored against every edit).
+
+    Dask workers may score clips from several threads, hence the lock; the oldest entry goes
+    once `size` is passed.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any | None:
+        """Return the cached value of `key` (marking it recent), or None."""
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[Hashable]:
+        with self._lock:
+            return iter(list(self._items))
 
 
 def whisper_model_dir(name: str) -> Path:

@@ -7,21 +7,16 @@ compared against every edit made from it.
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
 
 from intervox.audio import check_audio, resample
 from intervox.errors import AudioError
-from intervox.judges.models import load_voice_encoder, single_threaded
+from intervox.judges.models import ClipCache, audio_digest, load_voice_encoder, single_threaded
 
 ENCODER_SR = 16000  # Resemblyzer's hparams.sampling_rate
-_EMBEDDINGS: OrderedDict[str, np.ndarray] = OrderedDict()
-_MAX_CACHED = 2048
-_CACHE_LOCK = threading.Lock()  # Dask workers may score clips from several threads
+_EMBEDDINGS = ClipCache(2048)
 
 
 def embed(audio: np.ndarray, sr: int) -> np.ndarray:
@@ -29,11 +24,10 @@ def embed(audio: np.ndarray, sr: int) -> np.ndarray:
     from resemblyzer import preprocess_wav
 
     audio = check_audio(audio, sr, "speaker judge input")
-    key = hashlib.blake2b(audio.tobytes() + str(sr).encode(), digest_size=16).hexdigest()
-    with _CACHE_LOCK:
-        if key in _EMBEDDINGS:
-            _EMBEDDINGS.move_to_end(key)
-            return _EMBEDDINGS[key]
+    key = audio_digest(audio, sr)
+    cached = _EMBEDDINGS.get(key)
+    if cached is not None:
+        return cached
     # Resample with soxr here: preprocess_wav would use librosa's (slower, numba JIT on first call).
     wav = preprocess_wav(resample(audio, sr, ENCODER_SR))  # volume-normalise, trim long silences
     if wav.size < ENCODER_SR // 10:
@@ -42,10 +36,7 @@ def embed(audio: np.ndarray, sr: int) -> np.ndarray:
     with single_threaded():  # same embedding bits on any core count (byte-reproducible QC)
         e = np.asarray(encoder.embed_utterance(wav), dtype=np.float32)
     e = e / max(float(np.linalg.norm(e)), 1e-12)
-    with _CACHE_LOCK:
-        _EMBEDDINGS[key] = e
-        if len(_EMBEDDINGS) > _MAX_CACHED:
-            _EMBEDDINGS.popitem(last=False)
+    _EMBEDDINGS.put(key, e)
     return e
 
 
