@@ -364,7 +364,7 @@ class _Probe:
 
 def _probes(cfg: ShardsConfig, utts: list[Utterance], audio_root: str | Path | None) -> list[_Probe]:
     """Return the first `probe_sentences` loadable utterances of one speaker (content order) as audio."""
-    from intervox.audio import load_audio
+    from intervox.pipeline.task import source_audio
 
     if audio_root is None:
         raise ConfigError("derive_identities: a judge needs audio_root to load the probe sentences")
@@ -373,8 +373,7 @@ def _probes(cfg: ShardsConfig, utts: list[Utterance], audio_root: str | Path | N
         if len(out) == cfg.identities.probe_sentences:
             break
         try:
-            audio, sr = load_audio(utt.resolve_audio(Path(audio_root)), cfg.sample_rate,
-                                   offset=utt.offset, duration=utt.duration)
+            audio, sr = source_audio(utt, audio_root, cfg.sample_rate)
         except IntervoxError:
             continue  # the shard task quarantines it; another sentence stands in
         if cfg.min_seconds <= audio.size / sr <= cfg.max_seconds:
@@ -559,12 +558,13 @@ def _with_neighbours(rows: list[Identity], emb: dict[str, np.ndarray], thr: floa
 def load_or_derive(cfg: ShardsConfig, utterances: Sequence[Utterance], out_dir: str | Path,
                    audio_root: str | Path, *, workers: int = 1) -> IdentityTable:
     """Return DIR/identities.json if derived for this config and manifest, else derive and write it."""
+    from intervox.shards import storage
     from intervox.shards.write import atomic_write_bytes
 
-    path = Path(out_dir) / IDENTITIES_FILE
+    path = storage.join(out_dir, IDENTITIES_FILE)
     key = identity_key(cfg, utterances)
     try:
-        cached = IdentityTable.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        cached = IdentityTable.from_dict(json.loads(storage.read_bytes(path)))
         if cached.key == key:
             return cached
     except (OSError, ValueError, KeyError, TypeError):

@@ -11,9 +11,10 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from intervox.errors import QuarantineError, ShardError
+from intervox.shards import storage
+from intervox.shards.storage import Location
 from intervox.shards.write import atomic_write_bytes
 
 QUARANTINE_FILE = "quarantine.jsonl"
@@ -32,20 +33,21 @@ class QuarantineEntry:
         return asdict(self)
 
 
-def write_quarantine(entries: Iterable[QuarantineEntry], directory: str | Path) -> Path:
+def write_quarantine(entries: Iterable[QuarantineEntry], directory: Location) -> Location:
     """Write entries (sorted by split, item) to DIR/quarantine.jsonl atomically; return its path."""
-    path = Path(directory) / QUARANTINE_FILE
+    path = storage.join(directory, QUARANTINE_FILE)
     lines = [json.dumps(e.to_dict(), sort_keys=True, ensure_ascii=False) + "\n" for e in sorted(entries)]
     atomic_write_bytes(path, "".join(lines).encode("utf-8"))
     return path
 
 
-def read_quarantine(directory: str | Path) -> list[QuarantineEntry]:
+def read_quarantine(directory: Location) -> list[QuarantineEntry]:
     """Return the entries of DIR/quarantine.jsonl (empty when the file does not exist)."""
-    path = Path(directory) / QUARANTINE_FILE
-    if not path.is_file():
+    try:
+        text = storage.read_bytes(storage.join(directory, QUARANTINE_FILE)).decode("utf-8")
+    except FileNotFoundError:
         return []
-    return [QuarantineEntry(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    return [QuarantineEntry(**json.loads(line)) for line in text.splitlines() if line.strip()]
 
 
 def reconcile(planned: int, written: int, quarantined: int) -> str:

@@ -6,11 +6,18 @@ bytes match is skipped; leftover `*.tmp` files of a killed run, and shards that 
 plan does not have (an earlier plan's), are removed at start. Items that cannot be made from
 their input go to quarantine.jsonl (`input = written + quarantined` always holds); any other
 exception in a task is a bug and fails the build. The folder is locked while a build runs.
+
+The output may be a local folder or an fsspec URL (`s3://bucket/en`): tasks then write
+their tars, sidecars and stats straight to the store (storage.py commits each file whole),
+so Dask workers on other nodes need no shared file system. The driver keeps a local working
+folder for such a build (`$INTERVOX_CACHE/remote/<hash of the URL>`: the lock, a rendered
+grid source, which is then uploaded to `URL/source/` for the workers to read).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import re
@@ -37,6 +44,8 @@ from intervox.pipeline.quarantine import (
     write_quarantine,
 )
 from intervox.pipeline.task import PARTS_DIR, ShardTask, build_shard, finished_stats
+from intervox.shards import storage
+from intervox.shards.storage import Location
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +91,16 @@ class BuildReport:
 
 def resolve_source(
     cfg: ShardsConfig, out_dir: Path, *, synth_workers: int | None = None
-) -> tuple[Path, Path]:
-    """Return (manifest path, audio root): render the grid under DIR/source, or use the manifest."""
+) -> tuple[Path, Location]:
+    """Return (manifest path, audio root): render the grid under DIR/source, or use the manifest.
+
+    The audio root of a manifest source may be a URL (`source.root: s3://bucket/corpus`): the
+    workers then read each clip from there.
+    """
     src = cfg.source
     if src.kind == "manifest":
         manifest = Path(src.path)
-        return manifest, Path(src.root) if src.root else manifest.parent
+        return manifest, storage.as_location(src.root) if src.root else manifest.parent
     from intervox.corpora.synth import GridSpec, synth_grid
 
     names = {f.name for f in dataclasses.fields(GridSpec)}
@@ -99,7 +112,7 @@ def resolve_source(
     return manifest, manifest.parent
 
 
-def make_tasks(plan: Plan, out_dir: Path, audio_root: Path, cfg: ShardsConfig) -> list[ShardTask]:
+def make_tasks(plan: Plan, out_dir: Location, audio_root: Location, cfg: ShardsConfig) -> list[ShardTask]:
     """Return one ShardTask per shard of the plan, carrying only the utterances it uses."""
     from intervox.interventions.registry import get_op_class
 
@@ -111,7 +124,7 @@ def make_tasks(plan: Plan, out_dir: Path, audio_root: Path, cfg: ShardsConfig) -
             ShardTask(
                 shard.name,
                 shard.split,
-                str(out_dir / f"{shard.name}.tar"),
+                str(storage.join(out_dir, f"{shard.name}.tar")),
                 plan.plan_hash,
                 shard.items,
                 utts,
@@ -190,26 +203,27 @@ def _execute_dask(
             cluster.close()
 
 
-def remove_stale_tmp(out_dir: Path) -> int:
+def remove_stale_tmp(out_dir: Location) -> int:
     """Delete leftover `*.tmp` files of a killed run; return how many were removed."""
-    stale = list(out_dir.glob("*.tmp")) + list((out_dir / PARTS_DIR).glob("*.tmp"))
+    stale = storage.list_files(out_dir, ".tmp") + storage.list_files(storage.join(out_dir, PARTS_DIR), ".tmp")
     for p in stale:
-        p.unlink()
+        storage.remove(p)
     return len(stale)
 
 
-def remove_stale_shards(out_dir: Path, plan: Plan) -> tuple[str, ...]:
+def remove_stale_shards(out_dir: Location, plan: Plan) -> tuple[str, ...]:
     """Delete the shards (tar, sidecar, stats) in `out_dir` that `plan` does not have; return their names.
 
     They belong to an earlier plan built into the same folder; left there, every reader of the
     folder (verify, the feature stage, training) would take their clips for this plan's.
     """
     planned = {s.name for s in plan.shards}
-    files = [p for d in (out_dir, out_dir / PARTS_DIR) if d.is_dir() for p in d.iterdir()]
-    stale = sorted({p.name.rsplit(".", 1)[0] for p in files if SHARD_FILE.match(p.name)} - planned)
+    names = [storage.basename(p) for d in (out_dir, storage.join(out_dir, PARTS_DIR))
+             for p in storage.list_files(d)]
+    stale = sorted({n.rsplit(".", 1)[0] for n in names if SHARD_FILE.match(n)} - planned)
     for name in stale:  # the tar first: a sidecar without its tar is ignored by every reader
-        for p in (out_dir / f"{name}.tar", out_dir / f"{name}.json", out_dir / PARTS_DIR / f"{name}.json"):
-            p.unlink(missing_ok=True)
+        for p in (f"{name}.tar", f"{name}.json", f"{PARTS_DIR}/{name}.json"):
+            storage.remove(storage.join(out_dir, *p.split("/")))
     if stale:
         log.warning("%s: removed %d shard(s) that plan %s does not have: %s", out_dir, len(stale),
                     plan.plan_hash[:12], ", ".join(f"{n}.tar" for n in stale))
@@ -218,7 +232,7 @@ def remove_stale_shards(out_dir: Path, plan: Plan) -> tuple[str, ...]:
 
 def build_shards(
     cfg: ShardsConfig,
-    out_dir: str | Path,
+    out_dir: Location,
     *,
     workers: int = 2,
     scheduler: str | None = None,
@@ -236,15 +250,30 @@ def build_shards(
     """
     t0 = time.perf_counter()
     validate_config(cfg, config_where)
-    out_dir = Path(out_dir).resolve()  # workers of a remote cluster do not share our working directory
+    out_dir = storage.as_location(out_dir)
+    if isinstance(out_dir, Path):
+        out_dir = out_dir.resolve()  # workers of a remote cluster do not share our working directory
     _refuse_feature_folder(out_dir)
     command = command or _command_line()
-    with output_lock(out_dir, command):
+    with output_lock(driver_dir(out_dir), command):
         return _build_locked(cfg, out_dir, workers, scheduler, progress, command, t0)
 
 
+def driver_dir(out_dir: Location) -> Path:
+    """Return the local folder of the build's lock and rendered source: `out_dir` itself when local.
+
+    For a URL it is `$INTERVOX_CACHE/remote/<sha256 of the URL>`: the lock there keeps two
+    builds on this machine out of one URL (an object store has no lock both could see).
+    """
+    if isinstance(out_dir, Path):
+        return out_dir
+    from intervox.assets import cache_dir
+
+    return cache_dir() / "remote" / hashlib.sha256(out_dir.encode()).hexdigest()[:16]
+
+
 def _build_locked(
-    cfg: ShardsConfig, out_dir: Path, workers: int, scheduler: str | None, progress: bool, command: str,
+    cfg: ShardsConfig, out_dir: Location, workers: int, scheduler: str | None, progress: bool, command: str,
     t0: float,
 ) -> BuildReport:
     """Build the shards of `cfg` into `out_dir` (whose lock the caller holds); return the BuildReport."""
@@ -253,14 +282,18 @@ def _build_locked(
     removed = remove_stale_tmp(out_dir)
     if removed:
         log.info("removed %d leftover .tmp files of an interrupted run", removed)
-    manifest, audio_root = resolve_source(cfg, out_dir)
-    audio_root = audio_root.resolve()
+    manifest, audio_root = resolve_source(cfg, driver_dir(out_dir))
+    judge_root = audio_root = audio_root.resolve() if isinstance(audio_root, Path) else audio_root
+    if cfg.source.kind == "grid" and storage.is_url(out_dir):  # workers read the rendered grid from the store
+        audio_root = storage.join(out_dir, SOURCE_DIR)
+        n = storage.upload_tree(judge_root, audio_root)
+        log.info("uploaded %d source files to %s", n, audio_root)
     utterances = read_manifest(manifest)
     if not utterances:
         raise ConfigError(f"{manifest}: the source manifest has no utterances")
     source_entries = _source_quarantine(manifest, cfg.source.kind)
     # speaker identities need audio (the judge hears them), so they are settled before the pure plan
-    identities = load_or_derive(cfg, utterances, out_dir, audio_root,
+    identities = load_or_derive(cfg, utterances, out_dir, judge_root,
                                 workers=workers if scheduler is None else 1)  # local processes only
     plan = build_plan(cfg, utterances, identities)
     stale = remove_stale_shards(out_dir, plan)
@@ -322,10 +355,10 @@ def _build_locked(
     return report
 
 
-def _refuse_feature_folder(out_dir: Path) -> None:
+def _refuse_feature_folder(out_dir: Location) -> None:
     """Raise ConfigError when `out_dir` holds feature shards: a build would delete them as stale."""
     try:
-        kind = json.loads((out_dir / "index.json").read_text()).get("kind")
+        kind = json.loads(storage.read_bytes(storage.join(out_dir, "index.json"))).get("kind")
     except (OSError, ValueError, AttributeError):
         return
     if kind == "features":

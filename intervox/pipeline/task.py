@@ -23,6 +23,8 @@ from intervox.faults import fault_point
 from intervox.judges.qc import QCConfig
 from intervox.pipeline.plan import PlanItem, canonical_json
 from intervox.pipeline.quarantine import QuarantineEntry
+from intervox.shards import storage
+from intervox.shards.storage import Location
 from intervox.shards.write import atomic_write_bytes, read_sidecar, shard_is_complete, write_shard
 
 PARTS_DIR = ".parts"  # per-shard stats of finished shards, so a resumed run can skip them
@@ -71,11 +73,33 @@ def _get_op(spec: dict, modules: Sequence[str]) -> object:
     return _OP_CACHE[key]
 
 
+def source_location(utt: Utterance, audio_root: Location) -> Location:
+    """Return where an utterance's audio is: its own URL or absolute path, else under `audio_root`."""
+    if storage.is_url(utt.audio):
+        return utt.audio
+    if Path(utt.audio).is_absolute() or not storage.is_url(audio_root):
+        return utt.resolve_audio(Path(audio_root))
+    return storage.join(audio_root, *Path(utt.audio).parts)
+
+
+def source_audio(utt: Utterance, audio_root: Location, sample_rate: int) -> tuple[np.ndarray, int]:
+    """Return an utterance's audio at `sample_rate` from a folder or a URL (AudioError naming it)."""
+    location = source_location(utt, audio_root)
+    try:
+        with storage.local_file(location) as path:  # a URL is copied to a temporary file first
+            try:
+                return load_audio(path, sample_rate, offset=utt.offset, duration=utt.duration)
+            except AudioError as exc:
+                raise AudioError(str(exc).replace(str(path), str(location))) from exc
+    except OSError as exc:  # the store could not give the object
+        raise AudioError(f"{location}: cannot read ({exc})") from exc
+
+
 def _load_anchor(utt: Utterance, task: ShardTask) -> tuple[np.ndarray, int]:
     """Return the anchor's audio at the target rate, or raise _Quarantined naming the problem."""
-    path = utt.resolve_audio(Path(task.audio_root))
+    path = source_location(utt, task.audio_root)
     try:
-        audio, sr = load_audio(path, task.sample_rate, offset=utt.offset, duration=utt.duration)
+        audio, sr = source_audio(utt, task.audio_root, task.sample_rate)
     except AudioError as exc:
         raise _Quarantined("load", str(exc)) from exc
     seconds = audio.size / sr
@@ -91,6 +115,9 @@ def _clip_json(item: PlanItem, utt: Utterance, sr: int, n: int) -> dict:
     gender = utt.gender
     if item.op and isinstance(item.op["params"].get("target_gender"), str):
         gender = item.op["params"]["target_gender"]
+    # A Speech Commands clip keeps its 12-class label: `eval kws_features=DIR` runs the standard
+    # 12-class probe (train on train, test on test) on clips that carry it (evaluation/kws.py).
+    label12 = {"label12": utt.extra["label12"]} if "label12" in utt.extra else {}
     return {
         "key": item.key,
         "speaker": item.speaker,
@@ -109,6 +136,7 @@ def _clip_json(item: PlanItem, utt: Utterance, sr: int, n: int) -> dict:
         "sr": sr,
         "duration": round(n / sr, 4),
         "corpus": utt.corpus,
+        **label12,
         "versions": {"intervox": __version__, "numpy": np.__version__},
     }
 
@@ -179,9 +207,9 @@ def build_shard(task: ShardTask) -> dict:
         stats["qc"] = qc_records  # per scored clip, for the validity table of index.json and the card
     fault_point("shards.in_task", task.position)  # tests kill the worker here (intervox/faults.py)
     # stats first, tar + sidecar last: a complete sidecar then always has its stats beside it
-    parts = Path(task.tar_path).parent / PARTS_DIR
-    parts.mkdir(exist_ok=True)
-    atomic_write_bytes(parts / f"{task.name}.json", (canonical_json(stats) + "\n").encode())
+    parts = storage.join(storage.parent(task.tar_path), PARTS_DIR)
+    storage.makedirs(parts)
+    atomic_write_bytes(storage.join(parts, f"{task.name}.json"), (canonical_json(stats) + "\n").encode())
     info = write_shard(task.tar_path, samples, task.plan_hash)
     return {**stats, "bytes": info.bytes, "sha256": info.sha256}
 
@@ -210,13 +238,17 @@ def _apply_qc(
 
 
 def finished_stats(task: ShardTask) -> dict | None:
-    """Return the stats of an already finished shard of this plan, or None if it must be built."""
-    part = Path(task.tar_path).parent / PARTS_DIR / f"{task.name}.json"
-    if not shard_is_complete(task.tar_path, task.plan_hash) or not part.is_file():
+    """Return the stats of an already finished shard of this plan, or None if it must be built.
+
+    The tar is not hashed again: its sidecar, written only after the tar was committed whole,
+    holds the sha256 of what was written (`intervox shards verify` re-hashes).
+    """
+    part = storage.join(storage.parent(task.tar_path), PARTS_DIR, f"{task.name}.json")
+    if not shard_is_complete(task.tar_path, task.plan_hash, check_sha256=False):
         return None
     try:
-        stats = json.loads(part.read_text())
-    except ValueError:
+        stats = json.loads(storage.read_bytes(part))
+    except (OSError, ValueError):
         return None
     info = read_sidecar(task.tar_path)
     if stats.get("plan_hash") != task.plan_hash or info is None or info.count != stats.get("count"):

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import platform
 from collections import defaultdict
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from intervox.shards import storage
+from intervox.shards.storage import Location
 from intervox.shards.write import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -230,34 +231,34 @@ def build_qc_section(qc_config: dict, stats: list[dict]) -> dict:
 
 
 def write_index(
-    out_dir: str | Path,
+    out_dir: Location,
     plan: Plan,
     stats: list[dict],
     quarantine: list[QuarantineEntry],
     *,
     command: str,
     source_quarantine: int = 0,
-) -> Path:
+) -> Location:
     """Write DIR/index.json atomically and return its path."""
     index = build_index(plan, stats, quarantine, command=command, source_quarantine=source_quarantine)
     if plan.identities is not None:
         rows = speaker_rows(plan, {q.item for q in quarantine})
-        atomic_write_bytes(Path(out_dir) / SPEAKERS_FILE,
+        atomic_write_bytes(storage.join(out_dir, SPEAKERS_FILE),
                            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
-    path = Path(out_dir) / INDEX_FILE
+    path = storage.join(out_dir, INDEX_FILE)
     atomic_write_bytes(
         path, (json.dumps(index, indent=1, sort_keys=False, ensure_ascii=False) + "\n").encode()
     )
     return path
 
 
-def read_index(directory: str | Path) -> dict:
+def read_index(directory: Location) -> dict:
     """Return DIR/index.json as a dict (ShardError when missing or not JSON)."""
     from intervox.errors import ShardError
 
-    path = Path(directory) / INDEX_FILE
+    path = storage.join(directory, INDEX_FILE)
     try:
-        return json.loads(path.read_text())
+        return json.loads(storage.read_bytes(path))
     except (OSError, ValueError) as exc:
         raise ShardError(f"{path}: missing or not valid JSON ({exc})") from exc
 
@@ -402,12 +403,13 @@ def _short(v: object) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
-def read_speakers(directory: str | Path) -> list[dict] | None:
+def read_speakers(directory: Location) -> list[dict] | None:
     """Return the rows of DIR/speakers.jsonl, or None when there is none."""
-    path = Path(directory) / SPEAKERS_FILE
-    if not path.is_file():
+    try:
+        text = storage.read_bytes(storage.join(directory, SPEAKERS_FILE)).decode("utf-8")
+    except OSError:
         return None
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def _validity_lines(index: dict, qc_summary: dict | None) -> list[str]:
@@ -436,20 +438,19 @@ def _validity_lines(index: dict, qc_summary: dict | None) -> list[str]:
     return lines
 
 
-def read_qc_summary(directory: str | Path, plan_hash: str | None) -> dict | None:
+def read_qc_summary(directory: Location, plan_hash: str | None) -> dict | None:
     """Return DIR/qc_summary.json when it was scored on shards of `plan_hash`, else None."""
-    path = Path(directory) / QC_SUMMARY_FILE
     try:
-        summary = json.loads(path.read_text())
+        summary = json.loads(storage.read_bytes(storage.join(directory, QC_SUMMARY_FILE)))
     except (OSError, ValueError):
         return None
     # a summary of an earlier plan's shards would describe clips that are no longer there
     return summary if plan_hash is not None and summary.get("plan_hash") == plan_hash else None
 
 
-def write_card(out_dir: str | Path) -> Path:
+def write_card(out_dir: Location) -> Location:
     """Write DIR/dataset_card.md from DIR/index.json (+ DIR/qc_summary.json of this plan); return its path."""
-    path = Path(out_dir) / CARD_FILE
+    path = storage.join(out_dir, CARD_FILE)
     index = read_index(out_dir)
     card = render_card(index, read_qc_summary(out_dir, index.get("plan_hash")), read_speakers(out_dir))
     atomic_write_bytes(path, card.encode("utf-8"))

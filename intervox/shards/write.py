@@ -1,8 +1,10 @@
 """Atomic, byte-reproducible WebDataset tar shards with a JSON sidecar.
 
-A shard is written to `NAME.tar.tmp`, fsynced and renamed, so a reader never sees a
-partial shard; then `NAME.json` (count, bytes, sha256, plan hash) is written the same
-way. Tar headers carry fixed mtime/uid/gid/mode so that equal samples give equal bytes.
+A shard is written atomically (`storage.write_atomic`: `NAME.tar.tmp`, fsync and rename on a
+local disk, one committed PUT on an object store), so a reader never sees a partial shard;
+then `NAME.json` (count, bytes, sha256, plan hash) is written the same way. Tar headers carry
+fixed mtime/uid/gid/mode so that equal samples give equal bytes. Paths may be local or any
+fsspec URL (`s3://bucket/set/train-000000.tar`).
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import tarfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from intervox.errors import ShardError
+from intervox.shards import storage
+from intervox.shards.storage import Location
 
 FIXED_MTIME = 0  # 1970-01-01: any constant works; zero says "not a real time"
 
@@ -35,10 +37,12 @@ class ShardInfo:
         return asdict(self)
 
 
-def sidecar_path(tar_path: str | Path) -> Path:
-    """Return the sidecar path `NAME.json` of shard `NAME.tar`."""
-    p = Path(tar_path)
-    return p.with_name(p.name[: -len(".tar")] + ".json") if p.name.endswith(".tar") else p.with_suffix(".json")
+def sidecar_path(tar_path: Location) -> Location:
+    """Return the sidecar path `NAME.json` of shard `NAME.tar` (a URL for a URL)."""
+    tar_path = storage.as_location(tar_path)
+    name = storage.basename(tar_path)
+    side = name[: -len(".tar")] + ".json" if name.endswith(".tar") else name.rsplit(".", 1)[0] + ".json"
+    return storage.join(storage.parent(tar_path), side)
 
 
 def encode_field(value: object) -> bytes:
@@ -77,58 +81,49 @@ def tar_bytes(samples: Iterable[dict]) -> tuple[bytes, int]:
     return buf.getvalue(), count
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` via `path.tmp` + fsync + rename (no reader sees a partial file)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
+def atomic_write_bytes(path: Location, data: bytes) -> None:
+    """Write `data` to `path` atomically (no reader sees a partial file): see `storage.write_atomic`."""
+    storage.write_atomic(path, data)
 
 
-def write_shard(tar_path: str | Path, samples: Iterable[dict], plan_hash: str) -> ShardInfo:
+def write_shard(tar_path: Location, samples: Iterable[dict], plan_hash: str) -> ShardInfo:
     """Write samples to `tar_path` atomically, then its sidecar; return the ShardInfo."""
-    tar_path = Path(tar_path)
-    tar_path.parent.mkdir(parents=True, exist_ok=True)
+    tar_path = storage.as_location(tar_path)
+    storage.makedirs(storage.parent(tar_path))
     data, count = tar_bytes(samples)
     atomic_write_bytes(tar_path, data)
-    info = ShardInfo(tar_path.name, count, len(data), hashlib.sha256(data).hexdigest(), plan_hash)
+    name = storage.basename(tar_path)
+    info = ShardInfo(name, count, len(data), hashlib.sha256(data).hexdigest(), plan_hash)
     atomic_write_bytes(sidecar_path(tar_path), encode_field(info.to_dict()) + b"\n")
     return info
 
 
-def read_sidecar(tar_path: str | Path) -> ShardInfo | None:
+def read_sidecar(tar_path: Location) -> ShardInfo | None:
     """Return the sidecar of `tar_path`, or None if it is missing or unreadable."""
-    p = sidecar_path(tar_path)
     try:
-        return ShardInfo(**json.loads(p.read_text()))
+        return ShardInfo(**json.loads(storage.read_bytes(sidecar_path(tar_path))))
     except (OSError, ValueError, TypeError):
         return None
 
 
-def file_sha256(path: str | Path) -> str:
+def file_sha256(path: Location) -> str:
     """Return the hex sha256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with storage.open_read(path) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
 
 
-def shard_is_complete(tar_path: str | Path, plan_hash: str) -> bool:
-    """True when the tar exists and its sidecar matches both the plan and the tar's bytes."""
-    tar_path = Path(tar_path)
+def shard_is_complete(tar_path: Location, plan_hash: str, *, check_sha256: bool = True) -> bool:
+    """True when the tar exists and its sidecar matches the plan and the tar's size (and sha256).
+
+    A sidecar is written only after its tar was committed whole, so sidecar + matching size
+    already proves the shard was finished; `check_sha256=False` (a resumed build) trusts the
+    sidecar's sha256 instead of reading every finished tar again. Bit rot after the write is
+    what `intervox shards verify` (and the default here) checks.
+    """
     info = read_sidecar(tar_path)
-    if info is None or info.plan_hash != plan_hash or not tar_path.is_file():
+    if info is None or info.plan_hash != plan_hash or storage.size(tar_path) != info.bytes:
         return False
-    return tar_path.stat().st_size == info.bytes and file_sha256(tar_path) == info.sha256
+    return not check_sha256 or file_sha256(tar_path) == info.sha256

@@ -105,7 +105,7 @@ def test_worker_killed_mid_task_is_retried_and_byte_identical(
 
 def test_crash_between_write_and_rename_never_exposes_a_partial_shard(tmp_path, monkeypatch) -> None:  # noqa: ANN001
     """The deterministic twin of the SIGKILL test: die after the bytes are written, before the rename."""
-    from intervox.shards import write
+    from intervox.shards import storage, write
 
     tar = tmp_path / "train-000000.tar"
     old = write.write_shard(tar, [{"__key__": "a", "json": {"v": 1}}], plan_hash="p")
@@ -113,7 +113,7 @@ def test_crash_between_write_and_rename_never_exposes_a_partial_shard(tmp_path, 
     def power_cut(fd: int) -> None:
         raise OSError("power cut during fsync")
 
-    monkeypatch.setattr(write.os, "fsync", power_cut)
+    monkeypatch.setattr(storage.os, "fsync", power_cut)  # the atomic write lives in storage.py
     with pytest.raises(OSError, match="power cut"):
         write.write_shard(tar, [{"__key__": "a", "json": {"v": 2}}, {"__key__": "b", "json": {}}], "p")
     with pytest.raises(OSError, match="power cut"):
