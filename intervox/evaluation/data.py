@@ -15,6 +15,16 @@ from intervox.shards.read import StreamStats, iter_shards, list_shards
 log = logging.getLogger(__name__)
 
 
+def layer_norm(x: np.ndarray) -> np.ndarray:
+    """Return float32 `x` layer-normed over its last axis, as the projector's `normalize_layers` input.
+
+    F.layer_norm without affine and eps 1e-5: a raw-layer baseline must see what the projector sees.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    mu = x.mean(axis=-1, keepdims=True)
+    return (x - mu) / np.sqrt(x.var(axis=-1, keepdims=True) + 1e-5)
+
+
 @dataclass(frozen=True)
 class FeatureSet:
     """The clips of one split: keys, their JSON metadata, and pooled features [N, layers + 1, hidden]."""

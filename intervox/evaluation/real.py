@@ -34,6 +34,7 @@ import numpy as np
 
 from intervox.corpora.manifest import Utterance, read_manifest
 from intervox.errors import AudioError, IntervoxError, UpstreamError
+from intervox.evaluation.data import layer_norm
 from intervox.evaluation.sv import compute_eer, l2_normalize, min_dcf
 from intervox.evaluation.trials import Trial, parse_trials
 
@@ -423,12 +424,7 @@ Embeddings = dict[str, np.ndarray]  # {embedding name: [N, d]}
 
 def layer_stack(pooled: np.ndarray, normalize: bool) -> np.ndarray:
     """Return pooled [N, L, H] as float32, layer-normed per layer vector when the projector's input is."""
-    x = np.asarray(pooled, dtype=np.float32)
-    if not normalize:
-        return x
-    mu = x.mean(axis=-1, keepdims=True)
-    var = x.var(axis=-1, keepdims=True)
-    return (x - mu) / np.sqrt(var + 1e-5)  # F.layer_norm without affine, eps 1e-5
+    return layer_norm(pooled) if normalize else np.asarray(pooled, dtype=np.float32)
 
 
 def run_systems(models: Sequence, pooled: Sequence[np.ndarray]) -> dict[str, dict]:

@@ -22,7 +22,7 @@ from intervox.config import load_config, to_plain
 from intervox.errors import IntervoxError
 from intervox.evaluation import disentangle, plots
 from intervox.evaluation.config import EvalConfig
-from intervox.evaluation.data import FeatureSet, audio_shard_dir, load_split
+from intervox.evaluation.data import FeatureSet, audio_shard_dir, layer_norm, load_split
 from intervox.evaluation.kws import probe_keywords
 from intervox.evaluation.probes import ProbeConfig
 from intervox.evaluation.summary import format_summary  # noqa: F401  (re-exported: run.format_summary)
@@ -44,15 +44,22 @@ class System:
     note: str = ""
 
 
-def layer_system(layer: int) -> Project:
-    """Return a system that takes pooled row `layer` as its one embedding."""
+def layer_system(layer: int, normalize: bool = False) -> Project:
+    """Return a system that takes pooled row `layer` (layer-normed when `normalize`) as its one embedding."""
+    if normalize:
+        return lambda pooled: {"pooled": layer_norm(pooled[:, layer])}
     return lambda pooled: {"pooled": pooled[:, layer]}
 
 
-def weighted_system(weights: Mapping[str, np.ndarray]) -> Project:
-    """Return a system whose embedding `name` is the sum of layers weighted by `weights[name]`."""
-    return lambda pooled: {n: np.tensordot(pooled, np.asarray(w, np.float32), axes=([1], [0]))
-                           for n, w in weights.items()}
+def weighted_system(weights: Mapping[str, np.ndarray], normalize: bool = False) -> Project:
+    """Return a system whose embedding `name` is the sum of layers weighted by `weights[name]`.
+
+    With `normalize` each layer is layer-normed first, as the projector's input is.
+    """
+    def project(pooled: np.ndarray) -> dict[str, np.ndarray]:
+        x = layer_norm(pooled) if normalize else pooled
+        return {n: np.tensordot(x, np.asarray(w, np.float32), axes=([1], [0])) for n, w in weights.items()}
+    return project
 
 
 def project_all(project: Project, pooled: np.ndarray, chunk: int = 1024) -> dict[str, np.ndarray]:
@@ -72,12 +79,13 @@ def make_split_trials(fs: FeatureSet, cfg: EvalConfig, rule: TrialRule | None = 
                        indistinct=(rule or TrialRule()).indistinct)
 
 
-def best_layer(fs: FeatureSet, trials: Sequence[Trial]) -> tuple[int, list[float]]:
-    """Return (layer with the lowest SV EER on `fs`, EER of every layer)."""
+def best_layer(fs: FeatureSet, trials: Sequence[Trial], normalize: bool = False) -> tuple[int, list[float]]:
+    """Return (layer with the lowest SV EER on `fs`, EER of every layer), layer-normed when `normalize`."""
     labels = np.array([t.label for t in trials])
     index = fs.index()
-    eers = [compute_eer(cosine_scores(np.asarray(fs.pooled[:, k], np.float32), index, trials), labels)[0]
-            for k in range(fs.pooled.shape[1])]
+    eers = [compute_eer(cosine_scores(np.asarray(layer_system(k, normalize)(fs.pooled)["pooled"], np.float32),
+                                      index, trials),
+                        labels)[0] for k in range(fs.pooled.shape[1])]
     return int(np.nanargmin(eers)), eers
 
 
@@ -257,6 +265,8 @@ def run_systems(run_dir: Path, run_cfg: dict, val_set: FeatureSet | None, trials
 
     systems: list[System] = []
     seeds = seed_dirs(run_dir)
+    # baselines are built exactly like the projector's input: layer-normed when it is
+    normalize = bool((run_cfg.get("model") or {}).get("normalize_layers", False))
     # training writes seed-K for K in range(len(seeds)); a killed run leaves the last ones unfinished
     configured = [f"seed-{k}" for k in range(len(run_cfg.get("seeds") or ()))]
     missing = [name for name in configured if not (run_dir / name / "projector.safetensors").is_file()]
@@ -273,9 +283,10 @@ def run_systems(run_dir: Path, run_cfg: dict, val_set: FeatureSet | None, trials
         systems.append(System("projector", model.project, seed, "post-trained speaker/content subspaces"))
         weights = learned_layer_weights(model)
         if weights and cfg.layer_baselines:
-            systems.append(System("learned_sum", weighted_system(weights), seed,
+            systems.append(System("learned_sum", weighted_system(weights, normalize), seed,
                                   "the projector's learned layer weights, without the projector"))
-    info: dict = {"seeds": [d.name for d in seeds], "seeds_missing": missing}
+    info: dict = {"seeds": [d.name for d in seeds], "seeds_missing": missing, "normalize_layers": normalize}
+    norm_note = "layer-normed " if normalize else ""
     if cfg.layer_baselines and val_set is not None and trials is not None:
         model_cfg = run_cfg.get("model") or {}
         n_layers = val_set.pooled.shape[1]
@@ -287,15 +298,16 @@ def run_systems(run_dir: Path, run_cfg: dict, val_set: FeatureSet | None, trials
             for layer in sorted({int(v) for v in per.values()}):
                 names = "/".join(k for k, v in per.items() if int(v) == layer)
                 name = "input_layer" if len(set(per.values())) == 1 else f"input_layer_{names}"
-                systems.append(System(name, layer_system(layer), None,
-                                      f"pooled layer {layer} (projector input of {names})"))
-        best, eers = best_layer(val_set, trials)
+                systems.append(System(name, layer_system(layer, normalize), None,
+                                      f"{norm_note}pooled layer {layer} (projector input of {names})"))
+        best, eers = best_layer(val_set, trials, normalize)
         info["best_layer"] = best
         info["layer_eer_validation"] = eers
-        systems.append(System("best_layer", layer_system(best), None,
-                              f"pooled layer {best} (lowest {val_set.split} SV EER)"))
+        systems.append(System("best_layer", layer_system(best, normalize), None,
+                              f"{norm_note}pooled layer {best} (lowest {val_set.split} SV EER)"))
         uniform = {"pooled": np.full(n_layers, 1.0 / n_layers)}
-        systems.append(System("uniform_sum", weighted_system(uniform), None, "uniform mean of all layers"))
+        systems.append(System("uniform_sum", weighted_system(uniform, normalize), None,
+                              f"uniform mean of all {norm_note}layers"))
     return systems, info
 
 

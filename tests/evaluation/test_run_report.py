@@ -177,3 +177,27 @@ def test_report_without_results_or_audio(tmp_path, run_dir):
         write_report(tmp_path)
     with pytest.raises(IntervoxError, match="does not exist"):
         write_report(run_dir, audio_shards=tmp_path / "missing")
+
+
+def test_layer_baselines_are_layer_normed_like_the_projector_input(run_dir, tmp_path):
+    """With model.normalize_layers the raw-layer baselines see the projector's layer-normed input."""
+    from intervox.evaluation.data import load_split
+    from intervox.evaluation.run import make_split_trials, read_run_config, run_systems
+
+    cfg = read_run_config(run_dir)
+    val = load_split(Path(cfg["data"]["features"][0]), "validation")
+    trials = make_split_trials(val, FAST)
+    pooled = np.asarray(val.pooled[:7], np.float32) * 3.0 + 1.0  # scale and offset per vector
+    for normalize in (False, True):
+        run_cfg = {**cfg, "model": {**cfg["model"], "normalize_layers": normalize}}
+        systems, info = run_systems(run_dir, run_cfg, val, trials, FAST)
+        by_name = {s.name: s for s in systems}
+        best = by_name["best_layer"].project(pooled)["pooled"]
+        raw = pooled[:, info["best_layer"]]
+        assert info["normalize_layers"] is normalize
+        if normalize:
+            assert np.allclose(best.mean(axis=1), 0, atol=1e-5)
+            assert np.allclose(best.std(axis=1), 1, atol=1e-3)
+            assert "layer-normed" in by_name["best_layer"].note
+        else:
+            assert np.array_equal(best, raw)
