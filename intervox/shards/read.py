@@ -1,10 +1,23 @@
-"""Safe shard reading: only the member types and formats intervox writes are accepted.
+"""The one shard reader: webdataset pipelines with intervox's safe member check and decoders.
 
-Readers refuse members whose names are absolute or contain `..`, links and device files,
-and decode only flac/wav, json, txt and npy (never pickle). These functions are small
-composable stages: `iter_tar_samples` groups a tar's members into samples, `decode_sample`
-turns bytes into arrays and dicts, and `iter_shards` streams many shards, skipping corrupt
-ones with a warning and counting them.
+Stages, all plain webdataset ones except the two that guard what a tar may hold:
+
+  shard list (`wds.SimpleShardList`, seeded order; or `wds.ResampledShards` over this rank's
+  shards) -> `wds.split_by_node` -> `wds.split_by_worker` -> `read_shards` (open each shard,
+  `tar_members`: refuse absolute or `..` names, links, device files and formats intervox
+  never writes; `wds.tariterators.group_by_keys` into samples; decode; skip a bad shard and
+  count it) -> the caller's stages (shuffle, batching, `with_epoch`) -> `shard_loader`, a
+  `torch.utils.data.DataLoader` whose workers decode in parallel and prefetch.
+
+Decoding is webdataset's `Decoder` with only intervox's handlers (flac/wav, json, txt, npy
+without pickle); no default handler is installed, so nothing is ever unpickled or torch.load-ed,
+and an extension no handler takes is an error, not raw bytes.
+
+Streaming and bad shards: samples are yielded as they are read, each one whole (every member
+read and decoded). A shard that turns out bad half-way is skipped from that point on and counted
+in StreamStats; the samples it gave before stay, as they were complete. Readers for which a
+group of samples must be whole (the contrastive blocks of training) group inside the per-shard
+`read` function, so a block a bad shard cuts short is never yielded (see training/stream.py).
 """
 
 from __future__ import annotations
@@ -15,9 +28,15 @@ import logging
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+import torch
+import webdataset as wds
+from webdataset.autodecode import Decoder, DecodingError
+from webdataset.tariterators import group_by_keys
 
 from intervox.audio import decode_audio_bytes
 from intervox.errors import AudioError, ShardError
@@ -36,54 +55,27 @@ def check_member(member: tarfile.TarInfo, shard: str) -> None:
     if not member.isreg():
         kind = "link" if (member.issym() or member.islnk()) else "device or special file"
         raise ShardError(f"{shard}: member {name!r} is a {kind}, not a regular file")
+    ext = name[name.rfind("/") + 1:].partition(".")[2]
+    if ext.rsplit(".", 1)[-1] not in SAFE_EXTS:
+        raise ShardError(f"{shard}: member {name!r} has a format intervox never writes")
 
 
-def split_member_name(name: str) -> tuple[str, str]:
-    """Return (key, ext) of a member name: the key ends at the first dot after the last slash."""
-    slash = name.rfind("/")
-    dot = name.find(".", slash + 1)
-    if dot < 0:
-        return name, ""
-    return name[:dot], name[dot + 1 :]
+def open_shard(url: str) -> BinaryIO:
+    """Return a binary stream of shard `url`: the one place a shard is opened.
 
-
-def iter_tar_samples(path: str | Path, fileobj: io.IOBase | None = None) -> Iterator[dict]:
-    """Yield `{"__key__", "__shard__", ext: bytes, ...}` per sample of a tar, in tar order.
-
-    Raises ShardError naming the shard on unsafe members, corrupt or truncated tars.
+    A tar cut at a member boundary still reads as a shorter, valid archive, so a shard whose
+    sidecar (`NAME.json`) records another size than the file has is refused here.
     """
-    shard = str(path)
-    current: dict | None = None
-    if fileobj is None:
-        _check_size(Path(path))
+    path = Path(url)
+    _check_size(path)
     try:
-        with tarfile.open(name=None if fileobj else shard, fileobj=fileobj, mode="r|") as tar:
-            for member in tar:
-                check_member(member, shard)
-                key, ext = split_member_name(member.name)
-                if ext not in SAFE_EXTS and ext.rsplit(".", 1)[-1] not in SAFE_EXTS:
-                    raise ShardError(f"{shard}: member {member.name!r} has a format intervox never writes")
-                f = tar.extractfile(member)
-                data = f.read() if f is not None else b""
-                if len(data) != member.size:
-                    raise ShardError(f"{shard}: member {member.name!r} is truncated")
-                if current is None or current["__key__"] != key:
-                    if current is not None:
-                        yield current
-                    current = {"__key__": key, "__shard__": shard}
-                current[ext] = data
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        raise ShardError(f"{shard}: corrupt or truncated tar ({exc})") from exc
-    if current is not None:
-        yield current
+        return open(path, "rb", buffering=1 << 20)  # noqa: SIM115 - the caller closes it
+    except OSError as exc:
+        raise ShardError(f"{url}: cannot open shard ({exc})") from exc
 
 
 def _check_size(path: Path) -> None:
-    """Raise ShardError when the shard's sidecar records another size than the file has.
-
-    A tar cut at a member boundary still reads as a shorter, valid archive, so the tar
-    reader alone cannot see that samples are missing.
-    """
+    """Raise ShardError when the shard's sidecar records another size than the file has."""
     sidecar = path.with_name(path.name[: -len(".tar")] + ".json") if path.name.endswith(".tar") else None
     if sidecar is None or not sidecar.is_file():
         return
@@ -96,6 +88,42 @@ def _check_size(path: Path) -> None:
         raise ShardError(f"{path}: truncated or changed ({size} bytes, its sidecar says {expected})")
 
 
+def tar_members(stream: BinaryIO, shard: str) -> Iterator[dict]:
+    """Yield `{"fname", "data", "__url__"}` per member of a tar stream, refusing unsafe members.
+
+    webdataset's own `tar_file_iterator` silently skips links and device files; intervox refuses
+    the whole shard instead. Raises ShardError naming the shard and the member.
+    """
+    try:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                check_member(member, shard)
+                f = tar.extractfile(member)
+                data = f.read() if f is not None else b""
+                if len(data) != member.size:
+                    raise ShardError(f"{shard}: member {member.name!r} is truncated")
+                yield {"fname": member.name, "data": data, "__url__": shard}
+                tar.members = []  # streaming: do not keep every TarInfo of a large shard
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        raise ShardError(f"{shard}: corrupt or truncated tar ({exc})") from exc
+
+
+def iter_tar_samples(path: str | Path) -> Iterator[dict]:
+    """Yield `{"__key__", "__shard__", ext: bytes, ...}` per sample of one shard, in tar order.
+
+    Raises ShardError naming the shard on unsafe members, corrupt or truncated tars; a sample is
+    yielded only once its last member was read.
+    """
+    shard = str(path)
+    with open_shard(shard) as stream:
+        try:
+            for sample in group_by_keys(tar_members(stream, shard), lcase=False):
+                sample["__shard__"] = shard
+                yield sample
+        except ValueError as exc:  # group_by_keys: a member name repeated within one sample
+            raise ShardError(f"{shard}: {exc.args[0]}") from exc
+
+
 def decode_npy(data: bytes, name: str) -> np.ndarray:
     """Return the array of .npy bytes, never unpickling objects."""
     try:
@@ -104,34 +132,42 @@ def decode_npy(data: bytes, name: str) -> np.ndarray:
         raise ShardError(f"{name}: not a plain .npy array ({exc})") from exc
 
 
+def _safe_handler(key: str, data: bytes) -> object:
+    """Decode one member for webdataset's Decoder (`key` is `.EXT`, e.g. `.pooled.npy`)."""
+    last = key.rsplit(".", 1)[-1]
+    if last in AUDIO_EXTS:
+        return decode_audio_bytes(data, key)
+    if last == "json":
+        return json.loads(data)
+    if last == "npy":
+        return decode_npy(data, key)
+    if last == "txt":
+        return data.decode("utf-8")
+    raise ShardError(f"{key}: refusing to decode a format intervox never writes")
+
+
+# pre=[] and post=[]: webdataset's default handlers unpickle (.pyd/.pickle) and torch.load (.pth)
+SAFE_DECODER = Decoder([_safe_handler], pre=[], post=[])
+
+
 def decode_sample(sample: dict) -> dict:
-    """Return a sample with flac/wav -> (audio, sr), json -> dict, npy -> array, txt -> str."""
-    out: dict = {}
-    name = f"{sample.get('__shard__', '?')}:{sample.get('__key__', '?')}"
-    for ext, value in sample.items():
-        if ext.startswith("__"):
-            out[ext] = value
-            continue
-        last = ext.rsplit(".", 1)[-1]
-        try:
-            if last in AUDIO_EXTS:
-                out[ext] = decode_audio_bytes(value, f"{name}.{ext}")
-            elif last == "json":
-                out[ext] = json.loads(value)
-            elif last == "npy":
-                out[ext] = decode_npy(value, f"{name}.{ext}")
-            elif last == "txt":
-                out[ext] = value.decode("utf-8")
-            else:
-                raise ShardError(f"{name}: refusing to decode unknown format .{ext}")
-        except (AudioError, ValueError, UnicodeDecodeError) as exc:
-            raise ShardError(f"{name}.{ext}: cannot decode ({exc})") from exc
-    return out
+    """Return a sample with flac/wav -> (audio, sr), json -> dict, npy -> array, txt -> str.
+
+    Raises ShardError naming the shard, the sample and the member that cannot be decoded.
+    """
+    try:
+        return SAFE_DECODER.decode(sample)
+    except DecodingError as exc:
+        cause = exc.__cause__
+        where = f"{sample.get('__shard__', exc.url or '?')}:{exc.key}"
+        if isinstance(cause, (ShardError, AudioError)):  # their message starts with `.EXT: `
+            raise ShardError(f"{where}{cause}") from cause
+        raise ShardError(f"{where}.{exc.k}: cannot decode ({cause!r})") from cause
 
 
 @dataclass
 class StreamStats:
-    """Counts of a shard stream: shards read, shards skipped as bad (with reasons), samples."""
+    """Counts of a shard stream: shards read, shards skipped as bad (with reasons), items yielded."""
 
     shards_read: int = 0
     samples: int = 0
@@ -142,6 +178,82 @@ class StreamStats:
                 "bad_shards": [{"shard": s, "reason": r} for s, r in self.bad_shards]}
 
 
+def read_decoded(url: str, decode: Callable[[dict], dict] | None = decode_sample) -> Iterator[dict]:
+    """Yield the (decoded) samples of one shard: the default per-shard `read` of `read_shards`."""
+    for sample in iter_tar_samples(url):
+        yield decode(sample) if decode is not None else sample
+
+
+def _read_shards(sources: Iterable[dict], read: Callable[[str], Iterable] = read_decoded,
+                 stats: StreamStats | None = None, max_bad_fraction: float = 0.0,
+                 total: int | None = None) -> Iterator:
+    """Yield what `read(url)` yields for each `{"url"}` source, skipping bad shards with a warning.
+
+    A shard is counted bad once (a resampled stream does not read it again); ShardError is raised
+    once the bad shards exceed `max_bad_fraction` of `total` (None: the sources, a finite list).
+    """
+    stats = stats if stats is not None else StreamStats()
+    if total is None:
+        sources = list(sources)
+        total = len(sources)
+    bad: set[str] = set()
+    for source in sources:
+        url = source["url"]
+        if url in bad:
+            continue
+        try:
+            for item in read(url):
+                stats.samples += 1
+                yield item
+        except ShardError as exc:
+            bad.add(url)
+            stats.bad_shards.append((url, str(exc)))
+            log.warning("skipping bad shard %s: %s", url, exc)
+            if len(bad) > max_bad_fraction * total:
+                raise ShardError(f"{len(bad)} of {total} shards are bad (allowed fraction "
+                                 f"{max_bad_fraction}); last: {exc}") from exc
+            continue
+        stats.shards_read += 1
+
+
+read_shards = wds.pipelinefilter(_read_shards)
+
+
+def shard_source(urls: Iterable[str | Path], *, seed: int | None = None, resampled: bool = False,
+                 split: bool = True) -> list:
+    """Return the first stages of a pipeline: which shards this rank and worker read, in what order.
+
+    `split=False`: every shard, in this process (evaluation, QC, export).
+    `seed` set: a seeded order shared by every rank (so `split_by_node` gives disjoint shards);
+    `resampled`: this rank's shards (split by node first, so ranks stay disjoint) drawn with
+    replacement forever, seeded per rank and worker (`wds.ResampledShards`, deterministic).
+    """
+    urls = [str(u) for u in urls]
+    if not urls:
+        raise ShardError("no shards to read")
+    if resampled:
+        mine = list(wds.split_by_node(urls))
+        if not mine:
+            raise ShardError(f"{len(urls)} shards leave this rank none to read")
+        return [wds.ResampledShards(mine, seed=seed or 0, deterministic=True)]
+    splitters = [wds.split_by_node, wds.split_by_worker] if split else []
+    return [wds.SimpleShardList(urls, seed=seed), *splitters]
+
+
+def shard_pipeline(urls: Iterable[str | Path], *, read: Callable[[str], Iterable] = read_decoded,
+                   stats: StreamStats | None = None, max_bad_fraction: float = 0.0, seed: int | None = None,
+                   resampled: bool = False, split: bool = True, stages: Iterable = ()) -> wds.DataPipeline:
+    """Return a webdataset pipeline over shards: source, split, safe read + decode, then `stages`.
+
+    The bad fraction counts against the shards this rank and worker read; under resampling,
+    against the rank's shards.
+    """
+    source = shard_source(urls, seed=seed, resampled=resampled, split=split)
+    total = None if not resampled else len(source[0].urls)
+    return wds.DataPipeline(*source, read_shards(read=read, stats=stats, max_bad_fraction=max_bad_fraction,
+                                                 total=total), *stages)
+
+
 def iter_shards(
     paths: Iterable[str | Path],
     *,
@@ -149,29 +261,38 @@ def iter_shards(
     max_bad_fraction: float = 0.0,
     decode: Callable[[dict], dict] | None = decode_sample,
 ) -> Iterator[dict]:
-    """Yield decoded samples of many shards, skipping corrupt ones with a warning.
+    """Yield decoded samples of many shards in this process, in order, skipping corrupt ones.
 
-    A bad shard is skipped whole (a partly read shard's samples are dropped, so nothing
-    half-read reaches a batch); ShardError is raised once the bad fraction exceeds
+    Streams: a shard's samples are yielded as they are read (see the module docstring for what a
+    shard that turns bad half-way gives); ShardError is raised once the bad fraction exceeds
     `max_bad_fraction`.
     """
-    stats = stats if stats is not None else StreamStats()
-    paths = list(paths)
-    for path in paths:
-        try:
-            samples = [decode(s) if decode else s for s in iter_tar_samples(path)]
-        except ShardError as exc:
-            stats.bad_shards.append((str(path), str(exc)))
-            log.warning("skipping bad shard %s: %s", path, exc)
-            if len(stats.bad_shards) > max_bad_fraction * len(paths):
-                raise ShardError(
-                    f"{len(stats.bad_shards)} of {len(paths)} shards are bad (allowed fraction "
-                    f"{max_bad_fraction}); last: {exc}"
-                ) from exc
-            continue
-        stats.shards_read += 1
-        stats.samples += len(samples)
-        yield from samples
+    paths = [str(p) for p in paths]
+    if not paths:
+        return iter(())
+    return iter(shard_pipeline(paths, read=partial(read_decoded, decode=decode), stats=stats,
+                               max_bad_fraction=max_bad_fraction, split=False))
+
+
+def shard_loader(urls: Iterable[str | Path], *, workers: int = 0, batch_size: int | None = None,
+                 decode: Callable[[dict], dict] | None = decode_sample, max_bad_fraction: float = 0.0,
+                 seed: int | None = None, prefetch: int = 4) -> torch.utils.data.DataLoader:
+    """Return a DataLoader that reads, checks and decodes shards in `workers` processes, with prefetch.
+
+    Shards are split between workers (`split_by_worker`) and ranks (`split_by_node`); samples come
+    one by one (`batch_size=None`) or in lists of `batch_size`. Samples of different workers
+    interleave, so the order is not the shards' order.
+    """
+    stages = [wds.batched(batch_size, collation_fn=list)] if batch_size else []
+    pipeline = shard_pipeline(urls, read=partial(read_decoded, decode=decode),
+                              max_bad_fraction=max_bad_fraction, seed=seed, stages=stages)
+    return torch.utils.data.DataLoader(pipeline, batch_size=None, num_workers=workers,
+                                       prefetch_factor=prefetch if workers else None,
+                                       persistent_workers=False, collate_fn=_identity)
+
+
+def _identity(x: object) -> object:
+    return x
 
 
 def list_shards(directory: str | Path) -> list[Path]:
