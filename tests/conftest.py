@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,3 +69,46 @@ def espeak_manifest() -> Callable[..., Path]:
         return root / "manifest.jsonl"
 
     return write
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3-compatible server (moto's server mode) on the loopback; AWS_* in os.environ point at it.
+
+    The environment is how every process finds the store (the test's, a `dask worker`'s): s3fs
+    reads AWS_ENDPOINT_URL and the keys when it makes its client.
+    """
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "intervox-test",
+           "AWS_SECRET_ACCESS_KEY": "intervox-test", "AWS_DEFAULT_REGION": "us-east-1"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield env["AWS_ENDPOINT_URL"]
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, request: pytest.FixtureRequest) -> str:
+    """Return `s3://BUCKET` of a new, empty bucket on the loopback S3 server, named after the test."""
+    import hashlib
+
+    import fsspec
+
+    name = "t-" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:20]
+    fs = fsspec.filesystem("s3")
+    fs.mkdir(name)
+    return f"s3://{name}"
