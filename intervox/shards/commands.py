@@ -31,7 +31,8 @@ def shards() -> None:
 )
 @click.argument("overrides", nargs=-1)
 @click.option(
-    "--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output shard folder."
+    "--out", "out_dir", type=click.Path(file_okay=False), required=True,
+    help="Output shard folder, or an fsspec URL (s3://bucket/en, gs://...).",
 )
 @click.option(
     "--workers",
@@ -65,8 +66,10 @@ def build_cmd(
     start one with dask-jobqueue (e.g. `SLURMCluster(...).scale(jobs=8)`, then pass
     `cluster.scheduler_address`), with the Dask Kubernetes operator (`KubeCluster`, then
     port-forward the scheduler), or by hand (`dask scheduler` + `dask worker ADDR
-    --nthreads 1`). Workers need intervox installed and must see --out and the source
-    audio at the same paths (a shared filesystem). A rerun skips finished shards; the
+    --nthreads 1`). Workers need intervox installed (docs/cluster.md: a container image or
+    an environment spec) and must reach --out and the source audio: a shared filesystem at the
+    same paths, or URLs (--out s3://bucket/en, source.root=s3://bucket/corpus) with each
+    worker's credentials in its environment. A rerun skips finished shards; the
     exit code is 1 when nothing was written, or with --strict when anything was
     quarantined (see DIR/quarantine.jsonl); config errors exit 2.
 
