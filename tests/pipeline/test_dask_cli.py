@@ -20,6 +20,7 @@ from intervox.shards import storage
 from intervox.shards.read import iter_tar_samples
 from intervox.shards.write import file_sha256, read_sidecar
 
+ROOT = Path(__file__).resolve().parents[2]
 DASK = str(Path(sys.executable).with_name("dask"))
 # anchor + a noise copy each, 4 clips a shard: 12 clips in 3 shards (a channel op: no identity judge)
 PLAN = {"interventions": [{"op": {"name": "noise"}}], "block": {"speakers": 1, "contents": 2},
@@ -147,3 +148,23 @@ def test_cli_cluster_with_a_worker_killed_mid_task_builds_into_s3(
     assert report.shards_built == 3
     assert tar_shas(f"{s3_bucket}/en") == clean[1]
     assert not storage.list_files(f"{s3_bucket}/en", ".tmp")
+
+
+@pytest.mark.slow
+def test_grid_build_into_s3_uploads_its_source_for_the_workers(
+    tmp_path: Path, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INTERVOX_CACHE", str(tmp_path / "cache"))
+    cfg = load_shards_config(ROOT / "configs/shards/tiny.yaml",
+                             ["interventions=[{op: {name: noise}}]", "identities.judge=none"])
+    out = f"{s3_bucket}/tiny"
+    report = build_shards(cfg, out, scheduler="sync", progress=False)
+    assert report.written == report.planned > 0 and report.quarantined == 0
+    # the driver rendered the grid in its local folder for this URL, then uploaded it
+    local = next((tmp_path / "cache" / "remote").iterdir()) / "source"
+    rendered = sorted(p.name for p in (local / "audio").iterdir())
+    assert [storage.basename(p) for p in storage.list_files(f"{out}/source/audio")] == rendered
+    assert storage.read_bytes(f"{out}/source/manifest.jsonl") == (local / "manifest.jsonl").read_bytes()
+    names = [storage.basename(p) for p in storage.list_files(out, ".tar")]
+    assert names == [f"{split}-000000.tar" for split in ("keywords", "test_ood", "train", "validation")]
+    assert json.loads(storage.read_bytes(f"{out}/index.json"))["counts"]["written"] == report.written
