@@ -35,6 +35,7 @@ def cli(verbose: bool) -> None:
       shards            Dask-built WebDataset shards of source + intervened clips
       features          frozen SFM -> pooled layer features, as feature shards
       train             contrastive projector into speaker and content subspaces
+      finetune / merge  fine-tune the SFM itself with the subspace heads; weight-space merge
       eval / report     SV EER, keyword spotting, disentanglement; HTML report
 
     \b
@@ -55,9 +56,11 @@ def _register() -> None:
     from intervox.interventions.commands import interventions
     from intervox.shards.commands import shards
     from intervox.training.commands import train_cmd
+    from intervox.training.finetune_commands import finetune_cmd, merge_cmd
     from intervox.voices.commands import voices
 
-    for command in (voices, corpus, interventions, shards, features_cmd, train_cmd, eval_cmd, report_cmd):
+    for command in (voices, corpus, interventions, shards, features_cmd, train_cmd, finetune_cmd, merge_cmd,
+                    eval_cmd, report_cmd):
         cli.add_command(command)
 
 

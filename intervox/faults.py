@@ -15,6 +15,8 @@ The names and what their step means:
 
 - `train.after_checkpoint`  a training checkpoint was saved; step = the optimizer step it holds
   (intervox/training/loop.py).
+- `finetune.after_checkpoint`  a fine-tuning checkpoint was saved; step = the optimizer step it
+  holds (intervox/training/finetune.py).
 - `shards.after_shard`      the main process recorded a finished shard (tar + sidecar + stats
   are on disk); step = 0-based count of shards finished in this run (intervox/pipeline/run.py).
 - `shards.in_task`          inside a shard task, after its clips are rendered and before its
@@ -34,7 +36,8 @@ import signal
 FAULT_ENV = "INTERVOX_FAULT"
 ONCE_ENV = "INTERVOX_FAULT_ONCE"
 
-NAMES = ("train.after_checkpoint", "shards.after_shard", "shards.in_task", "features.after_shard")
+NAMES = ("train.after_checkpoint", "finetune.after_checkpoint", "shards.after_shard", "shards.in_task",
+         "features.after_shard")
 
 
 def parse_fault(value: str) -> tuple[str, int | None]:

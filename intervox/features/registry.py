@@ -1,4 +1,5 @@
-"""Upstream names -> loaded Upstreams: `whisper-base`, `whisper-tiny.en`, `hf:<id or directory>`."""
+"""Upstream names -> loaded Upstreams: `whisper-base`, `whisper-tiny.en`, `hf:<id or directory>`,
+`finetuned:RUN_DIR@ALPHA` (a model merged by `intervox merge`, see features/finetuned.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ CT2_UPSTREAMS = ("whisper-base", "whisper-tiny.en")
 
 def available() -> list[str]:
     """Return the built-in upstream names (any `hf:<model>` works too)."""
-    return [*CT2_UPSTREAMS, "hf:<model id or directory>"]
+    return [*CT2_UPSTREAMS, "hf:<model id or directory>", "finetuned:<run dir>@<alpha>"]
 
 
 def get_upstream(name: str, device: str = "cpu", allow_download: bool = False, *,
@@ -33,4 +34,8 @@ def get_upstream(name: str, device: str = "cpu", allow_download: bool = False, *
         from intervox.features.hf import HFUpstream
 
         return HFUpstream(name[3:], device=device, allow_download=allow_download)
+    if name.startswith("finetuned:") and len(name) > 10:
+        from intervox.features.finetuned import load_finetuned
+
+        return load_finetuned(name, device=device, padded=padded)
     raise UpstreamError(f"unknown upstream {name!r}: use one of {', '.join(available())}")

@@ -1,0 +1,114 @@
+"""The alpha sweep of a fine-tuning run: every merged model's raw layers on real panels (issue 17).
+
+For each alpha, the merged upstream `finetuned:RUN@A` is evaluated like any upstream by
+`real.evaluate_panel` (no projector: the raw pooled layers): speaker EER, cross-speaker content
+1-NN and the keyword probe per layer. The best speaker and content layers are chosen on the
+panel's choosing split (dev) and reported on its report split (test), so alpha = 0 (the
+pre-trained model) and alpha = 1 (plain fine-tuning) bracket the merges. Written to
+RUN/alpha_sweep.json; features are cached per merged file's hash under RUN/sweep/.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from intervox.evaluation.real import RealConfig, evaluate_panel
+from intervox.features.base import cached_weights_sha256
+from intervox.features.finetuned import alpha_tag, merged_path
+
+
+def layer_figures(section: dict) -> dict[int, dict[str, dict]]:
+    """Return {layer: {split: {"eer", "top1", "keyword"}}} of a panel section's raw layers."""
+    out: dict[int, dict[str, dict]] = {}
+    for name, system in section["systems"].items():
+        if not name.startswith("layer "):
+            continue
+        per_split = system["embeddings"]["pooled"]
+        out[int(name.split()[1])] = {
+            split: {"eer": fig["speaker"]["all"]["eer"], "top1": fig["content"]["top1"],
+                    "keyword": (fig.get("keyword_probe") or {}).get("accuracy")}
+            for split, fig in per_split.items()}
+    return out
+
+
+def best_figures(layers: dict[int, dict[str, dict]], best: dict, report: str) -> dict:
+    """Return the report-split figures of the layers chosen on the choosing split."""
+    spk, con = best.get("speaker"), best.get("content")
+    return {"speaker_layer": spk, "speaker_eer": layers[spk][report]["eer"] if spk is not None else None,
+            "content_layer": con, "content_top1": layers[con][report]["top1"] if con is not None else None,
+            "keyword_accuracy": layers[con][report]["keyword"] if con is not None else None}
+
+
+def sweep(run_dir: str | Path, alphas: list[float], real_dirs: list[str | Path],
+          cfg: RealConfig = RealConfig(ceilings=())) -> dict:
+    """Evaluate finetuned:RUN@A for every alpha on every panel; write and return RUN/alpha_sweep.json."""
+    run_dir = Path(run_dir)
+    rows = []
+    for alpha in alphas:
+        name = f"finetuned:{run_dir}@{alpha_tag(alpha)}"
+        digest = cached_weights_sha256([merged_path(name)])[:12]
+        panels = {}
+        for d in real_dirs:
+            panel = Path(d).name
+            section = evaluate_panel(d, run_dir / "sweep" / panel / f"alpha-{alpha_tag(alpha)}-{digest}",
+                                     upstream=name, cfg=cfg)
+            layers = layer_figures(section)
+            panels[panel] = {"report_split": section["report_split"], "best_layer": section["best_layer"],
+                             "best": best_figures(layers, section["best_layer"], section["report_split"]),
+                             "layers": {str(k): v for k, v in sorted(layers.items())}}
+        rows.append({"alpha": float(alpha), "upstream": name, "weights_sha256": digest, "panels": panels})
+    result = {"run_dir": str(run_dir), "sweep": rows, "versus_alpha_0": versus_base(rows)}
+    (run_dir / "alpha_sweep.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def versus_base(rows: list[dict]) -> dict:
+    """Return per panel and alpha the change of the best layers' figures against alpha 0 (if swept).
+
+    speaker_eer_ratio < 0.9 is issue 17's speaker target; content and keyword changes are in
+    points (target: a drop of at most 2).
+    """
+    base = next((r for r in rows if r["alpha"] == 0), None)
+    if base is None:
+        return {}
+    out: dict[str, dict] = {}
+    for r in rows:
+        for panel, p in r["panels"].items():
+            b, m = base["panels"][panel]["best"], p["best"]
+            out.setdefault(panel, {})[alpha_tag(r["alpha"])] = {
+                "speaker_eer_ratio": _ratio(m["speaker_eer"], b["speaker_eer"]),
+                "content_top1_points": _points(m["content_top1"], b["content_top1"]),
+                "keyword_points": _points(m["keyword_accuracy"], b["keyword_accuracy"])}
+    return out
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 4) if a is not None and b else None
+
+
+def _points(a: float | None, b: float | None) -> float | None:
+    return round(100 * (a - b), 2) if a is not None and b is not None else None
+
+
+def format_sweep(result: dict) -> str:
+    """Return the sweep as a text table per panel (best layers chosen on dev, figures on test)."""
+    lines = []
+    panels = sorted({p for r in result["sweep"] for p in r["panels"]})
+    for panel in panels:
+        lines.append(f"alpha sweep on {panel} (best raw layers chosen on dev; report split figures)")
+        lines.append(f"{'alpha':>6} {'spk layer':>9} {'spk EER':>8} {'content layer':>13} {'1-NN':>6} "
+                     f"{'keyword':>8}")
+        for r in result["sweep"]:
+            b = r["panels"][panel]["best"]
+            lines.append(f"{alpha_tag(r['alpha']):>6} {_cell(b['speaker_layer']):>9} "
+                         f"{_cell(b['speaker_eer']):>8} {_cell(b['content_layer']):>13} "
+                         f"{_cell(b['content_top1']):>6} "
+                         f"{_cell(b['keyword_accuracy']):>8}")
+    return "\n".join(lines)
+
+
+def _cell(v: float | int | None) -> str:
+    if v is None:
+        return "-"
+    return str(v) if isinstance(v, int) else f"{v:.3f}"

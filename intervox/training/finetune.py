@@ -1,0 +1,336 @@
+"""`intervox finetune`: train the SFM itself with the subspace heads (Speech-FT's stable fine-tuning).
+
+Each step runs the upstream on the batch's audio (trainable except its convolutional front end),
+mean-pools every layer over the clip's frames as the feature stage does, and feeds the pooled
+layers to `intervox train`'s projector and loss (`model.py`, `losses.py` through
+`loop.compute_losses`). Under torchrun the heads' outputs of every rank are gathered with their
+gradient, so each anchor's negatives are the whole job's batch. The run writes
+RUN/finetuned.safetensors (the upstream's weights) for `intervox merge`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import save_file
+from torch import nn
+
+from intervox import __version__
+from intervox.config import dump_config, to_plain
+from intervox.errors import TrainingError
+from intervox.faults import fault_point
+from intervox.features.finetuned import (
+    METADATA_KEY,
+    enable_checkpointing,
+    frontend_prefixes,
+    hidden_states,
+    pool_frames,
+    upstream_module,
+)
+from intervox.features.registry import get_upstream
+from intervox.training import ddp
+from intervox.training.checkpoint import (
+    checkpoint_path,
+    config_hash,
+    export_projector,
+    list_checkpoints,
+    load_checkpoint,
+    prune_checkpoints,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from intervox.training.data import Batch
+from intervox.training.finetune_config import FinetuneConfig
+from intervox.training.finetune_data import AudioGrid
+from intervox.training.loop import _step_generator, compute_losses
+from intervox.training.model import InputSpec, SubspaceProjector
+
+log = logging.getLogger(__name__)
+
+FINETUNED_FILE = "finetuned.safetensors"
+LOG_FIELDS = ("step", "loss", "speaker", "content", "orthogonality", "leakage", "lr", "upstream_lr",
+              "upstream_trained", "batch", "global_batch", "elapsed_s")
+
+
+class _GatherRows(torch.autograd.Function):
+    """all_gather of equal-size row blocks whose backward sums the gradient over ranks (SimCLR-style)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001 - autograd signature
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        ctx.rank, ctx.rows = dist.get_rank(), x.shape[0]
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        # every rank computed the same global loss: its gradient w.r.t. this rank's rows is the
+        # sum of what each rank's copy sends back (the gradient averaging later divides by W)
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
+
+
+def gather_rows(x: torch.Tensor, info: ddp.DistInfo) -> torch.Tensor:
+    """Return the rows of `x` of every rank in rank order (differentiable; row counts may differ by rank)."""
+    if not info.distributed:
+        return x
+    n = torch.tensor([x.shape[0]], device=x.device)
+    counts = [torch.zeros_like(n) for _ in range(info.world)]
+    dist.all_gather(counts, n)
+    counts_list = [int(c) for c in counts]
+    top = max(counts_list)
+    padded = torch.cat([x, x.new_zeros((top - x.shape[0], *x.shape[1:]))]) if top > x.shape[0] else x
+    gathered = _GatherRows.apply(padded) if x.requires_grad else _gather_plain(padded, info.world)
+    keep = torch.cat([torch.arange(c) + r * top for r, c in enumerate(counts_list)]).to(x.device)
+    return gathered.index_select(0, keep)
+
+
+def _gather_plain(x: torch.Tensor, world: int) -> torch.Tensor:
+    parts = [torch.empty_like(x) for _ in range(world)]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
+class GatheredHeads(nn.Module):
+    """The projector, returning every rank's subspace embeddings (so SupCon sees the job's batch)."""
+
+    def __init__(self, heads: SubspaceProjector, info: ddp.DistInfo) -> None:
+        super().__init__()
+        self.heads, self.info = heads, info
+
+    def forward(self, pooled: list[torch.Tensor],
+                frames: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        out = self.heads(pooled, frames)
+        names = list(self.heads.subspaces)
+        joined = gather_rows(torch.cat([out[k].float() for k in names], dim=1), self.info)
+        return dict(zip(names, joined.split([self.heads.subspaces[k] for k in names], dim=1), strict=True))
+
+
+def average_gradients(params: list[nn.Parameter], info: ddp.DistInfo) -> None:
+    """All-reduce the mean gradient of `params` over ranks in one flat buffer (every rank trains them all)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not info.distributed or not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= info.world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def trainable_upstream_params(upstream, freeze_frontend: bool) -> list[tuple[str, nn.Parameter]]:  # noqa: ANN001
+    """Return the (name, parameter) pairs of the upstream that fine-tuning may change."""
+    skip = frontend_prefixes(upstream) if freeze_frontend else ()
+    return [(n, p) for n, p in upstream_module(upstream).named_parameters()
+            if not n.startswith(skip) and n != "masked_spec_embed"]  # wav2vec2's mask vector: unused here
+
+
+def export_upstream(path: Path, upstream, metadata: dict) -> None:  # noqa: ANN001
+    """Write the upstream module's state_dict as safetensors with one JSON metadata entry."""
+    state = upstream_module(upstream).state_dict()
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True)})
+    tmp.replace(path)
+
+
+@dataclasses.dataclass
+class Setup:
+    """Everything a fine-tuning run trains with."""
+
+    upstream: object
+    heads: SubspaceProjector
+    trainable: list[tuple[str, nn.Parameter]]
+    optimizer: torch.optim.Optimizer
+    grid: AudioGrid
+
+
+def build(cfg: FinetuneConfig, info: ddp.DistInfo) -> Setup:
+    """Return the upstream (eval mode, frozen), the heads, the optimiser and this rank's data."""
+    upstream = get_upstream(cfg.upstream, device=str(info.device))
+    # eval mode throughout: no dropout, layerdrop or SpecAugment masking, so every rank runs the
+    # same network and a resumed run repeats the same steps bit for bit
+    upstream_module(upstream).eval().requires_grad_(False)
+    trainable = trainable_upstream_params(upstream, cfg.optim.freeze_frontend)
+    if cfg.gradient_checkpointing:
+        enable_checkpointing(upstream)
+    torch.manual_seed(cfg.seed)  # heads initialisation; nothing else draws from torch's RNG
+    spec = InputSpec(cfg.upstream, upstream.num_hidden_states, int(upstream.identity["hidden"]))
+    heads = SubspaceProjector([spec], cfg.model).to(info.device)
+    optimizer = torch.optim.AdamW([{"params": list(heads.parameters()), "lr": cfg.optim.lr},
+                                   {"params": [p for _, p in trainable], "lr": cfg.optim.upstream_lr}],
+                                  weight_decay=cfg.optim.weight_decay)
+    grid = AudioGrid(cfg.data, upstream.sample_rate, cfg.seed, info.rank, info.world)
+    return Setup(upstream, heads, trainable, optimizer, grid)
+
+
+def _state(s: Setup, cfg: FinetuneConfig, step: int) -> dict:
+    return {"step": step, "seed": cfg.seed, "config_hash": config_hash(cfg), "heads": s.heads.state_dict(),
+            "upstream": {n: p.detach().clone() for n, p in s.trainable},
+            "optimizer": s.optimizer.state_dict(), "rng": rng_state(), "data": s.grid.sampler.state()}
+
+
+def _restore(s: Setup, cfg: FinetuneConfig, path: Path) -> int:
+    """Load checkpoint `path` into the setup; return its step."""
+    state = load_checkpoint(path)
+    if state.get("config_hash") != config_hash(cfg) or state.get("seed") != cfg.seed:
+        raise TrainingError(f"{path} was written by a different config or seed; use a new run_dir or "
+                            "resume=false")
+    s.heads.load_state_dict(state["heads"])
+    params = dict(s.trainable)
+    if set(params) != set(state["upstream"]):
+        raise TrainingError(f"{path}: its upstream parameters are not this run's trainable ones")
+    with torch.no_grad():
+        for n, t in state["upstream"].items():
+            params[n].copy_(t)
+    s.optimizer.load_state_dict(state["optimizer"])
+    set_rng_state(state["rng"])
+    s.grid.sampler.restore(state["data"])
+    return int(state["step"])
+
+
+def train_step(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.DistInfo, heads: GatheredHeads) -> dict:
+    """Run optimiser step `step` (0-based); return its logged terms."""
+    train_upstream = step >= cfg.optim.freeze_steps()
+    for _, p in s.trainable:
+        p.requires_grad_(train_upstream)
+    batch = s.grid.batch(step)
+    if cfg.debug.nan_at_step == step + 1:
+        batch.audio[0] = batch.audio[0] * np.float32("nan")
+    device = info.device
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda"), \
+            torch.set_grad_enabled(train_upstream):
+        states, frames = hidden_states(s.upstream, batch.audio)
+    pooled = pool_frames(states.float(), frames)
+    labels = {k: gather_rows(getattr(batch, k).to(device), info) for k in ("speaker", "content")}
+    b = Batch(pooled=[pooled], speaker=labels["speaker"], content=labels["content"], keys=batch.keys,
+              shards=batch.shards, positives=batch.positives)
+    total, terms = compute_losses(heads, b, cfg, _step_generator(cfg.seed, 0, step), device)
+    if not ddp.all_true(math.isfinite(terms["loss"]), info):
+        raise TrainingError(f"step {step + 1}: non-finite loss {terms}")
+    s.optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    params = list(s.heads.parameters()) + ([p for _, p in s.trainable] if train_upstream else [])
+    average_gradients(params, info)
+    if cfg.optim.grad_clip:
+        torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
+    factor = cfg.optim.lr_factor(step)
+    s.optimizer.param_groups[0]["lr"] = cfg.optim.lr * factor
+    s.optimizer.param_groups[1]["lr"] = cfg.optim.upstream_lr * factor
+    s.optimizer.step()
+    return {**terms, "lr": cfg.optim.lr * factor, "upstream_lr": cfg.optim.upstream_lr * factor,
+            "upstream_trained": int(train_upstream), "batch": len(batch.keys),
+            "global_batch": int(labels["speaker"].shape[0])}
+
+
+def _open_log(path: Path, keep_until: int) -> tuple[csv.DictWriter, object]:
+    """Open train_log.csv for writing, keeping the rows up to `keep_until` (a resumed run redoes the rest)."""
+    rows = []
+    if path.is_file() and keep_until > 0:
+        with open(path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= keep_until]
+    f = open(path, "w", newline="")  # noqa: SIM115 - closed by the caller
+    writer = csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return writer, f
+
+
+def run_finetune(cfg: FinetuneConfig, info: ddp.DistInfo) -> dict:
+    """Fine-tune into cfg.run_dir (resuming from its newest checkpoint); return the summary."""
+    run_dir = Path(cfg.run_dir)
+    t_start = time.perf_counter()
+    s = build(cfg, info)
+    found = list_checkpoints(run_dir) if cfg.resume else []
+    start = _restore(s, cfg, found[-1][1]) if found else 0
+    if found:
+        log.info("finetune: resumed from %s", found[-1][1])
+    stop = min(cfg.optim.steps, cfg.max_steps) if cfg.max_steps is not None else cfg.optim.steps
+    heads = GatheredHeads(s.heads, info)
+    desc = s.grid.describe()
+    load_s = time.perf_counter() - t_start
+    writer = f = keys_file = None
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, run_dir / "config.yaml")
+        writer, f = _open_log(run_dir / "train_log.csv", start)
+    if cfg.debug.log_keys:
+        (run_dir / "debug").mkdir(parents=True, exist_ok=True)
+        keys_file = open(run_dir / "debug" / f"rank-{info.rank}.txt", "a")  # noqa: SIM115
+    step_s: dict[int, list[float]] = {0: [], 1: []}
+    row: dict = {}
+    t_train = time.perf_counter()
+    try:
+        for step in range(start, stop):
+            t0 = time.perf_counter()
+            row = train_step(s, cfg, step, info, heads)
+            step_s[row["upstream_trained"]].append(time.perf_counter() - t0)
+            done = step + 1
+            if keys_file is not None:
+                batch = s.grid.batch(step)
+                keys_file.write("".join(f"K\t{done}\t{k}\n" for k in batch.keys)
+                                + "".join(f"S\t{done}\t{sh}\n" for sh in batch.shards))
+            if not info.is_main:
+                continue
+            writer.writerow({"step": done, "elapsed_s": f"{time.perf_counter() - t_train:.2f}",
+                             **{k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()}})
+            if done % cfg.log_every == 0 or done == stop:
+                log.info("finetune step %d/%d loss %.4f (speaker %.4f content %.4f orth %.4g) lr %.3g%s",
+                         done, cfg.optim.steps, row["loss"], row["speaker"], row["content"],
+                         row["orthogonality"], row["lr"],
+                         "" if row["upstream_trained"] else " (upstream frozen)")
+            if done % cfg.checkpoint_every == 0 or done == stop:
+                f.flush()
+                save_checkpoint(checkpoint_path(run_dir, done), _state(s, cfg, done))
+                prune_checkpoints(run_dir, cfg.keep_checkpoints)
+                fault_point("finetune.after_checkpoint", done)  # tests: INTERVOX_FAULT
+    finally:
+        if keys_file is not None:
+            keys_file.close()
+        if f is not None:
+            f.close()
+    completed = stop == cfg.optim.steps
+    summary = {"steps": stop, "completed": completed, "resumed_from": start if found else None,
+               "world_size": info.world, "device": str(info.device), "upstream": s.upstream.identity,
+               "freeze_steps": cfg.optim.freeze_steps(), "load_s": round(load_s, 3),
+               "train_s": round(time.perf_counter() - t_train, 3),
+               "step_s": {"heads_only": _mean(step_s[0]), "upstream_trained": _mean(step_s[1])},
+               "data_rank0": desc, "final": {k: v for k, v in row.items() if k != "batch"}}
+    if info.is_main and completed:
+        base = {"name": s.upstream.identity["name"], "weights_sha256": s.upstream.identity["weights_sha256"]}
+        export_upstream(run_dir / FINETUNED_FILE, s.upstream, {
+            "base": base, "config": to_plain(cfg), "steps": stop, "intervox": __version__})
+        spec = s.heads.inputs[0]
+        export_projector(run_dir / "heads.safetensors", s.heads, {
+            "inputs": [spec.to_dict()], "subspaces": s.heads.subspaces, "model": to_plain(cfg.model),
+            "seed": cfg.seed, "steps": stop, "intervox": __version__})
+    if info.is_main:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    ddp.barrier(info)
+    return summary
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def finetune(cfg: FinetuneConfig) -> dict:
+    """Fine-tune cfg.upstream with the subspace heads into cfg.run_dir (torchrun: one process per device)."""
+    info = ddp.init_distributed(cfg.device)
+    try:
+        return run_finetune(cfg, info)
+    finally:
+        ddp.cleanup(info)

@@ -1,0 +1,228 @@
+"""`intervox finetune` / `merge`: frozen phase, front end, exact resume, merge endpoints, `finetuned:`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from intervox.config import load_config
+from intervox.errors import ConfigError, UpstreamError
+from intervox.features.finetuned import frontend_prefixes, upstream_module
+from intervox.features.registry import get_upstream
+from intervox.training.finetune import FINETUNED_FILE, finetune
+from intervox.training.finetune_config import FinetuneConfig, FinetuneOptimConfig
+from intervox.training.merge import merge_run
+
+REPO = Path(__file__).resolve().parents[2]
+SPEAKERS, CONTENTS, SR = 8, 4, 16000
+
+
+def tiny_wav2vec2(directory: Path) -> Path:
+    """Save a randomly initialised 2-layer, 32-d wav2vec 2.0 with its feature extractor."""
+    import transformers as tf
+
+    torch.manual_seed(0)  # test set-up only: deterministic random weights
+    config = tf.Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                               intermediate_size=64,
+                               conv_dim=(16, 16, 16), conv_kernel=(10, 3, 3), conv_stride=(5, 2, 2),
+                               num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, vocab_size=10,
+                               feat_extract_norm="group")
+    tf.Wav2Vec2Model(config).save_pretrained(directory)
+    tf.Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=False).save_pretrained(directory)
+    return directory
+
+
+def voice(speaker: int, content: int) -> np.ndarray:
+    """Return 0.4 s of a 'voice' (harmonics of a speaker's f0) saying 'content' (its amplitude pattern)."""
+    t = np.arange(int(0.4 * SR)) / SR
+    f0 = 90.0 + 25.0 * speaker
+    tone = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 5))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * (1.5 + content) * t)
+    noise = np.random.default_rng([speaker, content]).normal(0, 0.02, len(t))
+    return (0.2 * tone * envelope + noise).astype(np.float32)
+
+
+def write_audio_shards(directory: Path, n_shards: int = 2) -> Path:
+    """Write `n_shards` train shards, each its own speakers x every content (whole blocks per shard)."""
+    from intervox.audio import encode_flac
+    from intervox.shards.write import write_shard
+
+    per = SPEAKERS // n_shards
+    for s in range(n_shards):
+        samples = []
+        for spk in range(s * per, (s + 1) * per):
+            for c in range(CONTENTS):
+                key = f"train-{s:06d}-{len(samples):06d}"
+                meta = {"key": key, "speaker": f"v{spk}", "content": f"c{c}", "split": "train", "sr": SR,
+                        "block": s}
+                samples.append({"__key__": key, "flac": encode_flac(voice(spk, c), SR), "json": meta})
+        write_shard(directory / f"train-{s:06d}.tar", samples, plan_hash="test")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_wav2vec2(tmp_path_factory.mktemp("w2v") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def audio_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_audio_shards(tmp_path_factory.mktemp("audio") / "shards")
+
+
+def overrides(model: Path | str, shards: Path, run_dir: Path, *extra: str) -> list[str]:
+    upstream = model if isinstance(model, str) else f"hf:{model}"
+    return [f"upstream={upstream}", f"data.shards={shards}", f"run_dir={run_dir}",
+            "data.speakers_per_batch=4", "data.contents_per_batch=4", "model.hidden_dims=[16]",
+            "model.speaker_dim=8", "model.content_dim=8",
+            "model.layer=1", "model.subspace_layers={speaker: 1, content: 2}", "optim.steps=10",
+            "optim.upstream_lr=1e-3", "checkpoint_every=1", "keep_checkpoints=0", "device=cpu", *extra]
+
+
+def config(*items: str) -> FinetuneConfig:
+    return load_config(REPO / "configs/finetune/default.yaml", FinetuneConfig, list(items))
+
+
+def upstream_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Return the upstream tensors of a checkpoint (trainable ones) or a safetensors file (all)."""
+    if path.suffix == ".pt":
+        return torch.load(path, weights_only=True)["upstream"]
+    return load_file(str(path))
+
+
+def test_schedule_is_speech_ft_stable_finetuning() -> None:
+    opt = FinetuneOptimConfig(steps=100)
+    assert opt.freeze_steps() == 10
+    factors = [opt.lr_factor(s) for s in (0, 5, 10, 49, 50, 75, 99)]
+    assert factors == pytest.approx([0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.02])
+
+
+def test_frozen_phase_keeps_upstream_bit_identical_then_trains_all_but_frontend(
+        tiny_model: Path, audio_shards: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    summary = finetune(config(*overrides(tiny_model, audio_shards, run, "optim.freeze_fraction=0.3")))
+    assert summary["completed"] and summary["freeze_steps"] == 3
+    base = upstream_module(get_upstream(f"hf:{tiny_model}")).state_dict()
+    for step in (1, 2, 3):  # heads only: every upstream tensor still the pre-trained one, bit for bit
+        for name, t in upstream_weights(run / "checkpoints" / f"step-{step:06d}.pt").items():
+            assert torch.equal(t, base[name]), (step, name)
+    tuned = upstream_weights(run / FINETUNED_FILE)
+    assert set(tuned) == set(base)
+    front = frontend_prefixes(get_upstream(f"hf:{tiny_model}"))
+    changed = {n for n in base if not torch.equal(tuned[n], base[n])}
+    assert not {n for n in changed if n.startswith(front)}  # the conv front end never trains
+    assert any(n.startswith("encoder.layers.0.") for n in changed)
+    assert any(n.startswith("encoder.layers.1.") for n in changed)
+    step4 = upstream_weights(run / "checkpoints" / "step-000004.pt")
+    assert any(not torch.equal(t, base[n]) for n, t in step4.items())  # the first unfrozen step moves it
+
+
+def test_whisper_ct2_frontend_never_trains(audio_shards: Path, tmp_path: Path) -> None:
+    run = tmp_path / "whisper"
+    finetune(config(*overrides("whisper-tiny.en", audio_shards, run, "optim.steps=3",
+                               "optim.freeze_fraction=0.34",
+                               "model.subspace_layers={speaker: 1, content: 4}")))
+    base = upstream_module(get_upstream("whisper-tiny.en")).state_dict()
+    tuned = upstream_weights(run / FINETUNED_FILE)
+    for name in ("conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "positions"):
+        assert torch.equal(tuned[name], base[name]), name
+    assert not torch.equal(tuned["layers.3.fc1.weight"], base["layers.3.fc1.weight"])
+
+
+@pytest.mark.slow
+def test_kill_after_checkpoint_and_resume_gives_the_same_weights(tiny_model: Path, audio_shards: Path,
+                                                                  tmp_path: Path) -> None:
+    items = ("optim.steps=6", "optim.freeze_fraction=0.34")  # killed after step 4: 2 frozen + 2 trained steps
+    straight = tmp_path / "straight"
+    finetune(config(*overrides(tiny_model, audio_shards, straight, *items)))
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "intervox", "finetune", "--config",
+           str(REPO / "configs/finetune/default.yaml"),
+           *overrides(tiny_model, audio_shards, killed, *items)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "INTERVOX_FAULT": "finetune.after_checkpoint:4"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert proc.returncode == -9, proc.stderr[-2000:]  # SIGKILLed right after checkpoint 4
+    assert not (killed / FINETUNED_FILE).exists()
+    summary = finetune(config(*overrides(tiny_model, audio_shards, killed, *items)))
+    assert summary["resumed_from"] == 4 and summary["completed"]
+    a, b = load_file(str(straight / FINETUNED_FILE)), load_file(str(killed / FINETUNED_FILE))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ha, hb = load_file(str(straight / "heads.safetensors")), load_file(str(killed / "heads.safetensors"))
+    assert all(torch.equal(ha[k], hb[k]) for k in ha)
+
+
+def test_merge_endpoints_are_the_two_models_bit_for_bit(tiny_model: Path, audio_shards: Path,
+                                                        tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    finetune(config(*overrides(tiny_model, audio_shards, run, "optim.steps=4")))
+    paths = merge_run(run, [0.0, 0.5, 1.0])
+    assert [p.name for p in paths] == ["alpha-0.safetensors", "alpha-0.5.safetensors", "alpha-1.safetensors"]
+    base = upstream_module(get_upstream(f"hf:{tiny_model}")).state_dict()
+    tuned = load_file(str(run / FINETUNED_FILE))
+    m0, half, m1 = (load_file(str(p)) for p in paths)
+    for k in base:
+        assert m0[k].numpy().tobytes() == base[k].numpy().tobytes(), k
+        assert m1[k].numpy().tobytes() == tuned[k].numpy().tobytes(), k
+        expect = (base[k].double() + 0.5 * (tuned[k].double() - base[k].double())).float()
+        assert torch.equal(half[k], expect), k
+    moved = [k for k in base if not torch.equal(base[k], tuned[k])]
+    assert moved and all(not torch.equal(half[k], base[k]) for k in moved)
+
+
+def test_merged_model_is_an_upstream_whose_features_differ(tiny_model: Path, audio_shards: Path,
+                                                           tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    finetune(config(*overrides(tiny_model, audio_shards, run, "optim.steps=4")))
+    merge_run(run, [0.0, 1.0])
+    clip = voice(1, 2)
+    base = get_upstream(f"hf:{tiny_model}").forward([clip])[0]
+    merged0 = get_upstream(f"finetuned:{run}@0")
+    assert merged0.identity["alpha"] == 0.0 and merged0.identity["name"] == f"finetuned:{run}@0"
+    assert torch.equal(merged0.forward([clip])[0], base)
+    merged1 = get_upstream(f"finetuned:{run}@1.0")  # the alpha is read as a number: 1.0 names alpha-1
+    out = merged1.forward([clip])[0]
+    assert out.shape == base.shape
+    assert not torch.allclose(out[1:], base[1:])  # the fine-tuned layers' states differ
+    assert merged1.identity["weights_sha256"] != merged0.identity["weights_sha256"]
+    direct = get_upstream(f"finetuned:{run / 'merged' / 'alpha-1.safetensors'}")
+    assert torch.equal(direct.forward([clip])[0], out)
+    with pytest.raises(UpstreamError, match=r"intervox merge .* --alpha 0.25"):
+        get_upstream(f"finetuned:{run}@0.25")
+
+
+@pytest.mark.slow
+def test_merged_upstream_extracts_feature_shards(tiny_model: Path, audio_shards: Path,
+                                                 tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    finetune(config(*overrides(tiny_model, audio_shards, run, "optim.steps=2")))
+    merge_run(run, [0.5])
+    out = tmp_path / "features"
+    proc = subprocess.run([sys.executable, "-m", "intervox", "features", str(audio_shards), "--upstream",
+                           f"finetuned:{run}@0.5", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import json
+
+    index = json.loads((out / "index.json").read_text())
+    assert index["upstream"]["name"] == f"finetuned:{run}@0.5"
+    assert index["upstream"]["alpha"] == 0.5
+
+
+def test_config_errors_name_the_key(capsys: pytest.CaptureFixture) -> None:
+    from intervox.cli import main
+
+    with pytest.raises(ConfigError, match="loss.frame_content_weight"):
+        config("loss.frame_content_weight=1")
+    with pytest.raises(ConfigError, match="hold_fraction"):
+        config("optim.hold_fraction=0.95")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["finetune", "--config", str(REPO / "configs/finetune/default.yaml"), "optim.nosuch=1"])
+    assert exit_info.value.code == 2 and "optim.nosuch" in capsys.readouterr().err
