@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,7 @@ import torch
 
 from intervox.errors import ShardError, TrainingError
 from intervox.shards.index import read_index
-from intervox.shards.read import decode_sample, iter_tar_samples, list_shards
+from intervox.shards.read import StreamStats, decode_sample, iter_tar_samples, list_shards, shard_pipeline
 from intervox.training.config import DataConfig
 from intervox.training.model import InputSpec
 
@@ -66,30 +68,28 @@ def common_shards(dirs: Iterable[str | Path], split: str) -> list[str]:
     return names
 
 
-def read_fused_shard(dirs: list[Path], name: str, frames: bool) -> list[dict]:
-    """Return the samples of shard `name` of every dir, joined by key.
+def iter_fused_shard(dirs: list[Path], name: str, frames: bool = False) -> Iterator[dict]:
+    """Yield the samples of shard `name` of every dir, joined by key, as they are read.
 
     Each sample: {"key", "shard", "meta", "pooled": [array per dir], "frames": array | None}.
     Raises ShardError when the dirs disagree on keys or a member is missing.
     """
     wanted = {"json", "pooled.npy"} | ({"frames.npy"} if frames else set())
-    per_dir = []
-    for d in dirs:
-        raw = iter_tar_samples(d / name)
-        per_dir.append([decode_sample({k: v for k, v in s.items() if k.startswith("__") or k in wanted})
-                        for s in raw])
-    out = []
-    for parts in zip(*per_dir, strict=False):
+    streams = [iter_tar_samples(d / name) for d in dirs]
+    for raw in zip_longest(*streams):
+        if any(p is None for p in raw):
+            raise ShardError(f"{name}: fused feature dirs hold different numbers of clips")
+        parts = [decode_sample({k: v for k, v in p.items() if k.startswith("__") or k in wanted})
+                 for p in raw]
         key = parts[0]["__key__"]
-        if any(p["__key__"] != key for p in parts) or len({len(x) for x in per_dir}) != 1:
+        if any(p["__key__"] != key for p in parts):
             raise ShardError(f"{name}: fused feature dirs disagree on keys near {key}")
         for p in parts:
             if "json" not in p or "pooled.npy" not in p:
                 raise ShardError(f"{p['__shard__']}:{key}: missing json or pooled.npy")
-        out.append({"key": key, "shard": str(dirs[0] / name), "meta": parts[0]["json"],
-                    "upstreams": [p["json"].get("upstream") for p in parts],
-                    "pooled": [p["pooled.npy"] for p in parts], "frames": parts[0].get("frames.npy")})
-    return out
+        yield {"key": key, "shard": str(dirs[0] / name), "meta": parts[0]["json"],
+               "upstreams": [p["json"].get("upstream") for p in parts],
+               "pooled": [p["pooled.npy"] for p in parts], "frames": parts[0].get("frames.npy")}
 
 
 def iter_fused_samples(dirs: list[Path], names: Iterable[str], frames: bool = False,
@@ -100,21 +100,16 @@ def iter_fused_samples(dirs: list[Path], names: Iterable[str], frames: bool = Fa
     Each skipped shard is logged and, when `bad_shards` is given, appended to it as
     {"shard", "reason"} so the run's summary can count it.
     """
-    bad = 0
-    for read, name in enumerate(names):
-        try:
-            samples = read_fused_shard(dirs, name, frames)
-        except ShardError as exc:
-            bad += 1
-            log.warning("skipping bad feature shard %s: %s", name, exc)
-            if bad_shards is not None:
-                bad_shards.append({"shard": name, "reason": str(exc)})
-            if bad > max_bad_fraction * (total or 1):
-                raise
-            continue
-        for sample in samples:  # a resampled shard may come twice in a row: `read` tells them apart
-            sample["read"] = read
-            yield sample
+    names = list(names)
+    stats = StreamStats()
+    allowed = max_bad_fraction * (total or len(names)) / max(len(names), 1)  # the pipeline counts `names`
+    try:
+        if names:
+            yield from shard_pipeline(names, read=partial(iter_fused_shard, dirs, frames=frames), stats=stats,
+                                      max_bad_fraction=allowed, split=False)
+    finally:
+        if bad_shards is not None:
+            bad_shards.extend({"shard": s, "reason": r} for s, r in stats.bad_shards)
 
 
 def input_specs(sample: dict) -> list[InputSpec]:

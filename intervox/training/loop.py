@@ -88,7 +88,7 @@ def build_source(cfg: TrainConfig, seed: int, info: ddp.DistInfo) -> tuple[objec
     if info.distributed and not resampled:
         log.warning("DDP without resampled shards: ranks with fewer batches may leave others waiting")
     data_cfg = dataclasses.replace(cfg.data, frames=cfg.data.frames or frame_loss)
-    source = StreamSource(dirs, names, data_cfg, seed, info.rank, info.world, resampled, loss_cfg)
+    source = StreamSource(dirs, names, data_cfg, seed, resampled, loss_cfg)  # ranks: wds.split_by_node
     # the first readable shard describes the inputs (a bad first shard is skipped like any other)
     first = next(iter_fused_samples(dirs, names, False, cfg.data.max_bad_shard_fraction, len(names)), None)
     if first is None:

@@ -1,70 +1,67 @@
-"""Streamed block batches: webdataset-style stages over feature shards, for large data.
+"""Streamed block batches: a webdataset pipeline over feature shards, for large data.
 
-Stages (each a small generator): seeded shard shuffle or resampling -> split_by_node ->
-split_by_worker -> joined samples -> whole contrastive blocks -> a shuffle buffer of
-blocks -> batches of `blocks_per_batch` blocks -> `with_epoch`. Ranks get disjoint shards
-(split_by_node comes before resampling), and under DDP resampled epochs have a fixed
-length so no rank runs dry while another still trains.
+Stages (intervox.shards.read.shard_pipeline plus three of ours): seeded shard order
+(`wds.SimpleShardList`) or this rank's shards resampled (`wds.ResampledShards`) ->
+`wds.split_by_node` -> `wds.split_by_worker` -> whole contrastive blocks of each shard read ->
+`wds.shuffle` of blocks (whole blocks move) -> batches of `blocks_per_batch` distinct blocks ->
+collate -> `with_epoch` (resampled). Ranks get disjoint shards (split_by_node comes before
+resampling), and under DDP resampled epochs have a fixed length so no rank runs dry while
+another still trains. The pipeline is built afresh each epoch with the epoch in its seeds, so
+non-persistent DataLoader workers cannot restart an epoch counter.
+
+Blocks are grouped inside each shard's read: a block is yielded only once the shard has moved
+past it or ended cleanly, so a block that a bad shard cuts short never reaches a batch (the
+shard's earlier, whole blocks do).
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Iterable, Iterator
+from functools import partial
 from itertools import groupby, islice
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+import webdataset as wds
+from torch.utils.data import DataLoader
 
 from intervox.errors import TrainingError
+from intervox.shards.read import shard_pipeline
 from intervox.training.config import DataConfig, LossConfig
 from intervox.training.data import (
     Batch,
     anchors_with_positives,
-    iter_fused_samples,
+    iter_fused_shard,
     sample_frame_pairs,
 )
 from intervox.training.losses import labels_to_ids
 
 
-def split_by_node(names: list[str], rank: int, world: int) -> list[str]:
-    """Return this rank's shards: every world-th shard starting at `rank`."""
-    return names[rank::world]
-
-
-def split_by_worker(names: list[str], worker: int, workers: int) -> list[str]:
-    """Return this DataLoader worker's share of the rank's shards."""
-    return names[worker::workers]
-
-
-def shard_order(names: list[str], rng: np.random.Generator, resampled: bool) -> Iterator[str]:
-    """Yield shards once in a seeded random order, or draw them with replacement forever."""
-    if resampled:
-        while True:
-            yield names[rng.integers(len(names))]
-    else:
-        yield from (names[i] for i in rng.permutation(len(names)))
-
-
 def group_blocks(samples: Iterable[dict]) -> Iterator[list[dict]]:
-    """Yield whole contrastive blocks: consecutive samples of one shard read with equal `block` (>= 0)."""
-    for (_, block), group in groupby(samples, key=lambda s: (s.get("read", s["shard"]),
-                                                             int(s["meta"].get("block", -1)))):
+    """Yield whole contrastive blocks: consecutive samples with equal `block` (>= 0) of one shard read."""
+    for block, group in groupby(samples, key=lambda s: int(s["meta"].get("block", -1))):
         if block >= 0:
             yield list(group)
 
 
-def shuffle_blocks(blocks: Iterable[list[dict]], size: int, rng: np.random.Generator) -> Iterator[list[dict]]:
-    """Yield blocks through a shuffle buffer of `size` blocks (blocks are never split)."""
-    buffer: list[list[dict]] = []
-    for block in blocks:
-        buffer.append(block)
-        if len(buffer) >= size:
-            yield buffer.pop(rng.integers(len(buffer)))
-    while buffer:
-        yield buffer.pop(rng.integers(len(buffer)))
+def shard_blocks(dirs: list[Path], frames: bool, name: str) -> Iterator[list[dict]]:
+    """Yield the whole blocks of feature shard `name` (joined over the fused dirs)."""
+    yield from group_blocks(iter_fused_shard(dirs, name, frames))
+
+
+def worker_seed(seed: int, epoch: int) -> list[int]:
+    """Return the seed of this rank's DataLoader worker in `epoch` (webdataset's rank/worker view)."""
+    rank, _, worker, _ = wds.utils.pytorch_worker_info()
+    return [seed, rank, epoch, worker]
+
+
+def shuffle_blocks(blocks: Iterable[list[dict]], size: int, seed: list[int]) -> Iterator[list[dict]]:
+    """Yield blocks through webdataset's shuffle buffer of `size` blocks (blocks are never split)."""
+    rng = random.Random(int(np.random.SeedSequence(seed).generate_state(1)[0]))
+    yield from wds.shuffle(size, initial=size, rng=rng)(iter(blocks))
 
 
 def _block_id(block: list[dict]) -> tuple[str, int]:
@@ -127,50 +124,49 @@ def collate_blocks(blocks: list[list[dict]], loss: LossConfig | None, rng: np.ra
     return batch
 
 
-class BlockStream(IterableDataset):
-    """One epoch of block batches for one rank (and its DataLoader workers)."""
+def _shuffled(blocks: Iterable[list[dict]], size: int, seed: int, epoch: int) -> Iterator[list[dict]]:
+    return shuffle_blocks(blocks, size, worker_seed(seed, epoch))
 
-    def __init__(self, dirs: list[Path], names: list[str], cfg: DataConfig, seed: int, rank: int, world: int,
-                 epoch: int, resampled: bool, loss: LossConfig | None = None) -> None:
-        super().__init__()
-        self.dirs, self.names, self.cfg, self.seed = dirs, names, cfg, seed
-        self.rank, self.world, self.epoch, self.resampled, self.loss = rank, world, epoch, resampled, loss
 
-    def __iter__(self) -> Iterator[Batch]:
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        names = split_by_worker(split_by_node(self.names, self.rank, self.world), worker, workers)
-        if not names:
-            return
-        rng = np.random.default_rng([self.seed, self.rank, self.epoch, worker])
-        samples = iter_fused_samples(self.dirs, shard_order(names, rng, self.resampled), self.cfg.frames,
-                                     self.cfg.max_bad_shard_fraction, len(names))
-        blocks = shuffle_blocks(group_blocks(samples), self.cfg.shuffle_buffer_blocks, rng)
-        batches = batch_blocks(blocks, self.cfg.blocks_per_batch)
-        if self.resampled:  # with_epoch: a fixed number of batches per worker
-            batches = islice(batches, math.ceil(self.cfg.epoch_batches / workers))
-        for blocks_ in batches:
-            yield collate_blocks(blocks_, self.loss, rng)
+def _collated(batches: Iterable[list[list[dict]]], loss: LossConfig | None, seed: int,
+              epoch: int) -> Iterator[Batch]:
+    rng = np.random.default_rng(worker_seed(seed, epoch))
+    for blocks in batches:
+        yield collate_blocks(blocks, loss, rng)
+
+
+def block_pipeline(dirs: list[Path], names: list[str], cfg: DataConfig, seed: int, epoch: int,
+                   resampled: bool, loss: LossConfig | None = None) -> wds.DataPipeline:
+    """Return one epoch of block batches for this rank (and its DataLoader workers) as a wds pipeline."""
+    stages = [partial(_shuffled, size=cfg.shuffle_buffer_blocks, seed=seed, epoch=epoch),
+              partial(batch_blocks, per_batch=cfg.blocks_per_batch),
+              partial(_collated, loss=loss, seed=seed, epoch=epoch)]
+    pipeline = shard_pipeline(names, read=partial(shard_blocks, dirs, cfg.frames),
+                              max_bad_fraction=cfg.max_bad_shard_fraction,
+                              seed=int(wds.utils.make_seed(seed, epoch)), resampled=resampled, stages=stages)
+    if resampled:  # with_epoch: a fixed number of batches per worker
+        pipeline = pipeline.with_epoch(nbatches=math.ceil(cfg.epoch_batches / max(cfg.num_workers, 1)))
+    return pipeline
 
 
 class StreamSource:
     """Endless batches over epochs of BlockStream; its state is (epoch, batches taken in it)."""
 
-    def __init__(self, dirs: list[Path], names: list[str], cfg: DataConfig, seed: int, rank: int = 0,
-                 world: int = 1, resampled: bool = False, loss: LossConfig | None = None) -> None:
-        if len(names) < world:
-            raise TrainingError(f"{len(names)} shards cannot be split over {world} ranks: "
+    def __init__(self, dirs: list[Path], names: list[str], cfg: DataConfig, seed: int,
+                 resampled: bool = False, loss: LossConfig | None = None) -> None:
+        self.rank, self.world, _, _ = wds.utils.pytorch_worker_info()  # what wds.split_by_node splits by
+        if len(names) < self.world:
+            raise TrainingError(f"{len(names)} shards cannot be split over {self.world} ranks: "
                                 "every rank needs one")
         self.dirs, self.names, self.cfg, self.seed = dirs, names, cfg, seed
-        self.rank, self.world, self.resampled, self.loss = rank, world, resampled, loss
+        self.resampled, self.loss = resampled, loss
         self.epoch, self.in_epoch = 0, 0
         self._it: Iterator[Batch] | None = None
 
     def _open(self) -> Iterator[Batch]:
-        ds = BlockStream(self.dirs, self.names, self.cfg, self.seed, self.rank, self.world, self.epoch,
-                         self.resampled, self.loss)
+        ds = block_pipeline(self.dirs, self.names, self.cfg, self.seed, self.epoch, self.resampled, self.loss)
         it: Iterator[Batch] = iter(DataLoader(ds, batch_size=None, num_workers=self.cfg.num_workers,
-                                              collate_fn=lambda b: b))
+                                              collate_fn=_identity))
         if self.resampled:
             it = islice(it, self.cfg.epoch_batches)
         for _ in range(self.in_epoch):  # resume: replay the batches already taken this epoch
@@ -199,3 +195,7 @@ class StreamSource:
 
     def restore(self, state: dict) -> None:
         self.epoch, self.in_epoch, self._it = int(state["epoch"]), int(state["batch"]), None
+
+
+def _identity(batch: Batch) -> Batch:
+    return batch

@@ -101,7 +101,7 @@ def test_corrupt_shard_in_block_stream_is_skipped(features_copy, tmp_path, caplo
     with caplog.at_level(logging.WARNING):
         summary = run(features_copy, tmp_path / "ok", "optim.steps=6", "data.batching=blocks",
                       "data.blocks_per_batch=1", "data.max_bad_shard_fraction=0.25")[0]
-    assert summary["completed"] and f"skipping bad feature shard {names[0]}" in caplog.text
+    assert summary["completed"] and f"skipping bad shard {names[0]}" in caplog.text
 
 
 @pytest.mark.parametrize("kind", UNSAFE_KINDS)

@@ -155,15 +155,18 @@ def _block_ids(batch, table_blocks: dict) -> Counter:
     return Counter(table_blocks[k] for k in batch.keys)
 
 
-def test_block_stream_keeps_blocks_whole_and_ranks_disjoint(features: Path) -> None:
+def test_block_stream_keeps_blocks_whole_and_ranks_disjoint(features: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     table = load_feature_table([features])
     blocks = {k: (s, b) for k, s, b in zip(table.keys, table.shards, table.block, strict=True)}
     names = common_shards([features], "train")
     cfg = DataConfig(features=(str(features),), batching="blocks", blocks_per_batch=2,
                      shuffle_buffer_blocks=4, epoch_batches=5)
     keys_per_rank = []
-    for rank in (0, 1):
-        source = StreamSource([features], names, cfg, seed=0, rank=rank, world=2, resampled=True)
+    for rank in (0, 1):  # the ranks webdataset's split_by_node sees (torchrun sets RANK and WORLD_SIZE)
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        source = StreamSource([features], names, cfg, seed=0, resampled=True)
         keys = set()
         for step in range(12):  # more than two epochs of 5
             batch = source.batch(step)
@@ -204,7 +207,7 @@ def test_resumed_stream_continues_identically(features: Path) -> None:
 
 def test_shuffle_buffer_moves_whole_blocks() -> None:
     blocks = [[{"k": i, "j": j} for j in range(3)] for i in range(10)]
-    out = list(shuffle_blocks(iter(blocks), 4, np.random.default_rng(0)))
+    out = list(shuffle_blocks(iter(blocks), 4, [0]))
     assert sorted(b[0]["k"] for b in out) == list(range(10))
     assert [b[0]["k"] for b in out] != list(range(10))
     assert all(len(b) == 3 and len({x["k"] for x in b}) == 1 for b in out)

@@ -42,3 +42,28 @@ def test_torchrun_two_ranks_train_on_disjoint_shards(features: Path, tmp_path: P
     assert shards0 and shards1 and not shards0 & shards1
     assert len((seed_dir / "train_log.csv").read_text().splitlines()) == 5  # header + 4 steps, rank 0 only
     assert load_trained(run_dir).project(np.zeros((1, 7, 32)))["speaker"].shape == (1, 8)
+
+
+@pytest.mark.slow
+def test_torchrun_uneven_shards_with_workers_never_hang(tmp_path: Path) -> None:
+    """3 shards over 2 ranks (rank 1 holds one, fewer than its 2 DataLoader workers): resampled
+    epochs of a fixed length keep both ranks stepping together to the end."""
+    from intervox.training.synthetic import write_synthetic_features
+
+    features = tmp_path / "features"
+    write_synthetic_features(features, speakers=16, contents=16, layers=2, hidden=8, blocks_per_shard=3)
+    assert len(list(features.glob("train-*.tar"))) == 3
+    run_dir = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "intervox", "train", f"data.features=[{features}]", f"run_dir={run_dir}",
+           "data.batching=blocks", "data.blocks_per_batch=2", "data.epoch_batches=3", "data.num_workers=2",
+           "optim.steps=7", "model.hidden_dims=[16]", "model.speaker_dim=4", "model.content_dim=4",
+           "device=cpu", "debug.log_keys=true"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seed_dir = run_dir / "seed-0"
+    assert json.loads((seed_dir / "summary.json").read_text())["completed"]
+    _, shards0 = read_seen(seed_dir / "debug" / "rank-0.txt")
+    _, shards1 = read_seen(seed_dir / "debug" / "rank-1.txt")
+    assert len(shards0) == 2 and len(shards1) == 1 and not shards0 & shards1
