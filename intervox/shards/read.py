@@ -40,6 +40,9 @@ from webdataset.tariterators import group_by_keys
 
 from intervox.audio import decode_audio_bytes
 from intervox.errors import AudioError, ShardError
+from intervox.shards import storage
+from intervox.shards.storage import Location
+from intervox.shards.write import sidecar_path
 
 log = logging.getLogger(__name__)
 
@@ -61,31 +64,30 @@ def check_member(member: tarfile.TarInfo, shard: str) -> None:
 
 
 def open_shard(url: str) -> BinaryIO:
-    """Return a binary stream of shard `url`: the one place a shard is opened.
+    """Return a binary stream of shard `url`: the one place a shard is opened (a path or an fsspec URL).
 
     A tar cut at a member boundary still reads as a shorter, valid archive, so a shard whose
     sidecar (`NAME.json`) records another size than the file has is refused here.
     """
-    path = Path(url)
-    _check_size(path)
+    location = storage.as_location(url)
+    _check_size(location)
     try:
-        return open(path, "rb", buffering=1 << 20)  # noqa: SIM115 - the caller closes it
+        return storage.open_read(location)
     except OSError as exc:
         raise ShardError(f"{url}: cannot open shard ({exc})") from exc
 
 
-def _check_size(path: Path) -> None:
+def _check_size(location: Location) -> None:
     """Raise ShardError when the shard's sidecar records another size than the file has."""
-    sidecar = path.with_name(path.name[: -len(".tar")] + ".json") if path.name.endswith(".tar") else None
-    if sidecar is None or not sidecar.is_file():
+    if not storage.basename(location).endswith(".tar"):
         return
     try:
-        expected = json.loads(sidecar.read_text()).get("bytes")
-        size = path.stat().st_size
+        expected = json.loads(storage.read_bytes(sidecar_path(location))).get("bytes")
     except (OSError, ValueError, AttributeError):
-        return  # an unreadable sidecar is verify's business; the tar itself may still be fine
-    if isinstance(expected, int) and expected != size:
-        raise ShardError(f"{path}: truncated or changed ({size} bytes, its sidecar says {expected})")
+        return  # no sidecar, or an unreadable one (verify's business): the tar itself may still be fine
+    size = storage.size(location)
+    if isinstance(expected, int) and size is not None and expected != size:
+        raise ShardError(f"{location}: truncated or changed ({size} bytes, its sidecar says {expected})")
 
 
 def tar_members(stream: BinaryIO, shard: str) -> Iterator[dict]:
@@ -295,6 +297,6 @@ def _identity(x: object) -> object:
     return x
 
 
-def list_shards(directory: str | Path) -> list[Path]:
-    """Return the finished shards (`*.tar`, never `*.tmp`) of a directory, sorted by name."""
-    return sorted(p for p in Path(directory).glob("*.tar") if p.is_file())
+def list_shards(directory: str | Path) -> list[Location]:
+    """Return the finished shards (`*.tar`, never `*.tmp`) of a folder or a URL, sorted by name."""
+    return storage.list_files(directory, ".tar")

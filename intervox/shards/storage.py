@@ -139,7 +139,7 @@ def open_read(location: Location, block_size: int = 1 << 22):  # noqa: ANN201 - 
     """Return a binary file object of `location`, read ahead `block_size` bytes at a time on a URL."""
     location = as_location(location)
     if isinstance(location, Path):
-        return open(location, "rb")
+        return open(location, "rb", buffering=1 << 20)  # noqa: SIM115 - the caller closes it
     fs, path = filesystem(location)
     return fs.open(path, "rb", block_size=block_size, cache_type="readahead")
 

@@ -8,7 +8,7 @@ import pytest
 
 from intervox.errors import ShardError
 from intervox.shards import storage
-from intervox.shards.read import decode_sample, iter_tar_samples
+from intervox.shards.read import decode_sample, iter_shards, iter_tar_samples, list_shards
 from intervox.shards.write import file_sha256, read_sidecar, shard_is_complete, write_shard
 
 
@@ -22,7 +22,8 @@ def test_join_keeps_urls_and_paths_apart(tmp_path: Path) -> None:
     assert storage.join("s3://b/set", ".parts", "x.json") == "s3://b/set/.parts/x.json"
     assert storage.join(str(tmp_path), "a.tar") == tmp_path / "a.tar"  # a local str becomes a Path
     assert storage.as_location(f"file://{tmp_path}") == tmp_path
-    assert storage.parent("s3://b/set/a.tar") == "s3://b/set" and storage.basename("s3://b/set/a.tar") == "a.tar"
+    assert storage.parent("s3://b/set/a.tar") == "s3://b/set"
+    assert storage.basename("s3://b/set/a.tar") == "a.tar"
 
 
 def test_s3_shard_has_the_local_shards_bytes_and_sidecar(tmp_path: Path, s3_bucket: str) -> None:
@@ -35,9 +36,18 @@ def test_s3_shard_has_the_local_shards_bytes_and_sidecar(tmp_path: Path, s3_buck
     assert read_sidecar(url) == local and file_sha256(url) == local.sha256
     assert storage.size(url) == local.bytes and shard_is_complete(url, "p")
     assert not shard_is_complete(url, "another-plan")
-    with storage.local_file(url) as copy:
-        got = [decode_sample(s) for s in iter_tar_samples(copy)]
+    got = [decode_sample(s) for s in iter_tar_samples(url)]  # the reader opens URLs itself
     assert [s["json"]["i"] for s in got] == [0, 1, 2] and got[2]["txt"] == "clip 2"
+    assert list_shards(f"{s3_bucket}/set") == [url]
+    assert [s["json"]["i"] for s in iter_shards(list_shards(f"{s3_bucket}/set"))] == [0, 1, 2]
+
+
+def test_reader_refuses_a_truncated_s3_shard(s3_bucket: str) -> None:
+    url = f"{s3_bucket}/set/train-000000.tar"
+    write_shard(url, samples(), plan_hash="p")
+    storage.write_atomic(url, storage.read_bytes(url)[:-1024])  # cut at a member boundary: still a valid tar
+    with pytest.raises(ShardError, match="train-000000.tar: truncated or changed"):
+        list(iter_tar_samples(url))
 
 
 def test_failed_write_leaves_the_old_shard_whole_on_s3(s3_bucket: str) -> None:
