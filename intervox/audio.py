@@ -112,9 +112,19 @@ def load_audio(
 
 def encode_flac(audio: np.ndarray, sr: int) -> bytes:
     """Return 16-bit FLAC bytes of mono `audio`; the same input always gives the same bytes."""
+    return encode_audio(audio, sr, "flac")
+
+
+def encode_audio(audio: np.ndarray, sr: int, audio_format: str = "flac") -> bytes:
+    """Return 16-bit `audio_format` ("flac" or "wav": PCM) bytes of mono `audio`, reproducibly."""
+    if audio_format not in ("flac", "wav"):
+        raise AudioError(f"cannot encode audio as {audio_format!r}: flac or wav")
     buf = io.BytesIO()
     clipped = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
-    sf.write(buf, clipped, sr, format="FLAC", subtype="PCM_16")
+    if audio_format == "wav":  # libsndfile's FLAC writer scales by 32768 and its WAV writer by 32767:
+        # quantize as FLAC does, so both formats hold the same samples
+        clipped = np.clip(np.round(clipped * 32768.0), -32768, 32767).astype(np.int16)
+    sf.write(buf, clipped, sr, format=audio_format.upper(), subtype="PCM_16")
     return buf.getvalue()
 
 

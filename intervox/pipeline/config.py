@@ -103,6 +103,9 @@ class ShardsConfig:
     shard_size: int = 256  # target clips per shard; whole blocks are packed, so a shard may run over
     seed: int = 0
     sample_rate: int = 16000
+    # how clips are stored in the tars, 16-bit either way (same samples): flac is ~half the bytes,
+    # wav (PCM) costs no decode; recorded in index.json, and every reader takes both
+    audio_format: Literal["flac", "wav"] = "flac"
     min_seconds: float = 0.3
     max_seconds: float = 30.0
     include_sources: bool = True  # write each anchor itself (op null) beside its intervened copies

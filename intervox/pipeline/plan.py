@@ -332,6 +332,8 @@ def build_plan(
     hashed["identity_decisions"] = identities.decision_hash()
     if hashed.get("qc") is None:  # QC off: same hash as before the qc field existed
         hashed.pop("qc", None)
+    if hashed.get("audio_format") == "flac":  # the default: same hash as before the field existed
+        hashed.pop("audio_format")
     plan_hash = hashlib.sha256(
         canonical_json({"config": hashed, "manifest": m_hash, "intervox": __version__}).encode()
     ).hexdigest()

@@ -135,6 +135,7 @@ def make_tasks(plan: Plan, out_dir: Location, audio_root: Location, cfg: ShardsC
                 modules,
                 qc=cfg.qc,
                 position=position,
+                audio_format=cfg.audio_format,
             )
         )
     return tasks

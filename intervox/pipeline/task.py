@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from intervox import __version__
-from intervox.audio import check_audio, encode_flac, load_audio
+from intervox.audio import check_audio, encode_audio, load_audio
 from intervox.corpora.manifest import Utterance
 from intervox.errors import AudioError, InterventionError, SynthesisError
 from intervox.faults import fault_point
@@ -53,6 +53,7 @@ class ShardTask:
     op_modules: tuple[str, ...] = ()  # modules that register the plan's ops (imported on the worker)
     qc: QCConfig | None = None  # judge rendered clips; rejected op copies go to quarantine
     position: int = 0  # the shard's place in the plan (names the shards.in_task fault point)
+    audio_format: str = "flac"  # KEY.flac or KEY.wav (ShardsConfig.audio_format)
 
 
 class _Quarantined(Exception):  # noqa: N818 - control flow inside a task, never raised out
@@ -174,11 +175,12 @@ def build_shard(task: ShardTask) -> dict:
                 raise loaded
             audio, sr = loaded
             out = _render(item, audio, sr, task)
-            flac = encode_flac(out, sr)
+            encoded = encode_audio(out, sr, task.audio_format)
         except _Quarantined as q:
             quarantine.append(QuarantineEntry(item.split, item.key, q.reason, q.stage).to_dict())
             continue
-        samples.append({"__key__": item.key, "flac": flac, "json": _clip_json(item, utt, sr, out.size)})
+        samples.append({"__key__": item.key, task.audio_format: encoded,
+                        "json": _clip_json(item, utt, sr, out.size)})
         made.append((item, out.size / sr))
         if task.qc is not None:  # QC needs every clip of the shard: anchors and same-speaker refs
             rendered.append((item, out, sr))

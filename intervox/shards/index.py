@@ -116,6 +116,7 @@ def build_index(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "kind": "audio",
+        "audio_format": plan.config.get("audio_format", "flac"),  # KEY.flac or KEY.wav, 16-bit mono
         "plan_hash": plan.plan_hash,
         "manifest_hash": plan.manifest_hash,
         "command": command,
@@ -349,7 +350,8 @@ def render_card(index: dict, qc_summary: dict | None = None, speakers: list[dict
         "",
         "## Format",
         "",
-        "Each clip is `KEY.flac` (16-bit mono) + `KEY.json` (speaker, content, channel, split, block, op "
+        f"Each clip is `KEY.{index.get('audio_format', 'flac')}` (16-bit mono) + `KEY.json` (speaker, "
+        "content, channel, split, block, op "
         "with its params and seed: enough to replay it). Keys are `{split}-{shard:06d}-{item:06d}`. "
         "Every tar has a sidecar `NAME.json` with its sha256; `intervox shards verify DIR` checks them.",
         "",
