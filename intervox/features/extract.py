@@ -29,7 +29,6 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,13 +40,16 @@ from intervox.features.base import Upstream, resolve_device
 from intervox.features.registry import DEFAULT_UPSTREAM, get_upstream
 from intervox.locking import output_lock
 from intervox.pipeline.cluster import connect
+from intervox.shards import storage
 from intervox.shards.index import FORMAT, FORMAT_VERSION, versions
 from intervox.shards.read import AUDIO_EXTS, decode_sample, iter_tar_samples, list_shards
+from intervox.shards.storage import Location
 from intervox.shards.write import (
     atomic_write_bytes,
     file_sha256,
     read_sidecar,
     shard_is_complete,
+    sidecar_path,
     write_shard,
 )
 
@@ -86,10 +88,10 @@ def plan_hash(identity: dict, frames_layers: tuple[int, ...], source_sha256: str
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def source_sha256(tar: Path) -> str:
+def source_sha256(tar: Location) -> str:
     """Return a source shard's sha256: from its sidecar when the size matches, else hashed."""
     info = read_sidecar(tar)
-    if info is not None and info.bytes == tar.stat().st_size:
+    if info is not None and info.bytes == storage.size(tar):
         return info.sha256
     return file_sha256(tar)
 
@@ -126,7 +128,7 @@ def featurize(upstream: Upstream, audios: list[np.ndarray], frames_layers: tuple
     return out
 
 
-def process_shard(src: Path, out_dir: Path, spec: ExtractSpec, shard_plan_hash: str) -> dict:
+def process_shard(src: Location, out_dir: Location, spec: ExtractSpec, shard_plan_hash: str) -> dict:
     """Write the feature shard of audio shard `src`; return its stats. Raises ShardError if `src` is bad."""
     t0 = time.perf_counter()
     if spec.threads:
@@ -152,19 +154,19 @@ def process_shard(src: Path, out_dir: Path, spec: ExtractSpec, shard_plan_hash: 
         if frames is not None:
             sample["frames.npy"] = npy_bytes(frames)
         out.append(sample)
-    info = write_shard(out_dir / src.name, out, shard_plan_hash)
+    info = write_shard(storage.join(out_dir, storage.basename(src)), out, shard_plan_hash)
     audio_seconds = sum(len(a) for a in audios) / upstream.sample_rate
-    return {"shard": src.name, "clips": len(out), "audio_seconds": audio_seconds,
+    return {"shard": storage.basename(src), "clips": len(out), "audio_seconds": audio_seconds,
             "forward_seconds": t2 - t1, "seconds": time.perf_counter() - t0, "sha256": info.sha256}
 
 
-def _safe_process(src: Path, out_dir: Path, spec: ExtractSpec, shard_plan_hash: str) -> dict:
+def _safe_process(src: Location, out_dir: Location, spec: ExtractSpec, shard_plan_hash: str) -> dict:
     """Return process_shard's stats, or {"shard", "bad": reason} when the source shard is corrupt."""
     try:
         return process_shard(src, out_dir, spec, shard_plan_hash)
     except ShardError as exc:
         log.warning("skipping bad shard %s: %s", src, exc)
-        return {"shard": src.name, "bad": str(exc)}
+        return {"shard": storage.basename(src), "bad": str(exc)}
 
 
 def _progress(items: Iterable, total: int) -> Iterable:
@@ -174,7 +176,7 @@ def _progress(items: Iterable, total: int) -> Iterable:
     return tqdm(items, total=total, desc="features", unit="shard", mininterval=2.0)
 
 
-def _run_dask(todo: list[tuple[Path, str]], out_dir: Path, spec: ExtractSpec, workers: int,
+def _run_dask(todo: list[tuple[Location, str]], out_dir: Location, spec: ExtractSpec, workers: int,
               scheduler: str | None) -> list[dict]:
     client, cluster = connect(workers, scheduler)
     try:
@@ -191,8 +193,8 @@ def _run_dask(todo: list[tuple[Path, str]], out_dir: Path, spec: ExtractSpec, wo
 
 
 def extract_features(
-    audio_dir: Path,
-    out_dir: Path,
+    audio_dir: Location,
+    out_dir: Location,
     upstream: str = DEFAULT_UPSTREAM,
     *,
     frames_layers: tuple[int, ...] = (),
@@ -212,7 +214,7 @@ def extract_features(
     LockError when another run holds `out_dir`.
     """
     t0 = time.perf_counter()
-    audio_dir, out_dir = Path(audio_dir), Path(out_dir)
+    audio_dir, out_dir = storage.as_location(audio_dir), storage.as_location(out_dir)
     shards = list_shards(audio_dir)
     if not shards:
         raise ShardError(f"{audio_dir}: no audio shards (*.tar) found")
@@ -227,9 +229,9 @@ def extract_features(
     threads = max(1, (os.cpu_count() or 1) // max(workers, 1)) if use_dask else 0
     spec = ExtractSpec(upstream, device, frames_layers, batch_seconds, padded, threads)
     command = command or f"intervox features {audio_dir} --out {out_dir} --upstream {upstream}"
-    with output_lock(out_dir, command):
-        remove_stale_features(out_dir, {src.name for src in shards})
-        sources = {src.name: source_sha256(src) for src in shards}
+    with output_lock(storage.work_dir(out_dir), command):
+        remove_stale_features(out_dir, {storage.basename(src) for src in shards})
+        sources = {storage.basename(src): source_sha256(src) for src in shards}
         dask = (workers, scheduler) if use_dask else None
         results, done = _run_shards(shards, sources, out_dir, model, spec, dask)
         bad = [r for r in results if "bad" in r]
@@ -254,7 +256,7 @@ def extract_features(
     return report
 
 
-def _run_shards(shards: list[Path], sources: dict[str, str], out_dir: Path, model: Upstream,
+def _run_shards(shards: list[Location], sources: dict[str, str], out_dir: Location, model: Upstream,
                 spec: ExtractSpec, dask: tuple[int, str | None] | None) -> tuple[list[dict], list]:
     """Process every source shard whose feature shard is not complete; on Dask when `dask` is
     (workers, scheduler), else in this process.
@@ -263,8 +265,11 @@ def _run_shards(shards: list[Path], sources: dict[str, str], out_dir: Path, mode
     """
     todo, done = [], []
     for src in shards:
-        ph = plan_hash(model.identity, spec.frames_layers, sources[src.name])
-        (done if shard_is_complete(out_dir / src.name, ph) else todo).append((src, ph))
+        name = storage.basename(src)
+        ph = plan_hash(model.identity, spec.frames_layers, sources[name])
+        # the sidecar holds the sha256 of what was written: a rerun does not hash finished shards again
+        (done if shard_is_complete(storage.join(out_dir, name), ph, check_sha256=False) else todo).append(
+            (src, ph))
     log.info("features %s: %d shards to do, %d already done", spec.upstream, len(todo), len(done))
     if dask is not None and todo:
         return _run_dask(todo, out_dir, spec, *dask), done
@@ -275,34 +280,35 @@ def _run_shards(shards: list[Path], sources: dict[str, str], out_dir: Path, mode
     return results, done
 
 
-def remove_stale_features(out_dir: Path, source_names: set[str]) -> list[str]:
+def remove_stale_features(out_dir: Location, source_names: set[str]) -> list[str]:
     """Delete feature shards (tar + sidecar) whose source shard is gone; return their names.
 
     They were made from an earlier set of audio shards; left there, training would read them.
     """
-    stale = [p for p in list_shards(out_dir) if p.name not in source_names]
+    stale = [p for p in list_shards(out_dir) if storage.basename(p) not in source_names]
     for tar in stale:  # the tar first: a sidecar without its tar is ignored by every reader
-        tar.unlink()
-        tar.with_name(tar.name[: -len(".tar")] + ".json").unlink(missing_ok=True)
+        storage.remove(tar)
+        storage.remove(sidecar_path(tar))
+    names = [storage.basename(p) for p in stale]
     if stale:
         log.warning("%s: removed %d feature shard(s) without a source shard: %s", out_dir, len(stale),
-                    ", ".join(p.name for p in stale))
-    return [p.name for p in stale]
+                    ", ".join(names))
+    return names
 
 
-def _write_index(audio_dir: Path, out_dir: Path, model: Upstream, spec: ExtractSpec, report: dict,
+def _write_index(audio_dir: Location, out_dir: Location, model: Upstream, spec: ExtractSpec, report: dict,
                  sources: dict[str, str], command: str) -> None:
     """Write out_dir/index.json: the feature set's own index (kind "features"), never the audio one's."""
     try:
-        audio_index = json.loads((audio_dir / "index.json").read_text())
+        audio_index = json.loads(storage.read_bytes(storage.join(audio_dir, "index.json")))
     except FileNotFoundError:
         audio_index = {}
     except ValueError as exc:
-        raise ShardError(f"{audio_dir / 'index.json'}: not valid JSON ({exc})") from exc
+        raise ShardError(f"{storage.join(audio_dir, 'index.json')}: not valid JSON ({exc})") from exc
     shards = []
     for name, src_sha in sources.items():  # source order; a bad source shard has no feature shard
-        info = read_sidecar(out_dir / name)
-        if info is not None and (out_dir / name).is_file():
+        info = read_sidecar(storage.join(out_dir, name))
+        if info is not None and storage.exists(storage.join(out_dir, name)):
             shards.append({"shard": name, "split": name.rsplit("-", 1)[0], "count": info.count,
                            "bytes": info.bytes, "sha256": info.sha256, "source_sha256": src_sha})
     splits: dict[str, dict] = {}
@@ -331,4 +337,4 @@ def _write_index(audio_dir: Path, out_dir: Path, model: Upstream, spec: ExtractS
         "versions": versions(),
     }
     text = json.dumps(index, indent=1, ensure_ascii=False) + "\n"
-    atomic_write_bytes(out_dir / "index.json", text.encode())
+    atomic_write_bytes(storage.join(out_dir, "index.json"), text.encode())

@@ -17,7 +17,6 @@ grid source, which is then uploaded to `URL/source/` for the workers to read).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import re
@@ -256,21 +255,8 @@ def build_shards(
         out_dir = out_dir.resolve()  # workers of a remote cluster do not share our working directory
     _refuse_feature_folder(out_dir)
     command = command or _command_line()
-    with output_lock(driver_dir(out_dir), command):
+    with output_lock(storage.work_dir(out_dir), command):
         return _build_locked(cfg, out_dir, workers, scheduler, progress, command, t0)
-
-
-def driver_dir(out_dir: Location) -> Path:
-    """Return the local folder of the build's lock and rendered source: `out_dir` itself when local.
-
-    For a URL it is `$INTERVOX_CACHE/remote/<sha256 of the URL>`: the lock there keeps two
-    builds on this machine out of one URL (an object store has no lock both could see).
-    """
-    if isinstance(out_dir, Path):
-        return out_dir
-    from intervox.assets import cache_dir
-
-    return cache_dir() / "remote" / hashlib.sha256(out_dir.encode()).hexdigest()[:16]
 
 
 def _build_locked(
@@ -283,7 +269,7 @@ def _build_locked(
     removed = remove_stale_tmp(out_dir)
     if removed:
         log.info("removed %d leftover .tmp files of an interrupted run", removed)
-    manifest, audio_root = resolve_source(cfg, driver_dir(out_dir))
+    manifest, audio_root = resolve_source(cfg, storage.work_dir(out_dir))
     judge_root = audio_root = audio_root.resolve() if isinstance(audio_root, Path) else audio_root
     if cfg.source.kind == "grid" and storage.is_url(out_dir):  # workers read the rendered grid from the store
         audio_root = storage.join(out_dir, SOURCE_DIR)

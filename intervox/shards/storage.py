@@ -19,6 +19,7 @@ because `Path("s3://b/x")` would silently collapse the `//`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -196,6 +197,21 @@ def remove(location: Location) -> None:
     except FileNotFoundError:
         pass
     fs.invalidate_cache(path)
+
+
+def work_dir(location: Location) -> Path:
+    """Return the local folder of a run's lock (and other driver-side files) for output `location`.
+
+    A local folder is its own; a URL gets `$INTERVOX_CACHE/remote/<sha256 of the URL>`: a lock
+    there keeps two runs on this machine out of one URL (an object store has no lock that
+    processes on different machines could share).
+    """
+    location = as_location(location)
+    if isinstance(location, Path):
+        return location
+    from intervox.assets import cache_dir
+
+    return cache_dir() / "remote" / hashlib.sha256(location.encode()).hexdigest()[:16]
 
 
 @contextmanager
