@@ -1,14 +1,18 @@
-"""index.json and dataset_card.md of a build, and the lhotse CutSet export."""
+"""index.json and dataset_card.md of a build, and the lhotse Shar export."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import subprocess
+import sys
 from pathlib import Path
 
-from intervox.shards.lhotse_export import export_lhotse
-from intervox.shards.read import iter_tar_samples
+import numpy as np
+import pytest
+
+from intervox.errors import ShardError
+from intervox.shards.lhotse_export import export_shar
+from intervox.shards.read import iter_shards, list_shards
 from intervox.shards.write import read_sidecar
 
 
@@ -42,20 +46,28 @@ def test_card_says_how_it_was_made(built_shards: Path) -> None:
     assert "| train | 8 | 1 |" in card and "| validation | noise | 2 |" in card
 
 
-def test_export_lhotse_one_cut_per_clip_with_working_source(built_shards: Path, tmp_path: Path) -> None:
-    out = tmp_path / "cuts.jsonl.gz"
-    assert export_lhotse(built_shards, out) == 12
-    cuts = [json.loads(line) for line in gzip.open(out, "rt")]
-    assert len({c["id"] for c in cuts}) == 12
-    cut = next(c for c in cuts if c["custom"]["clip"]["op"])
-    assert cut["type"] == "MonoCut" and cut["custom"]["clip"]["op"]["name"] == "noise"
-    assert cut["supervisions"][0]["speaker"] == cut["custom"]["clip"]["speaker"]
-    shard = built_shards / cut["custom"]["shard"]
-    member = next(s["flac"] for s in iter_tar_samples(shard) if s["__key__"] == cut["custom"]["key"])
-    source = cut["recording"]["sources"][0]
-    assert source["type"] == "command"
-    assert subprocess.run(source["source"], shell=True, capture_output=True, check=True).stdout == member
-    assert out.read_bytes() == (
-        export_lhotse(built_shards, tmp_path / "again.jsonl.gz")
-        and (tmp_path / "again.jsonl.gz").read_bytes()
-    )
+def test_export_shar_loads_with_lhotse_and_holds_the_shards_audio(built_shards: Path, tmp_path: Path) -> None:
+    from lhotse import CutSet
+
+    out = tmp_path / "shar"
+    proc = subprocess.run([sys.executable, "-m", "intervox", "shards", "export-lhotse", str(built_shards),
+                           "--out", str(out), "--shard-size", "5"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote 12 cuts as a lhotse Shar set" in proc.stdout
+    assert sorted(p.name for p in out.iterdir()) == [
+        *(f"cuts.{i:06d}.jsonl.gz" for i in range(3)), *(f"recording.{i:06d}.tar" for i in range(3))]
+    cuts = CutSet.from_shar(in_dir=out)
+    clips = {s["__key__"]: s for s in iter_shards(list_shards(built_shards))}
+    seen = 0
+    for cut in cuts:
+        clip = clips[cut.id]
+        audio, sr = clip["flac"]
+        assert cut.sampling_rate == sr and np.array_equal(cut.load_audio()[0], audio)  # the shard's samples
+        assert cut.supervisions[0].speaker == clip["json"]["speaker"] == cut.custom["clip"]["speaker"]
+        assert cut.custom["clip"]["op"] == clip["json"]["op"] and cut.custom["key"] == cut.id
+        seen += 1
+    assert seen == 12
+    with pytest.raises(ShardError, match="not an empty folder"):
+        export_shar(built_shards, out)
+
+
