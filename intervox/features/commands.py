@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -18,9 +17,9 @@ def _parse_layers(value: str) -> tuple[int, ...]:
 
 
 @click.command("features")
-@click.argument("audio_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Directory for the feature shards (same shard names and keys).")
+@click.argument("audio_dir", type=click.Path(file_okay=False))  # a folder or an fsspec URL (s3://...)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder or fsspec URL (s3://bucket/feats) for the feature shards (same names, keys).")
 @click.option("--upstream", default="whisper-base", show_default=True,
               help="whisper-base, whisper-tiny.en, or hf:<model id or directory> "
                    "(e.g. hf:microsoft/wavlm-base-plus).")
@@ -34,7 +33,7 @@ def _parse_layers(value: str) -> tuple[int, ...]:
 @click.option("--scheduler", default=None, help="Address of a running Dask scheduler to use instead.")
 @click.option("--max-bad-fraction", default=0.05, show_default=True,
               help="Fail when more than this fraction of source shards is corrupt.")
-def features_cmd(audio_dir: Path, out_dir: Path, upstream: str, frames_layers: str, workers: int, device: str,
+def features_cmd(audio_dir: str, out_dir: str, upstream: str, frames_layers: str, workers: int, device: str,
                  batch_seconds: float, padded: bool, scheduler: str | None, max_bad_fraction: float) -> None:
     """Extract pooled hidden states of every layer of a frozen SFM from audio shards.
 
