@@ -114,14 +114,18 @@ def iter_fused_samples(dirs: list[Path], names: Iterable[str], frames: bool = Fa
 
 def input_specs(sample: dict) -> list[InputSpec]:
     """Return the InputSpec of every upstream from one joined sample."""
+    return specs_of(list(sample["upstreams"]), [p.shape for p in sample["pooled"]],
+                    f"{sample['shard']}:{sample['key']}")
+
+
+def specs_of(upstreams: list, shapes: list[tuple[int, ...]], where: str) -> list[InputSpec]:
+    """Return the InputSpec of every upstream from its clip JSON "upstream" and its pooled shape."""
     specs = []
-    for i, (upstream, pooled) in enumerate(zip(sample["upstreams"], sample["pooled"], strict=False)):
+    for i, (upstream, shape) in enumerate(zip(upstreams, shapes, strict=True)):
         name = upstream.get("name") if isinstance(upstream, dict) else upstream
-        if pooled.ndim != 2:
-            raise TrainingError(f"{sample['shard']}:{sample['key']}: pooled.npy must be "
-                                f"[layers + 1, hidden], "
-                                f"got {list(pooled.shape)}")
-        specs.append(InputSpec(str(name or f"upstream{i}"), *pooled.shape))
+        if len(shape) != 2:
+            raise TrainingError(f"{where}: pooled.npy must be [layers + 1, hidden], got {list(shape)}")
+        specs.append(InputSpec(str(name or f"upstream{i}"), *shape))
     return specs
 
 
@@ -146,6 +150,20 @@ class FeatureTable:
     frames: dict[int, np.ndarray]  # clip index -> frames [n_selected, F, hidden]
     pairs: np.ndarray  # [P, 2] (source index, timing-preserving intervened copy index)
     bad_shards: list[dict] = field(default_factory=list)  # shards skipped as corrupt: {"shard", "reason"}
+
+    # What a sampler reads of a table; feature_index.FeatureIndex answers the same from the shards.
+    def clip_keys(self, idx: np.ndarray) -> list[str]:
+        return [self.keys[i] for i in idx]
+
+    def clip_shards(self, idx: np.ndarray) -> list[str]:
+        return [self.shards[i] for i in idx]
+
+    def pooled_rows(self, idx: np.ndarray) -> list[np.ndarray]:
+        """Return per upstream the pooled features [len(idx), layers + 1, hidden] of clips `idx`."""
+        return [p[idx] for p in self.pooled]
+
+    def clip_frames(self, idx: np.ndarray) -> list[np.ndarray]:
+        return [self.frames[i] for i in idx]
 
 
 def load_feature_table(dirs: Iterable[str | Path], split: str = "train", frames: bool = False,
@@ -352,11 +370,12 @@ class GridSampler:
         self.table, self.cfg, self.seed, self.rank = table, cfg, seed, rank
         n_spk, n_con = len(table.speakers), len(table.contents)
         self.my_speakers = rank_speakers(table.speakers, cfg.speakers_per_batch, rank, world)
-        order = np.lexsort((table.content, table.speaker))
-        cells = table.speaker[order] * n_con + table.content[order]
-        bounds = np.flatnonzero(np.diff(cells)) + 1
-        self.cells = {int(c[0]): idx
-                      for c, idx in zip(np.split(cells, bounds), np.split(order, bounds), strict=True)}
+        # clips of each (speaker, content) cell: a run of `by_cell`, found by binary search (a dict of
+        # one array per cell costs ~150 bytes a cell: as much as the compact index of a clip)
+        self.by_cell = np.lexsort((table.content, table.speaker))
+        codes = table.speaker[self.by_cell].astype(np.int64) * n_con + table.content[self.by_cell]
+        self.cell_codes, self.cell_start, self.cell_size = np.unique(codes, return_index=True,
+                                                                     return_counts=True)
         self.has = np.zeros((n_spk, n_con), dtype=bool)
         self.has[table.speaker, table.content] = True
         self.mine = self.has[self.my_speakers]  # [my speakers, contents]
@@ -366,6 +385,13 @@ class GridSampler:
         self.frame_pairs, self.frames_per_pair, self.frame_layer = frame_pairs, frames_per_pair, frame_layer
         mine = set(self.my_speakers.tolist())
         self.pairs = np.array([p for p in table.pairs if table.speaker[p[1]] in mine], dtype=np.int64)
+
+    def cell(self, code: int) -> np.ndarray:
+        """Return the clip indices of cell `code` (speaker * contents + content), in table order."""
+        at = int(np.searchsorted(self.cell_codes, code))
+        if at == len(self.cell_codes) or self.cell_codes[at] != code:
+            return self.by_cell[:0]
+        return self.by_cell[self.cell_start[at]:self.cell_start[at] + self.cell_size[at]]
 
     def state(self) -> dict:
         """Return the sampler state: nothing beyond the step, which the checkpoint holds."""
@@ -391,8 +417,8 @@ class GridSampler:
         n_c = len(self.table.contents)
         for sp in self.my_speakers[rows]:
             for c in np.sort(contents):
-                cell = self.cells.get(int(sp) * n_c + int(c))
-                if cell is not None:
+                cell = self.cell(int(sp) * n_c + int(c))
+                if len(cell):
                     out.append(cell[rng.integers(len(cell))] if len(cell) > 1 else cell[0])
         idx = np.array(out, dtype=np.int64)
         idx = idx[keep_with_positives(self.table.speaker[idx], self.table.content[idx])]
@@ -420,9 +446,9 @@ class GridSampler:
         """Return batch `step` as tensors."""
         idx = self.indices(step)
         t = self.table
-        batch = Batch(pooled=[torch.from_numpy(p[idx].astype(np.float32)) for p in t.pooled],
+        batch = Batch(pooled=[torch.from_numpy(p.astype(np.float32)) for p in t.pooled_rows(idx)],
                       speaker=torch.from_numpy(t.speaker[idx]), content=torch.from_numpy(t.content[idx]),
-                      keys=[t.keys[i] for i in idx], shards=sorted({t.shards[i] for i in idx}),
+                      keys=t.clip_keys(idx), shards=sorted(set(t.clip_shards(idx))),
                       positives={"speaker": anchors_with_positives(t.speaker[idx]),
                                  "content": anchors_with_positives(t.content[idx])})
         if self.frame_pairs and len(self.pairs):
@@ -430,6 +456,6 @@ class GridSampler:
             chosen = self.pairs[rng.choice(len(self.pairs), size=min(self.frame_pairs, len(self.pairs)),
                                            replace=False)]
             batch.frame_source, batch.frame_copy = sample_frame_pairs(
-                [t.frames[i] for i in chosen[:, 0]], [t.frames[i] for i in chosen[:, 1]],
+                t.clip_frames(chosen[:, 0]), t.clip_frames(chosen[:, 1]),
                 self.frames_per_pair, self.frame_layer, rng)
         return batch

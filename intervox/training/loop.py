@@ -38,8 +38,8 @@ from intervox.training.data import (
     frame_slot,
     input_specs,
     iter_fused_samples,
-    load_feature_table,
 )
+from intervox.training.feature_index import index_feature_table
 from intervox.training.losses import (
     frame_content_loss,
     leakage_loss,
@@ -73,8 +73,8 @@ def build_source(cfg: TrainConfig, seed: int, info: ddp.DistInfo) -> tuple[objec
         loss_cfg = dataclasses.replace(cfg.loss, frame_layer=frame_slot(dirs[0], layer, cfg.loss.frame_layer))
         frames_desc = {"frame_layer": {"layer": layer, "slot": loss_cfg.frame_layer}}
     if cfg.data.batching == "grid":
-        table = load_feature_table(dirs, cfg.data.split, cfg.data.frames or frame_loss, names,
-                                   cfg.data.max_bad_shard_fraction)
+        table = index_feature_table(dirs, cfg.data.split, cfg.data.frames or frame_loss, names,
+                                    cfg.data.max_bad_shard_fraction, reuse=True)
         sampler = GridSampler(table, cfg.data, seed, info.rank, info.world,
                               cfg.loss.frame_pairs if frame_loss else 0, cfg.loss.frames_per_pair,
                               loss_cfg.frame_layer or 0)
