@@ -95,17 +95,26 @@ def _fsync_dir(directory: Path) -> None:
         pass
 
 
-def write_atomic(location: Location, data: bytes) -> None:
-    """Write `data` to `location` so that readers see the old file, or the whole new one, never a part."""
+def write_atomic(location: Location, data: bytes, *, durable: bool = True) -> None:
+    """Write `data` to `location` so that readers see the old file, or the whole new one, never a part.
+
+    `durable` (local disks): fsync the bytes before the rename and the folder after it, so the
+    file survives a power cut. A file that something durable is written after (a shard's tar,
+    before its sidecar) needs it; a file whose loss or tearing only means redoing work (a
+    sidecar, a shard's stats: a torn one does not parse, and the shard is rebuilt) does not,
+    and skips two fsyncs.
+    """
     location = as_location(location)
     if isinstance(location, Path):
         tmp = location.with_name(location.name + ".tmp")
         with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, location)
-        _fsync_dir(location.parent)
+        if durable:
+            _fsync_dir(location.parent)
         return
     fs, path = filesystem(location)
     if _is_object_store(fs):

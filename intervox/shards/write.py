@@ -81,9 +81,9 @@ def tar_bytes(samples: Iterable[dict]) -> tuple[bytes, int]:
     return buf.getvalue(), count
 
 
-def atomic_write_bytes(path: Location, data: bytes) -> None:
+def atomic_write_bytes(path: Location, data: bytes, *, durable: bool = True) -> None:
     """Write `data` to `path` atomically (no reader sees a partial file): see `storage.write_atomic`."""
-    storage.write_atomic(path, data)
+    storage.write_atomic(path, data, durable=durable)
 
 
 def write_shard(tar_path: Location, samples: Iterable[dict], plan_hash: str) -> ShardInfo:
@@ -91,10 +91,11 @@ def write_shard(tar_path: Location, samples: Iterable[dict], plan_hash: str) -> 
     tar_path = storage.as_location(tar_path)
     storage.makedirs(storage.parent(tar_path))
     data, count = tar_bytes(samples)
-    atomic_write_bytes(tar_path, data)
+    atomic_write_bytes(tar_path, data)  # durable before a sidecar can claim it
     name = storage.basename(tar_path)
     info = ShardInfo(name, count, len(data), hashlib.sha256(data).hexdigest(), plan_hash)
-    atomic_write_bytes(sidecar_path(tar_path), encode_field(info.to_dict()) + b"\n")
+    # a sidecar lost or torn by a power cut does not parse: the shard is rebuilt, never misread
+    atomic_write_bytes(sidecar_path(tar_path), encode_field(info.to_dict()) + b"\n", durable=False)
     return info
 
 
