@@ -89,7 +89,7 @@ def parse_npy_header(head: bytes, size: int, name: str) -> NpyHeader:
     except (ValueError, OSError, EOFError) as exc:
         raise ShardError(f"{name}: not a plain .npy array ({exc})") from exc
     if header.dtype.hasobject:
-        raise ShardError(f"{name}: .npy holds Python objects (would need pickle); refusing it")
+        raise ShardError(f"{name}: not a plain .npy array (object dtype {header.dtype} would need pickle)")
     if header_len + header.nbytes != size:
         raise ShardError(f"{name}: .npy header declares {list(header.shape)} {header.dtype} "
                          f"({header_len + header.nbytes} bytes) but the member has {size} bytes")
@@ -163,6 +163,10 @@ def scan_shard(path: str | Path, wanted: set[str]) -> tuple[list[IndexedSample],
                 if ext in wanted:
                     span = Span(member.offset_data, member.size)
                     _record(f, samples[-1], ext, span, f"{shard}:{member.name}")
+            # tarfile ends quietly at a missing or cut header: only the end-of-archive zero block
+            # tells a complete tar from one cut at a member boundary (when no sidecar says its size)
+            if os.pread(f.fileno(), tarfile.BLOCKSIZE, tar.offset) != tarfile.NUL * tarfile.BLOCKSIZE:
+                raise ShardError(f"{shard}: truncated tar (no end-of-archive block at byte {tar.offset})")
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         raise ShardError(f"{shard}: corrupt or truncated tar ({exc})") from exc
     return samples, st
