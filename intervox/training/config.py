@@ -22,8 +22,8 @@ class DataConfig:
     # One feature dir per upstream; several dirs with the same keys = fusion.
     features: tuple[str, ...] = ("shards/en-features-whisper-base",)  # what `make features` writes
     split: str = "train"
-    # grid: in-memory table, S speakers x T contents per batch (paper); blocks: streamed
-    # contrastive blocks, for data that does not fit in memory.
+    # grid: S speakers x T contents per batch drawn from the whole split (paper), read per batch
+    # from the shards (memory does not grow with the split); blocks: streamed contrastive blocks.
     batching: Literal["grid", "blocks"] = "grid"
     speakers_per_batch: int = 16
     contents_per_batch: int = 32

@@ -1,9 +1,11 @@
-"""Contrastive batches from feature shards: an in-memory grid sampler and a block stream.
+"""Contrastive batches from feature shards: a grid sampler and a block stream.
 
-`grid` (default; pooled features are small: 8192 clips x 7 x 512 fp16 = 58 MB): load the
-split into a FeatureTable and draw S speakers x T contents per step (a full sub-grid when the
-data hold one, else the densest groups they allow), keeping only clips with a positive for
-both factors. The draw is a pure function of (seed, rank, step): resuming needs only the step.
+`grid` (default): draw S speakers x T contents per step from the whole split (a full sub-grid
+when the data hold one, else the densest groups they allow), keeping only clips with a
+positive for both factors. The draw is a pure function of (seed, rank, step): resuming needs
+only the step. Training draws from a FeatureIndex (feature_index.py: labels in memory, each
+batch's features read from the shards, so memory does not grow with the split); a
+FeatureTable holds a (small) split in memory and gives the same batches.
 `blocks`: stream shards through webdataset-style stages (seeded shard shuffle, split_by_node,
 split_by_worker, a shuffle buffer that moves whole contrastive blocks, batches of whole
 blocks, `with_epoch` over resampled shards under DDP).
