@@ -67,15 +67,18 @@ def change_gender(
     pitch_range: float,
     duration_factor: float = 1.0,
     seed: int = 0,
+    f0: np.ndarray | None = None,
 ) -> np.ndarray:
     """Return Praat 'Change gender' of `audio`: formants scaled, pitch moved to a new median.
 
     `pitch_median_hz` of 0 keeps the original median. Praat can hang when the scaled pitch
     minimum falls below zero, so the pitch range factor is reset to 1 in that case. Praat's
     random generator is seeded with `seed` first, so the output is the same for the same input.
+    `f0`: this audio's `f0_contour`, when the caller has it already (a pitch analysis is a third
+    of the cost).
     """
     snd = _sound(audio, sr)
-    f0 = f0_contour(audio, sr)
+    f0 = f0_contour(audio, sr) if f0 is None else f0
     if f0.size == 0:
         raise InterventionError("change_gender: no voiced frames in input (cannot shift pitch)")
     old_median = float(np.median(f0))

@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from intervox.corpora.manifest import Utterance
-from intervox.dsp import change_gender, median_f0
+from intervox.dsp import change_gender, f0_contour
 from intervox.errors import InterventionError
 from intervox.interventions.base import Factor, Intervention
 from intervox.interventions.ops._common import check_min_shift, check_range, draw, draw_ratio
@@ -18,12 +18,12 @@ from intervox.interventions.registry import register
 def gender_shift(op: str, audio: np.ndarray, sr: int, *, formant_ratio: float, pitch_ratio: float,
                  pitch_range: float) -> np.ndarray:
     """Return `audio` through Praat 'Change gender', the new median being `pitch_ratio` x the source's."""
-    source_median = median_f0(audio, sr)
-    if not np.isfinite(source_median):
+    f0 = f0_contour(audio, sr)  # one pitch analysis, for the median here and for change_gender
+    if f0.size == 0:
         raise InterventionError(f"{op}: no voiced frames in input (cannot shift pitch)")
     try:
-        return change_gender(audio, sr, formant_ratio=formant_ratio,
-                             pitch_median_hz=source_median * pitch_ratio, pitch_range=pitch_range)
+        return change_gender(audio, sr, formant_ratio=formant_ratio, f0=f0,
+                             pitch_median_hz=float(np.median(f0)) * pitch_ratio, pitch_range=pitch_range)
     except InterventionError as exc:
         raise InterventionError(f"{op}: {exc}") from exc
 
