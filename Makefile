@@ -30,7 +30,7 @@ export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup shards features train devpanel eval report demo test test-coqui bench lint clean
+.PHONY: setup shards features train devpanel eval report demo finetune test test-coqui bench lint clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,15 @@ train: features
 # Real human recordings (klettres-data, pocketsphinx-testdata), split dev/test: the real-speech yardstick.
 devpanel: setup
 	$(IX) corpus devpanel --out shards/devpanel
+
+# Issue 17: fine-tune Whisper tiny.en itself with the subspace heads (Speech-FT's stable recipe) on the
+# audio shards, merge theta_0 + alpha (theta_ft - theta_0) and evaluate each alpha's raw layers on the dev panel.
+FT_RUN := runs/$(lang)$(SIZE_TAG)-finetune-whisper-tiny.en
+FT_ALPHAS := 0 0.1 0.25 0.5 1
+
+finetune: shards devpanel
+	OMP_NUM_THREADS=$(threads) $(IX) finetune --config configs/finetune/default.yaml "data.shards=$(SHARDS_DIR)" run_dir=$(FT_RUN)
+	OMP_NUM_THREADS=$(threads) $(IX) merge $(FT_RUN) $(foreach a,$(FT_ALPHAS),--alpha $(a)) --real shards/devpanel
 
 eval: train devpanel
 	OMP_NUM_THREADS=$(threads) $(IX) eval $(RUN_DIR) --real shards/devpanel

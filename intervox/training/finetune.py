@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 
 FINETUNED_FILE = "finetuned.safetensors"
 LOG_FIELDS = ("step", "loss", "speaker", "content", "orthogonality", "leakage", "lr", "upstream_lr",
-              "upstream_trained", "batch", "global_batch", "elapsed_s")
+              "upstream_trained", "batch", "global_batch", "elapsed_s", "cpu_s")
 
 
 class _GatherRows(torch.autograd.Function):
@@ -272,7 +272,7 @@ def run_finetune(cfg: FinetuneConfig, info: ddp.DistInfo) -> dict:
         keys_file = open(run_dir / "debug" / f"rank-{info.rank}.txt", "a")  # noqa: SIM115
     step_s: dict[int, list[float]] = {0: [], 1: []}
     row: dict = {}
-    t_train = time.perf_counter()
+    t_train, cpu_train = time.perf_counter(), time.process_time()
     try:
         for step in range(start, stop):
             t0 = time.perf_counter()
@@ -286,6 +286,7 @@ def run_finetune(cfg: FinetuneConfig, info: ddp.DistInfo) -> dict:
             if not info.is_main:
                 continue
             writer.writerow({"step": done, "elapsed_s": f"{time.perf_counter() - t_train:.2f}",
+                             "cpu_s": f"{time.process_time() - cpu_train:.2f}",  # this process's CPU time
                              **{k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()}})
             if done % cfg.log_every == 0 or done == stop:
                 log.info("finetune step %d/%d loss %.4f (speaker %.4f content %.4f orth %.4g) lr %.3g%s",
