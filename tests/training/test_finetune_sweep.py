@@ -1,0 +1,92 @@
+"""The alpha sweep: every merged model's raw layers on a real-style panel, alpha 0 = the base upstream."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from intervox.evaluation.alpha_sweep import format_sweep, layer_figures, sweep
+from intervox.evaluation.real import RealConfig, evaluate_panel
+from intervox.training.finetune import finetune
+from intervox.training.merge import merge_run
+
+SR = 16000
+
+
+def tiny_hubert(directory: Path) -> Path:
+    """Save a randomly initialised 2-layer, 32-d HuBERT with its feature extractor."""
+    import transformers as tf
+
+    torch.manual_seed(0)  # test set-up only: deterministic random weights
+    config = tf.HubertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                             conv_dim=(16, 16, 16), conv_kernel=(10, 3, 3), conv_stride=(5, 2, 2),
+                             num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, vocab_size=10)
+    tf.HubertModel(config).save_pretrained(directory)
+    tf.Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=False).save_pretrained(directory)
+    return directory
+
+
+def clip(speaker: int, content: int) -> np.ndarray:
+    t = np.arange(int(0.4 * SR)) / SR
+    tone = sum(np.sin(2 * np.pi * (90.0 + 25.0 * speaker) * h * t) / h for h in range(1, 5))
+    noise = np.random.default_rng([speaker, content]).normal(0, 0.02, len(t))
+    return (0.2 * tone * (0.5 + 0.5 * np.sin(2 * np.pi * (1.5 + content) * t)) + noise).astype(np.float32)
+
+
+def write_panel(root: Path) -> Path:
+    """A folder panel: 4 dev and 4 test speakers, each saying the same 4 words."""
+    (root / "audio").mkdir(parents=True)
+    rows = ["path\tspeaker\ttext\tlanguage\tsplit"]
+    for spk in range(8):
+        for c in range(4):
+            rel = f"audio/s{spk}_w{c}.wav"
+            sf.write(root / rel, clip(spk, c), SR)
+            rows.append(f"{rel}\tspk{spk}\tword{c}\ten\t{'dev' if spk < 4 else 'test'}")
+    (root / "panel.tsv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def write_shards(directory: Path) -> Path:
+    from intervox.audio import encode_flac
+    from intervox.shards.write import write_shard
+
+    samples = []
+    for spk in range(4):
+        for c in range(4):
+            key = f"train-000000-{len(samples):06d}"
+            samples.append({"__key__": key, "flac": encode_flac(clip(spk + 10, c), SR),
+                            "json": {"key": key, "speaker": f"v{spk}", "content": f"c{c}", "split": "train"}})
+    write_shard(directory / "train-000000.tar", samples, plan_hash="test")
+    return directory
+
+
+@pytest.mark.slow
+def test_sweep_scores_each_alpha_and_alpha_0_is_the_base_model(tmp_path: Path) -> None:
+    from intervox.config import load_config
+    from intervox.training.finetune_config import FinetuneConfig
+
+    model, panel, run = tiny_hubert(tmp_path / "hubert"), write_panel(tmp_path / "panel"), tmp_path / "run"
+    cfg = load_config(None, FinetuneConfig, [
+        f"upstream=hf:{model}", f"data.shards={write_shards(tmp_path / 'shards')}", f"run_dir={run}",
+        "data.speakers_per_batch=4", "data.contents_per_batch=4", "model.hidden_dims=[16]",
+        "model.speaker_dim=8", "model.content_dim=8", "model.layer=1", "model.subspace_layers={speaker: 1}",
+        "optim.steps=3", "optim.upstream_lr=1e-2", "device=cpu"])
+    finetune(cfg)
+    merge_run(run, [0.0, 1.0])
+    real_cfg = RealConfig(ceilings=(), bootstrap=5)
+    result = sweep(run, [0.0, 1.0], [panel], real_cfg)
+    assert json.loads((run / "alpha_sweep.json").read_text()) == result
+    rows = {r["alpha"]: r["panels"]["panel"] for r in result["sweep"]}
+    base = layer_figures(evaluate_panel(panel, tmp_path / "base", upstream=f"hf:{model}", cfg=real_cfg))
+    assert rows[0.0]["layers"] == {str(k): v for k, v in base.items()}  # alpha 0 scores as the base upstream
+    assert set(rows[1.0]["layers"]) == {"0", "1", "2"} and rows[1.0]["layers"] != rows[0.0]["layers"]
+    assert rows[0.0]["best"]["speaker_layer"] in (0, 1, 2) and rows[0.0]["report_split"] == "test"
+    assert result["versus_alpha_0"]["panel"]["0"] == {"speaker_eer_ratio": 1.0, "content_top1_points": 0.0,
+                                                      "keyword_points": 0.0}
+    table = format_sweep(result)
+    assert "alpha sweep on panel" in table and len(table.splitlines()) == 4
