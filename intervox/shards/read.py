@@ -53,9 +53,9 @@ SAFE_EXTS = ("flac", "wav", "json", "txt", "npy")
 def check_member(member: tarfile.TarInfo, shard: str) -> None:
     """Raise ShardError unless `member` is a plain file with a safe relative name."""
     name = member.name
-    if name.startswith("/") or ".." in Path(name).parts or "\\" in name:
+    if name.startswith("/") or ".." in name.split("/") or "\\" in name:
         raise ShardError(f"{shard}: unsafe member name {name!r} (absolute or '..')")
-    if not member.isreg():
+    if not member.isreg() or member.issparse():
         kind = "link" if (member.issym() or member.islnk()) else "device or special file"
         raise ShardError(f"{shard}: member {name!r} is a {kind}, not a regular file")
     ext = name[name.rfind("/") + 1:].partition(".")[2]
@@ -94,20 +94,40 @@ def tar_members(stream: BinaryIO, shard: str) -> Iterator[dict]:
     """Yield `{"fname", "data", "__url__"}` per member of a tar stream, refusing unsafe members.
 
     webdataset's own `tar_file_iterator` silently skips links and device files; intervox refuses
-    the whole shard instead. Raises ShardError naming the shard and the member.
+    the whole shard instead. A seekable stream (a local file) is read member by member at the
+    offsets the headers give (faster than tarfile's stream mode), and must end in tar's zero
+    padding: tarfile takes a damaged header after the first for the end of the archive, which
+    would silently drop the rest of the shard. Raises ShardError naming the shard and the member.
     """
+    seekable = _seekable(stream)
     try:
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
+        with tarfile.open(fileobj=stream, mode="r:" if seekable else "r|") as tar:
             for member in tar:
                 check_member(member, shard)
-                f = tar.extractfile(member)
-                data = f.read() if f is not None else b""
+                if seekable:
+                    stream.seek(member.offset_data)
+                    data = stream.read(member.size)
+                else:
+                    f = tar.extractfile(member)
+                    data = f.read() if f is not None else b""
                 if len(data) != member.size:
                     raise ShardError(f"{shard}: member {member.name!r} is truncated")
                 yield {"fname": member.name, "data": data, "__url__": shard}
                 tar.members = []  # streaming: do not keep every TarInfo of a large shard
+            if seekable:
+                stream.seek(tar.offset)
+                if stream.read(1 << 20).strip(b"\0"):
+                    raise ShardError(f"{shard}: damaged tar header at byte {tar.offset} (the rest of "
+                                     "the shard is unreadable)")
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         raise ShardError(f"{shard}: corrupt or truncated tar ({exc})") from exc
+
+
+def _seekable(stream: BinaryIO) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def iter_tar_samples(path: str | Path) -> Iterator[dict]:
