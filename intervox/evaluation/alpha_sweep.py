@@ -5,7 +5,8 @@ For each alpha, the merged upstream `finetuned:RUN@A` is evaluated like any upst
 1-NN and the keyword probe per layer. The best speaker and content layers are chosen on the
 panel's choosing split (dev) and reported on its report split (test), so alpha = 0 (the
 pre-trained model) and alpha = 1 (plain fine-tuning) bracket the merges. Written to
-RUN/alpha_sweep.json; features are cached per merged file's hash under RUN/sweep/.
+RUN/alpha_sweep.json, plotted against alpha in RUN/plots/alpha_sweep.png and RUN/report.html;
+features are cached per merged file's hash under RUN/sweep/.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def sweep(run_dir: str | Path, alphas: list[float], real_dirs: list[str | Path],
         rows.append({"alpha": float(alpha), "upstream": name, "weights_sha256": digest, "panels": panels})
     result = {"run_dir": str(run_dir), "sweep": rows, "versus_alpha_0": versus_base(rows)}
     (run_dir / "alpha_sweep.json").write_text(json.dumps(result, indent=1) + "\n")
+    write_sweep_report(run_dir, result)
     return result
 
 
@@ -91,20 +93,30 @@ def _points(a: float | None, b: float | None) -> float | None:
     return round(100 * (a - b), 2) if a is not None and b is not None else None
 
 
+HEADER = ["alpha", "spk layer", "spk EER", "content layer", "1-NN", "keyword"]
+
+
+def sweep_rows(result: dict, panel: str) -> list[list[str]]:
+    """Return one row of text cells per alpha (HEADER's columns) for `panel`."""
+    rows = []
+    for r in result["sweep"]:
+        b = r["panels"][panel]["best"]
+        keys = ("speaker_layer", "speaker_eer", "content_layer", "content_top1", "keyword_accuracy")
+        rows.append([alpha_tag(r["alpha"])] + [_cell(b[k]) for k in keys])
+    return rows
+
+
+def panels_of(result: dict) -> list[str]:
+    return sorted({p for r in result["sweep"] for p in r["panels"]})
+
+
 def format_sweep(result: dict) -> str:
     """Return the sweep as a text table per panel (best layers chosen on dev, figures on test)."""
     lines = []
-    panels = sorted({p for r in result["sweep"] for p in r["panels"]})
-    for panel in panels:
+    for panel in panels_of(result):
         lines.append(f"alpha sweep on {panel} (best raw layers chosen on dev; report split figures)")
-        lines.append(f"{'alpha':>6} {'spk layer':>9} {'spk EER':>8} {'content layer':>13} {'1-NN':>6} "
-                     f"{'keyword':>8}")
-        for r in result["sweep"]:
-            b = r["panels"][panel]["best"]
-            lines.append(f"{alpha_tag(r['alpha']):>6} {_cell(b['speaker_layer']):>9} "
-                         f"{_cell(b['speaker_eer']):>8} {_cell(b['content_layer']):>13} "
-                         f"{_cell(b['content_top1']):>6} "
-                         f"{_cell(b['keyword_accuracy']):>8}")
+        for row in [HEADER, *sweep_rows(result, panel)]:
+            lines.append(" ".join(f"{c:>{max(6, len(h))}}" for c, h in zip(row, HEADER, strict=True)))
     return "\n".join(lines)
 
 
@@ -112,3 +124,48 @@ def _cell(v: float | int | None) -> str:
     if v is None:
         return "-"
     return str(v) if isinstance(v, int) else f"{v:.3f}"
+
+
+def sweep_plot(result: dict, path: Path) -> Path:
+    """Plot both tasks against alpha (best dev-chosen layers, report split); return the PNG path."""
+    from intervox.evaluation.plots import _plt, _save
+
+    plt = _plt()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.5))
+    alphas = [r["alpha"] for r in result["sweep"]]
+    for panel in panels_of(result):
+        best = {k: [r["panels"][panel]["best"][k] for r in result["sweep"]]
+                for k in ("speaker_eer", "content_top1", "keyword_accuracy")}
+        best = {k: [float("nan") if v is None else v for v in vs] for k, vs in best.items()}
+        left.plot(alphas, best["speaker_eer"], marker="o", label=panel)
+        right.plot(alphas, best["content_top1"], marker="o", label=f"{panel} content 1-NN")
+        right.plot(alphas, best["keyword_accuracy"], marker="s", ls="--", label=f"{panel} keyword probe")
+    left.set_title("speaker EER (lower is better)", fontsize=9)
+    right.set_title("content (higher is better)", fontsize=9)
+    for ax in (left, right):
+        ax.set_xlabel("alpha (0 = pre-trained, 1 = fine-tuned)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, plt, path)
+
+
+def write_sweep_report(run_dir: Path, result: dict) -> Path:
+    """Write RUN/report.html: the sweep tables and the plot against alpha, in the report's template."""
+    from importlib import resources
+    from string import Template
+
+    from intervox.evaluation.report import _e, plots_html, table_html
+    from intervox.evaluation.summary import Table
+
+    sweep_plot(result, run_dir / "plots" / "alpha_sweep.png")
+    tables = [Table(f"alpha sweep on {p} (best raw layers chosen on dev; report split figures)", HEADER,
+                    sweep_rows(result, p)) for p in panels_of(result)]
+    template = Template(resources.files("intervox.evaluation").joinpath("report_template.html").read_text())
+    page = template.substitute(
+        title=_e(f"intervox fine-tuning: {run_dir.name}"),
+        meta=f"run {_e(run_dir)} &middot; merged models finetuned:{_e(run_dir)}@ALPHA, raw layers",
+        tables="\n".join(table_html(t) for t in tables),
+        plots=plots_html(run_dir, {"alpha_sweep": "plots/alpha_sweep.png"}), audio="")
+    out = run_dir / "report.html"
+    out.write_text(page)
+    return out

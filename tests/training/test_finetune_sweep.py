@@ -90,3 +90,6 @@ def test_sweep_scores_each_alpha_and_alpha_0_is_the_base_model(tmp_path: Path) -
                                                       "keyword_points": 0.0}
     table = format_sweep(result)
     assert "alpha sweep on panel" in table and len(table.splitlines()) == 4
+    page = (run / "report.html").read_text()  # the plot against alpha, inlined, and the table
+    assert "data:image/png;base64," in page and "alpha sweep on panel" in page
+    assert (run / "plots" / "alpha_sweep.png").stat().st_size > 1000
