@@ -25,8 +25,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import random
 import tarfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -264,16 +265,34 @@ def shard_source(urls: Iterable[str | Path], *, seed: int | None = None, resampl
 
 def shard_pipeline(urls: Iterable[str | Path], *, read: Callable[[str], Iterable] = read_decoded,
                    stats: StreamStats | None = None, max_bad_fraction: float = 0.0, seed: int | None = None,
-                   resampled: bool = False, split: bool = True, stages: Iterable = ()) -> wds.DataPipeline:
+                   resampled: bool = False, split: bool = True, stages: Iterable = (),
+                   epoch_length: int | None = None) -> wds.DataPipeline:
     """Return a webdataset pipeline over shards: source, split, safe read + decode, then `stages`.
 
     The bad fraction counts against the shards this rank and worker read; under resampling,
-    against the rank's shards.
+    against the rank's shards. `epoch_length`: `with_epoch`, that many items per iteration
+    (per DataLoader worker), for resampled (endless) sources.
     """
     source = shard_source(urls, seed=seed, resampled=resampled, split=split)
     total = None if not resampled else len(source[0].urls)
-    return wds.DataPipeline(*source, read_shards(read=read, stats=stats, max_bad_fraction=max_bad_fraction,
-                                                 total=total), *stages)
+    reader = read_shards(read=read, stats=stats, max_bad_fraction=max_bad_fraction, total=total)
+    pipeline = wds.DataPipeline(*source, reader, *stages)
+    return pipeline.with_epoch(nbatches=epoch_length) if epoch_length else pipeline
+
+
+def worker_info() -> tuple[int, int, int, int]:
+    """Return (rank, world, worker, workers) as `split_by_node` and `split_by_worker` see them.
+
+    Ranks come from torchrun's RANK/WORLD_SIZE (else torch.distributed), workers from the
+    DataLoader worker this runs in.
+    """
+    return wds.utils.pytorch_worker_info()
+
+
+def shuffled(items: Iterable, size: int, seed: Sequence[int]) -> Iterator:
+    """Yield `items` through webdataset's shuffle buffer of `size` items (an item moves whole), seeded."""
+    rng = random.Random(int(np.random.SeedSequence(list(seed)).generate_state(1)[0]))
+    yield from wds.shuffle(size, initial=size, rng=rng)(iter(items))
 
 
 def iter_shards(

@@ -17,7 +17,6 @@ shard's earlier, whole blocks do).
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Iterable, Iterator
 from functools import partial
 from itertools import groupby, islice
@@ -25,11 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import webdataset as wds
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 
 from intervox.errors import TrainingError
-from intervox.shards.read import shard_pipeline
+from intervox.shards.read import shard_pipeline, shuffled, worker_info
 from intervox.training.config import DataConfig, LossConfig
 from intervox.training.data import (
     Batch,
@@ -54,14 +52,8 @@ def shard_blocks(dirs: list[Path], frames: bool, name: str) -> Iterator[list[dic
 
 def worker_seed(seed: int, epoch: int) -> list[int]:
     """Return the seed of this rank's DataLoader worker in `epoch` (webdataset's rank/worker view)."""
-    rank, _, worker, _ = wds.utils.pytorch_worker_info()
+    rank, _, worker, _ = worker_info()
     return [seed, rank, epoch, worker]
-
-
-def shuffle_blocks(blocks: Iterable[list[dict]], size: int, seed: list[int]) -> Iterator[list[dict]]:
-    """Yield blocks through webdataset's shuffle buffer of `size` blocks (blocks are never split)."""
-    rng = random.Random(int(np.random.SeedSequence(seed).generate_state(1)[0]))
-    yield from wds.shuffle(size, initial=size, rng=rng)(iter(blocks))
 
 
 def _block_id(block: list[dict]) -> tuple[str, int]:
@@ -125,7 +117,7 @@ def collate_blocks(blocks: list[list[dict]], loss: LossConfig | None, rng: np.ra
 
 
 def _shuffled(blocks: Iterable[list[dict]], size: int, seed: int, epoch: int) -> Iterator[list[dict]]:
-    return shuffle_blocks(blocks, size, worker_seed(seed, epoch))
+    return shuffled(blocks, size, worker_seed(seed, epoch))  # whole blocks move through the buffer
 
 
 def _collated(batches: Iterable[list[list[dict]]], loss: LossConfig | None, seed: int,
@@ -136,17 +128,16 @@ def _collated(batches: Iterable[list[list[dict]]], loss: LossConfig | None, seed
 
 
 def block_pipeline(dirs: list[Path], names: list[str], cfg: DataConfig, seed: int, epoch: int,
-                   resampled: bool, loss: LossConfig | None = None) -> wds.DataPipeline:
+                   resampled: bool, loss: LossConfig | None = None) -> IterableDataset:
     """Return one epoch of block batches for this rank (and its DataLoader workers) as a wds pipeline."""
     stages = [partial(_shuffled, size=cfg.shuffle_buffer_blocks, seed=seed, epoch=epoch),
               partial(batch_blocks, per_batch=cfg.blocks_per_batch),
               partial(_collated, loss=loss, seed=seed, epoch=epoch)]
-    pipeline = shard_pipeline(names, read=partial(shard_blocks, dirs, cfg.frames),
-                              max_bad_fraction=cfg.max_bad_shard_fraction,
-                              seed=int(wds.utils.make_seed(seed, epoch)), resampled=resampled, stages=stages)
-    if resampled:  # with_epoch: a fixed number of batches per worker
-        pipeline = pipeline.with_epoch(nbatches=math.ceil(cfg.epoch_batches / max(cfg.num_workers, 1)))
-    return pipeline
+    per_worker = math.ceil(cfg.epoch_batches / max(cfg.num_workers, 1))  # with_epoch when resampled
+    return shard_pipeline(names, read=partial(shard_blocks, dirs, cfg.frames),
+                          max_bad_fraction=cfg.max_bad_shard_fraction,
+                          seed=int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]),
+                          resampled=resampled, stages=stages, epoch_length=per_worker if resampled else None)
 
 
 class StreamSource:
@@ -154,7 +145,7 @@ class StreamSource:
 
     def __init__(self, dirs: list[Path], names: list[str], cfg: DataConfig, seed: int,
                  resampled: bool = False, loss: LossConfig | None = None) -> None:
-        self.rank, self.world, _, _ = wds.utils.pytorch_worker_info()  # what wds.split_by_node splits by
+        self.rank, self.world, _, _ = worker_info()  # what wds.split_by_node splits by
         if len(names) < self.world:
             raise TrainingError(f"{len(names)} shards cannot be split over {self.world} ranks: "
                                 "every rank needs one")

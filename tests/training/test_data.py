@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from intervox.errors import TrainingError
+from intervox.shards.read import shuffled
 from intervox.training.config import DataConfig
 from intervox.training.data import (
     FeatureTable,
@@ -18,7 +19,7 @@ from intervox.training.data import (
     load_feature_table,
 )
 from intervox.training.model import InputSpec
-from intervox.training.stream import StreamSource, shuffle_blocks
+from intervox.training.stream import StreamSource
 
 
 def test_anchors_with_positives_counts_shared_labels() -> None:
@@ -207,7 +208,7 @@ def test_resumed_stream_continues_identically(features: Path) -> None:
 
 def test_shuffle_buffer_moves_whole_blocks() -> None:
     blocks = [[{"k": i, "j": j} for j in range(3)] for i in range(10)]
-    out = list(shuffle_blocks(iter(blocks), 4, [0]))
+    out = list(shuffled(iter(blocks), 4, [0]))
     assert sorted(b[0]["k"] for b in out) == list(range(10))
     assert [b[0]["k"] for b in out] != list(range(10))
     assert all(len(b) == 3 and len({x["k"] for x in b}) == 1 for b in out)
