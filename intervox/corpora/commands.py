@@ -97,6 +97,36 @@ def synth_cmd(
     )
 
 
+@corpus.command("clone")
+@click.option("--refs", "refs", type=click.Path(dir_okay=False, exists=True, path_type=Path), required=True,
+              help="Manifest of the reference speakers (e.g. `corpus prepare libritts` output).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output folder: audio/, manifest.jsonl, quarantine.jsonl, clone.json.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="YAML of the clone spec (op, speakers, sentences, ...).")
+@click.argument("overrides", nargs=-1)
+def clone_cmd(refs: Path, out_dir: Path, config_path: Path | None, overrides: tuple[str, ...]) -> None:
+    """Render a dense grid: reference speakers x sentences through a cloning op (resumable).
+
+    OVERRIDES are key=value pairs of the spec (see intervox/interventions/clone_grid.py):
+    op, speakers, sentences, val_speakers, val_sentences, source_voice, text_file, seed, ...
+
+    \b
+    Example:
+      intervox corpus clone --refs data/libritts/manifest.jsonl --out data/clone \\
+        "op={name: coqui_clone, model: yourtts, model_dir: /models/yourtts}" speakers=32 sentences=256
+    """
+    import json
+
+    from intervox.config import load_config
+    from intervox.interventions.clone_grid import CloneSpec, clone_grid
+
+    manifest = clone_grid(refs, load_config(config_path, CloneSpec, overrides), out_dir)
+    counts = json.loads((out_dir / "clone.json").read_text(encoding="utf-8"))["counts"]
+    click.echo(f"{manifest}: {counts['written']} written, {counts['quarantined']} quarantined "
+               f"of {counts['planned']} planned")
+
+
 @corpus.command("validate")
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--no-audio-check", is_flag=True, help="Do not check that audio files exist.")
