@@ -132,7 +132,20 @@ def encode_audio(audio: np.ndarray, sr: int, audio_format: str = "flac") -> byte
     return buf.getvalue()
 
 
-_CLIP_FILE = threading.local()  # per thread: (pid, memfd) of the in-memory file clips are decoded from
+class _ClipFile:
+    """The in-memory file (Linux memfd) one thread of one process decodes clip bytes from."""
+
+    def __init__(self) -> None:
+        self.pid, self.fd = os.getpid(), os.memfd_create("intervox-clip", os.MFD_CLOEXEC)
+
+    def __del__(self) -> None:  # the thread ended (or a forked child replaced its inherited copy)
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
+_CLIP_FILE = threading.local()
 
 
 def _read_bytes(data: bytes) -> tuple[np.ndarray, int]:
@@ -144,10 +157,10 @@ def _read_bytes(data: bytes) -> tuple[np.ndarray, int]:
     """
     if not hasattr(os, "memfd_create"):
         return sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    pid, fd = getattr(_CLIP_FILE, "fd", (None, None))
-    if pid != os.getpid():
-        fd = os.memfd_create("intervox-clip", os.MFD_CLOEXEC)
-        _CLIP_FILE.fd = (os.getpid(), fd)
+    clip = getattr(_CLIP_FILE, "file", None)
+    if clip is None or clip.pid != os.getpid():
+        clip = _CLIP_FILE.file = _ClipFile()
+    fd = clip.fd
     os.ftruncate(fd, 0)
     os.pwrite(fd, data, 0)
     os.lseek(fd, 0, os.SEEK_SET)
