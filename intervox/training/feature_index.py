@@ -4,7 +4,7 @@ The grid sampler draws S speakers x T contents from anywhere in the split every 
 needs every clip's labels but only a batch's features at a time. `index_feature_table` scans
 the feature shards' tar headers once (intervox.shards.random_access) and keeps, per clip, its
 key, speaker, content, block, shard and the byte spans of its `pooled.npy` (per fused dir)
-and `frames.npy` members: about 60 bytes a clip instead of its features (a whisper-base
+and `frames.npy` members: about 80 bytes a clip instead of its features (a whisper-base
 clip's pooled [7, 512] float16 alone is 7 KiB, its frames far more). `GridSampler.batch`
 then reads the batch's members with one `pread` each. There is no feature cache: the OS page
 cache already keeps recently read shards, and a cache of its own would grow with the data.
