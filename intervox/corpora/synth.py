@@ -13,7 +13,9 @@ base voice of a pseudo-speaker, is on two sides):
               espeak-ng speaks (bn): the Klatt-synthesiser variant family, which never enters train
               or validation.
 - keywords:   the 10 Speech Commands words plus 6 auxiliary (`_unknown_`) words, spoken by held-out
-              voices; repeat r > 0 uses a further pseudo-speaker of the same base.
+              voices; repeat r > 0 uses a further pseudo-speaker of the same base. `keyword_voices:
+              all` takes every held-out base voice and every test_ood voice: distinct people of
+              both genders, engines training never saw among them, so the probe is not saturated.
 
 `train_speakers: all` and `ood_voices: all` take every distinct voice (one per speaker_key) the
 catalog has for the language; a number takes that many base voices, padded with pseudo-speakers
@@ -59,7 +61,7 @@ class GridSpec:
     val_speakers: int = 4
     val_sentences: int = 8
     ood_voices: int | Literal["all"] = 4
-    keyword_voices: int = 4
+    keyword_voices: int | Literal["all"] = 4
     keyword_repeats: int = 1
     sample_rate: int = 16000
     seed: int = 0
@@ -197,7 +199,7 @@ def _sentences(spec: GridSpec) -> list[str]:
 
 
 def _check_counts(spec: GridSpec) -> None:
-    for name in ("train_speakers", "ood_voices"):
+    for name in ("train_speakers", "ood_voices", "keyword_voices"):
         value = getattr(spec, name)
         if isinstance(value, str) and value != ALL:
             raise ConfigError(f"grid {spec.lang}: {name} must be a number or {ALL!r}, got {value!r}")
@@ -209,7 +211,8 @@ def _split_speakers(spec: GridSpec) -> tuple[dict[str, list[str]], list[str], st
     pool, ood_pool, rule = _base_pools(spec.lang, spec.seed)
     if len(pool) < 2:
         raise ConfigError(f"grid {spec.lang}: need at least 2 base voices to hold speakers out, have {pool}")
-    n_held = max(1, min(len(pool) // 3, max(spec.val_speakers, spec.keyword_voices)))
+    n_kw = 0 if spec.keyword_voices == ALL else spec.keyword_voices
+    n_held = max(1, min(len(pool) // 3, max(spec.val_speakers, n_kw)))
     held_bases, train_bases = _hold_out(pool, n_held)
     if spec.ood_voices != ALL and spec.ood_voices > 0 and not ood_pool:
         raise ConfigError(f"grid {spec.lang}: no out-of-distribution voices ({rule})")
@@ -218,6 +221,8 @@ def _split_speakers(spec: GridSpec) -> tuple[dict[str, list[str]], list[str], st
         "validation": _speakers(held_bases, spec.val_speakers, spec.seed * 1000 + 2),
         "test_ood": _speakers(ood_pool, spec.ood_voices, spec.seed * 1000 + 4) if ood_pool else [],
     }
+    if spec.keyword_voices == ALL:
+        return splits, [*held_bases, *ood_pool], rule
     return splits, _speakers(held_bases, spec.keyword_voices, spec.seed * 1000 + 3), rule
 
 

@@ -17,7 +17,8 @@ class EvalConfig:
     kws_split: str | None = "keywords"  # null: no keyword probe
     # A Speech Commands v0.01 feature dir (clip JSONs carry label12 + split); None = kws_split.
     kws_features: str | None = None
-    probe_test_fraction: float = 0.3  # held-out speakers (KWS) / held-out factor levels (probes)
+    probe_test_fraction: float = 0.3  # held-out factor levels of the disentanglement probes
+    probe_folds: int = 5  # keyword probe: speaker-grouped cross-validation folds (every clip tested once)
     probe_epochs: int = 30
     probe_lr: float = 1e-3
     probe_batch_size: int = 64
@@ -28,6 +29,7 @@ class EvalConfig:
     def __post_init__(self) -> None:
         check_range(self, "probe_test_fraction", gt=0, lt=1)
         check_range(self, "seed", ge=0)
+        check_range(self, "probe_folds", ge=2)
         check_range(self, "sv_trials_per_class", "probe_epochs", "probe_batch_size",
                     "max_clips_per_split", "embed_points", ge=1)
         check_range(self, "probe_lr", gt=0)

@@ -42,8 +42,9 @@ class ProbeResult:
     extra: dict = field(default_factory=dict)
 
     def to_dict(self, with_confusion: bool = True) -> dict:
+        extra = {k: v for k, v in self.extra.items() if k != "correct"}  # per-clip flags stay in memory
         d = {"accuracy": self.accuracy, "chance": self.chance, "n_train": self.n_train,
-             "n_test": self.n_test, "n_classes": len(self.classes), **self.extra}
+             "n_test": self.n_test, "n_classes": len(self.classes), **extra}
         if with_confusion:
             d["classes"] = list(self.classes)
             d["confusion"] = self.confusion.astype(int).tolist()
@@ -102,7 +103,8 @@ def train_probe(x_train: np.ndarray, y_train: Sequence[str], x_test: np.ndarray,
     np.add.at(confusion, (yi_test, pred), 1)
     majority = np.bincount(yi_train, minlength=len(classes)).argmax()
     return ProbeResult(accuracy=float(np.mean(pred == yi_test)), classes=classes, confusion=confusion,
-                       n_train=len(xt), n_test=len(xv), chance=float(np.mean(yi_test == majority)))
+                       n_train=len(xt), n_test=len(xv), chance=float(np.mean(yi_test == majority)),
+                       extra={"correct": pred == yi_test})
 
 
 def split_by_group(groups: Sequence[str], test_fraction: float, seed: int, salt: str = "") -> np.ndarray:
@@ -118,3 +120,18 @@ def split_by_group(groups: Sequence[str], test_fraction: float, seed: int, salt:
     n_test = min(len(uniq) - 1, max(1, int(round(test_fraction * len(uniq)))))
     test = {uniq[i] for i in rng.permutation(len(uniq))[:n_test]}
     return np.array([g in test for g in groups], dtype=bool)
+
+
+def group_folds(groups: Sequence[str], folds: int, seed: int, salt: str = "") -> np.ndarray:
+    """Return each item's fold in 0..K-1 (K = min(folds, groups)), whole groups per fold, chosen by seed.
+
+    Groups are dealt round robin in a seeded order, so folds differ in size by at most one group.
+    """
+    uniq = sorted(set(groups))
+    if len(uniq) < 2:
+        where = f" ({salt})" if salt else ""
+        raise IntervoxError(f"cannot cross-validate over {len(uniq)} group(s){where}: need 2 or more")
+    rng = np.random.default_rng([seed, zlib.crc32(salt.encode())])
+    k = min(max(2, int(folds)), len(uniq))
+    of = {uniq[g]: i % k for i, g in enumerate(rng.permutation(len(uniq)))}
+    return np.array([of[g] for g in groups], dtype=np.int64)

@@ -111,7 +111,7 @@ def evaluate_system(system: System, sv_sets: Mapping[str, FeatureSet], trials: M
             metrics["disentangle"] = dis
     if kws_set is not None:
         emb = project_all(system.project, kws_set.pooled)
-        metrics["kws"] = {name: probe_keywords(e, kws_set.metas, probe_cfg, cfg.probe_test_fraction).to_dict()
+        metrics["kws"] = {name: probe_keywords(e, kws_set.metas, probe_cfg, cfg.probe_folds).to_dict()
                           for name, e in emb.items()}
     return metrics, first_emb
 

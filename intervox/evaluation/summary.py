@@ -45,7 +45,7 @@ def summary_tables(results: dict) -> list[Table]:
     first = splits[0] if splits else None
     header = ["system", "embedding", "seeds"] + [f"EER {s}" for s in splits]
     header += [f"minDCF0.01 {first}"] if first else []
-    header += ["KWS acc", "speaker-ID acc", "content-ID acc"]
+    header += ["KWS acc [95% CI over speakers]", "speaker-ID acc", "content-ID acc"]
     rows = []
     for name in _systems(results):
         e = systems[name]
@@ -61,6 +61,9 @@ def summary_tables(results: dict) -> list[Table]:
             for path in (("kws", emb, "accuracy"), ("disentangle", "probes", "speaker_id", emb, "accuracy"),
                          ("disentangle", "probes", "content_id", emb, "accuracy")):
                 row.append(fmt(_get(mean, *path), _get(std, *path), n))
+            ci = _get(mean, "kws", emb, "accuracy_ci")  # the first seed's interval over speakers
+            if isinstance(ci, list) and len(ci) == 2:
+                row[-3] += f" [{ci[0]:.3f}, {ci[1]:.3f}]"
             rows.append(row)
     tables = [Table("Speaker verification (EER, lower is better) and probes (accuracy)", header, rows)]
 

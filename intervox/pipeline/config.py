@@ -33,7 +33,7 @@ class SourceConfig:
     val_speakers: int = 4
     val_sentences: int = 8
     ood_voices: int | Literal["all"] = 4  # "all": every voice of the held-out engines
-    keyword_voices: int = 4
+    keyword_voices: int | Literal["all"] = 4  # "all": every held-out base and every test_ood voice
     keyword_repeats: int = 1
     seed: int = 0
     text_file: str | None = None
@@ -42,10 +42,10 @@ class SourceConfig:
     def __post_init__(self) -> None:
         if self.kind == "manifest" and not self.path:
             raise ConfigValueError("path", "is required when source.kind is 'manifest'")
-        counted = [n for n in ("train_speakers", "ood_voices") if getattr(self, n) != "all"]
+        counted = [n for n in ("train_speakers", "ood_voices", "keyword_voices") if getattr(self, n) != "all"]
         positive = [n for n in counted if n == "train_speakers"]
         check_range(self, *positive, "train_sentences", "keyword_repeats", "synth_workers", ge=1)
-        check_range(self, "val_speakers", "val_sentences", *counted, "keyword_voices", "seed", ge=0)
+        check_range(self, "val_speakers", "val_sentences", *counted, "seed", ge=0)
 
 
 @dataclass(frozen=True)

@@ -225,3 +225,17 @@ def test_cli_synth_with_text_file_and_validate(tmp_path: Path) -> None:
     (out / "audio" / read_manifest(out / "manifest.jsonl")[0].audio.split("/")[-1]).unlink()
     broken = runner.invoke(cli, ["corpus", "validate", str(out / "manifest.jsonl")])
     assert broken.exit_code != 0 and "does not exist" in broken.output
+
+
+def test_keyword_voices_all_takes_held_out_and_ood_voices():
+    """`keyword_voices: all`: every held-out base and every test_ood voice says the keywords."""
+    spec = GridSpec(lang="en", train_speakers=4, train_sentences=2, val_speakers=2, val_sentences=2,
+                    ood_voices="all", keyword_voices="all", seed=0)
+    plan = plan_grid(spec)
+    kw = plan.speakers["keywords"]
+    assert set(plan.speakers["test_ood"]) <= set(kw)
+    assert set(plan.speakers["validation"]) <= set(kw)
+    assert not set(kw) & set(plan.speakers["train"])
+    assert all("~" not in v for v in kw)  # distinct people, no pseudo-speaker of another voice
+    n_words = len(plan.sentences["keywords"])
+    assert sum(1 for it in plan.items if it.split == "keywords") == len(kw) * n_words

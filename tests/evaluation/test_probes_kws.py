@@ -9,7 +9,7 @@ import pytest
 
 from intervox.errors import IntervoxError
 from intervox.evaluation.kws import CLASSES12, label12, probe_keywords, scan_speech_commands
-from intervox.evaluation.probes import ProbeConfig, split_by_group, train_probe
+from intervox.evaluation.probes import ProbeConfig, group_folds, split_by_group, train_probe
 
 
 def clusters(rng, n_classes, n_per, dim=12, spread=0.3):
@@ -93,18 +93,45 @@ def test_speech_commands_probe_uses_official_splits_and_12_classes():
     assert res.extra["mode"] == "speech_commands_v0.01"
 
 
-def test_keyword_probe_tests_on_unseen_voices():
-    rng = np.random.default_rng(5)
-    words = ["yes", "no", "up"]
+def keyword_clips(n_voices: int, words: list[str], seed: int, voice_scale: float = 0.5):
+    rng = np.random.default_rng(seed)
     metas, rows = [], []
-    for s in range(6):
-        voice = 0.5 * rng.standard_normal(8)
+    for s in range(n_voices):
+        voice = voice_scale * rng.standard_normal(8)
         for w in words:
             for _ in range(5):
                 metas.append({"speaker": f"v{s}~p1" if s % 2 else f"v{s}", "source_speaker": f"v{s}",
                               "text": w.capitalize() + ".", "content": f"kw-{w}"})
                 rows.append(voice + 3 * (np.arange(8) == words.index(w)) + 0.1 * rng.standard_normal(8))
-    res = probe_keywords(np.array(rows), metas, ProbeConfig(seed=0), test_fraction=0.34)
-    assert res.classes == sorted(words) and res.extra["mode"] == "held_out_speakers"
-    assert res.n_test == 30 and res.n_train == 60  # 2 of 6 voices held out
+    return np.array(rows), metas
+
+
+def test_keyword_probe_tests_every_clip_on_unseen_voices():
+    words = ["yes", "no", "up"]
+    x, metas = keyword_clips(8, words, seed=5, voice_scale=0.2)
+    res = probe_keywords(x, metas, ProbeConfig(seed=0), folds=4)
+    assert res.classes == sorted(words) and res.extra["mode"] == "speaker_grouped_4_fold"
+    assert res.n_test == 120 and res.n_train == 90  # every clip tested once; 6 of 8 voices train each fold
+    assert res.confusion.sum() == 120 and res.extra["n_speakers"] == 8
     assert res.accuracy > 0.8
+    lo, hi = res.extra["accuracy_ci"]
+    assert lo <= res.accuracy <= hi
+
+
+def test_keyword_folds_hold_whole_speakers():
+    """Each speaker's clips (its op copies included) are tested by a probe that never trained on them."""
+    groups = [f"v{i % 7}" for i in range(70)]
+    fold = group_folds(groups, 5, seed=0, salt="keywords")
+    assert sorted(set(fold)) == [0, 1, 2, 3, 4]
+    for g in set(groups):
+        assert len({f for f, h in zip(fold, groups, strict=True) if h == g}) == 1
+    sizes = np.bincount(fold) // 10  # groups per fold: 7 dealt over 5 folds
+    assert sorted(sizes) == [1, 1, 1, 2, 2]
+    assert np.array_equal(fold, group_folds(groups, 5, seed=0, salt="keywords"))
+    assert len(set(group_folds(["a", "b", "c"], 5, seed=0))) == 3  # at most one fold per group
+
+
+def test_keyword_probe_needs_two_speakers():
+    x, metas = keyword_clips(1, ["yes", "no"], seed=1)
+    with pytest.raises(IntervoxError, match="cross-validate over 1 group"):
+        probe_keywords(x, metas, ProbeConfig(seed=0))
