@@ -109,6 +109,21 @@ def interleaved_best(fns: Sequence[Callable[[], object]], rounds: int) -> list[f
     return best
 
 
+def paired_best(fns: Sequence[Callable[[], object]], min_seconds: float, max_rounds: int = 30
+                ) -> tuple[list[float], int]:
+    """Return (best wall seconds of each fn, rounds): fns run interleaved (A B A B ...), at least 3
+    rounds and until each has spent `min_seconds`, so a burst of load hits both sides alike."""
+    best, spent, rounds = [float("inf")] * len(fns), [0.0] * len(fns), 0
+    while rounds < 3 or (min(spent) < min_seconds and rounds < max_rounds):
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t
+            best[i], spent[i] = min(best[i], dt), spent[i] + dt
+        rounds += 1
+    return best, rounds
+
+
 def best_rate(fn: Callable[[], float], min_seconds: float, max_rounds: int = 20) -> tuple[float, int]:
     """Return (best units per second, rounds): fn() does one round and returns its units of work.
 
