@@ -172,12 +172,13 @@ class _Renderer:
         """Return the op instance of this cell: its sentence (content op) or its reference folder."""
         if self.op.target == Factor.CONTENT:
             return from_dict({**self.spec.op, "texts": [item.text]})
-        if hasattr(self.op, "reference_dir"):
-            folder = self.out_dir / "references" / item.speaker
-            if not folder.is_dir():
-                folder.mkdir(parents=True)
-                audio = self._reference(item.reference)
-                (folder / "reference.flac").write_bytes(encode_flac(audio, self.spec.sample_rate))
+        if hasattr(self.op, "reference_dir"):  # a folder per reference clip, holding only that clip
+            folder = self.out_dir / "references" / item.reference.id.replace("/", "_")
+            if not (folder / "reference.flac").is_file():
+                folder.mkdir(parents=True, exist_ok=True)
+                tmp = folder / f".reference.{os.getpid()}.tmp"
+                tmp.write_bytes(encode_flac(self._reference(item.reference), self.spec.sample_rate))
+                tmp.replace(folder / "reference.flac")
             return from_dict({**self.spec.op, "reference_dir": str(folder)})
         return self.op
 
@@ -225,13 +226,21 @@ def clone_grid(references: str | Path, spec: CloneSpec, out_dir: str | Path) -> 
     return _finish(out_dir, spec, items, written, quarantine)
 
 
+def cell_recipe(spec: CloneSpec, item: CloneItem) -> dict:
+    """Return everything a cell's audio depends on: a finished clip is reused only for the same recipe."""
+    return {"op": spec.op, "source_voice": spec.source_voice, "reference": item.reference.id,
+            "text": item.text, "sample_rate": spec.sample_rate, "seed": spec.seed}
+
+
 def _render_cell(renderer: _Renderer, item: CloneItem, out_dir: Path) -> tuple[float, dict] | str:
     """Return (duration, params) of the cell's clip (rendered unless already finished), or why it failed."""
     path = out_dir / "audio" / f"{item.id}.flac"
     meta = path.with_suffix(".json")
+    recipe = to_plain(cell_recipe(renderer.spec, item))
     if path.is_file() and meta.is_file():  # resumable: written last, so a finished clip has both
         done = json.loads(meta.read_text(encoding="utf-8"))
-        return done["duration"], done["params"]
+        if done.get("recipe") == recipe:  # another op, voice or text: render it again
+            return done["duration"], done["params"]
     try:
         audio, params = renderer.render(item)
     except IntervoxError as exc:
@@ -240,13 +249,20 @@ def _render_cell(renderer: _Renderer, item: CloneItem, out_dir: Path) -> tuple[f
     tmp.write_bytes(encode_flac(audio, renderer.spec.sample_rate))
     tmp.replace(path)
     seconds = len(audio) / renderer.spec.sample_rate
-    meta.write_text(json.dumps({"duration": seconds, "params": to_plain(params)}), encoding="utf-8")
+    meta.write_text(json.dumps({"duration": seconds, "params": to_plain(params), "recipe": recipe}),
+                    encoding="utf-8")
     return seconds, params
 
 
 def _finish(out_dir: Path, spec: CloneSpec, items: list[CloneItem], written: list[Utterance],
             quarantine: list[dict]) -> Path:
-    """Write manifest.jsonl, quarantine.jsonl and clone.json (spec, speakers, sentences, counts)."""
+    """Write manifest.jsonl, quarantine.jsonl and clone.json (spec, speakers, sentences, counts).
+
+    Clips of an earlier, other grid in the folder are removed: the folder holds one grid."""
+    planned = {it.id for it in items}
+    for stale in (out_dir / "audio").glob("*"):
+        if stale.is_file() and stale.stem not in planned:
+            stale.unlink()
     manifest = out_dir / "manifest.jsonl"
     write_manifest(written, manifest)
     with (out_dir / "quarantine.jsonl").open("w", encoding="utf-8") as f:

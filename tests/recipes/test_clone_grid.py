@@ -4,16 +4,23 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
+import numpy as np
 import pytest
 import soundfile as sf
 
+from intervox.audio import load_audio
 from intervox.cli import main
 from intervox.config import load_config
 from intervox.corpora.manifest import Utterance, read_manifest, write_manifest
 from intervox.errors import ConfigError
+from intervox.interventions import registry
+from intervox.interventions.base import Factor, Intervention
 from intervox.interventions.clone_grid import CloneSpec, clone_grid
+from intervox.interventions.signal import list_audio_files
 
 VOICES = ["espeak:en-us:m3", "espeak:en-gb:f2", "espeak:en-us:m1"]  # voice-bank ids: respeak speaks as them
 TEXTS = ["The old man walked slowly along the quiet river bank.",
@@ -75,6 +82,12 @@ def test_speaker_op_keeps_one_voice_per_speaker_and_resumes(references, tmp_path
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "audio").glob("*.flac")}
     assert read_manifest(clone_grid(references, s, tmp_path)) == utts  # same grid, nothing re-rendered
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "audio").glob("*.flac")} == stamps
+    # another op into the same folder: every clip is rendered again, none of the old grid is left
+    other = spec(op={"name": "praat_gender"}, speakers=1, val_speakers=0, val_sentences=0)
+    redone = read_manifest(clone_grid(references, other, tmp_path))
+    assert len(redone) == 2 and all(u.extra["op"]["name"] == "praat_gender" for u in redone)
+    assert sorted(p.name for p in (tmp_path / "audio").iterdir()) == sorted(
+        f"{u.id}.{ext}" for u in redone for ext in ("flac", "json"))
 
 
 def test_too_few_speakers_or_sentences_and_a_channel_op_are_config_errors(references, tmp_path):
@@ -100,3 +113,32 @@ def test_cli_renders_the_grid_and_a_failing_op_stops_early(references, tmp_path,
     err = capsys.readouterr().err
     assert err.startswith("error: clone grid: the first 5 clips all failed; the first: train-")  # all 5
     assert "espeak:xx:nobody" in err
+
+
+@dataclass(frozen=True)
+class ReferenceEcho(Intervention):
+    """Test-only 'voice conversion' that returns its reference recording (as coqui_vc takes one)."""
+
+    name: ClassVar[str] = "test_reference_echo"
+    target: ClassVar[Factor] = Factor.SPEAKER
+    keeps_timing: ClassVar[bool] = False
+    reference_dir: str = ""
+
+    def sample_params(self, rng: np.random.Generator, utt: Utterance) -> dict:
+        refs = list_audio_files(self.reference_dir, "reference_dir")
+        return {"reference": refs[int(rng.integers(len(refs)))]}
+
+    def apply(self, audio: np.ndarray, sr: int, *, reference: str) -> np.ndarray:
+        return load_audio(Path(self.reference_dir) / reference, sr)[0]
+
+
+def test_an_op_with_a_reference_dir_gets_only_its_speakers_reference(references, tmp_path, monkeypatch):
+    monkeypatch.setitem(registry._REGISTRY, ReferenceEcho.name, ReferenceEcho)
+    utts = read_manifest(clone_grid(references, spec(op={"name": ReferenceEcho.name}), tmp_path))
+    refs = {u.id: u for u in read_manifest(references)}
+    for u in utts:
+        ref = refs[u.extra["reference"]]
+        assert ref.speaker == u.speaker and u.extra["op"]["params"] == {"reference": "reference.flac"}
+        clip = load_audio(tmp_path / u.audio, 16000)[0]
+        expected = load_audio(references.parent / ref.audio, 16000)[0]
+        assert clip.shape == expected.shape and np.abs(clip - expected).max() < 1e-3  # the speaker's own clip
