@@ -1,4 +1,4 @@
-"""Deterministic fault points: a process SIGKILLs itself at a named point when told to.
+"""Deterministic fault points: a process SIGKILLs itself (or raises) at a named point when told to.
 
 Fault-injection tests must not race the code they kill (a kill "shortly after the first
 checkpoint" can land after training has finished on a fast machine). Instead the code
@@ -24,6 +24,10 @@ The names and what their step means:
   on the Dask worker: it kills the worker, not the build.
 - `features.after_shard`    the feature stage recorded a finished feature shard; step =
   0-based count of feature shards finished in this run (intervox/features/extract.py).
+- `features.in_task`        RAISES InjectedFaultError (does not kill): a feature task has its features
+  and is about to write its shard; step = the source shard's position in the sorted list. It
+  stands for a task that fails (a bug, a CUDA error), which the stage retries; with
+  INTERVOX_FAULT_ONCE the retry runs through (intervox/features/extract.py).
 
 Without INTERVOX_FAULT a fault point costs one environment lookup.
 """
@@ -37,7 +41,12 @@ FAULT_ENV = "INTERVOX_FAULT"
 ONCE_ENV = "INTERVOX_FAULT_ONCE"
 
 NAMES = ("train.after_checkpoint", "finetune.after_checkpoint", "shards.after_shard", "shards.in_task",
-         "features.after_shard")
+         "features.after_shard", "features.in_task")
+RAISING = ("features.in_task",)  # these raise InjectedFaultError: a failing task, not a dying process
+
+
+class InjectedFaultError(RuntimeError):
+    """The failure a RAISING fault point raises (a test's stand-in for a bug in a task)."""
 
 
 def parse_fault(value: str) -> tuple[str, int | None]:
@@ -52,7 +61,8 @@ def parse_fault(value: str) -> tuple[str, int | None]:
 
 
 def fault_point(name: str, step: int | None = None) -> None:
-    """SIGKILL this process when INTERVOX_FAULT names this point (and step); otherwise return."""
+    """SIGKILL this process (raise InjectedFaultError for a RAISING point) when INTERVOX_FAULT names this
+    point (and step); otherwise return."""
     value = os.environ.get(FAULT_ENV)
     if not value:
         return
@@ -67,4 +77,6 @@ def fault_point(name: str, step: int | None = None) -> None:
             return
         os.write(fd, str(os.getpid()).encode())
         os.close(fd)
+    if name in RAISING:
+        raise InjectedFaultError(f"{FAULT_ENV}={value}: injected failure at {name} (step {step})")
     os.kill(os.getpid(), signal.SIGKILL)
