@@ -216,6 +216,17 @@ def test_merged_upstream_extracts_feature_shards(tiny_model: Path, audio_shards:
     assert index["upstream"]["alpha"] == 0.5
 
 
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_model: Path, audio_shards: Path,
+                                                                   tmp_path: Path) -> None:
+    from intervox.errors import TrainingError
+
+    run = tmp_path / "nan"
+    with pytest.raises(TrainingError, match=r"step 3: non-finite loss"):
+        finetune(config(*overrides(tiny_model, audio_shards, run, "debug.nan_at_step=3")))
+    assert [p.name for p in sorted((run / "checkpoints").iterdir())] == ["step-000001.pt", "step-000002.pt"]
+    assert not (run / FINETUNED_FILE).exists()
+
+
 def test_config_errors_name_the_key(capsys: pytest.CaptureFixture) -> None:
     from intervox.cli import main
 
