@@ -140,7 +140,7 @@ def iter_tar_samples(path: str | Path) -> Iterator[dict]:
     with open_shard(shard) as stream:
         try:
             for sample in group_by_keys(tar_members(stream, shard), lcase=False):
-                sample["__shard__"] = shard
+                sample["__shard__"] = sample.pop("__url__")  # intervox's name for it, as before
                 yield sample
         except ValueError as exc:  # group_by_keys: a member name repeated within one sample
             raise ShardError(f"{shard}: {exc.args[0]}") from exc
