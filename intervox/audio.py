@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -168,10 +169,30 @@ def _read_bytes(data: bytes) -> tuple[np.ndarray, int]:
         return f.read(dtype="float32", always_2d=True), f.samplerate
 
 
+def _read_pcm16_wav(data: bytes) -> tuple[np.ndarray, int] | None:
+    """Return (audio [frames, channels] float32, sr) of 16-bit PCM WAV bytes, None for anything else.
+
+    16-bit PCM needs no decoder: the samples are the data chunk, scaled by 1/32768 as libsndfile does.
+    """
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    try:
+        with wave.open(io.BytesIO(data)) as w:
+            if w.getsampwidth() != 2:
+                return None
+            frames, channels, sr = w.readframes(w.getnframes()), w.getnchannels(), w.getframerate()
+    except (wave.Error, EOFError):
+        return None  # not plain PCM (or damaged): libsndfile decides
+    if len(frames) != 2 * channels * (len(frames) // (2 * channels)) or not frames:
+        return None
+    pcm = np.frombuffer(frames, dtype="<i2").reshape(-1, channels)
+    return pcm.astype(np.float32) * np.float32(1 / 32768), sr
+
+
 def decode_audio_bytes(data: bytes, name: str) -> tuple[np.ndarray, int]:
     """Decode FLAC/WAV bytes to (mono float32, sr); raise AudioError naming `name` on failure."""
     try:
-        audio, sr = _read_bytes(data)
+        audio, sr = _read_pcm16_wav(data) or _read_bytes(data)
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
         raise AudioError(f"{name}: audio bytes not decodable ({exc})") from exc
     return to_mono(audio), sr

@@ -64,3 +64,22 @@ def test_an_unknown_audio_format_is_a_config_error(tmp_path: Path) -> None:
     cfg.write_text("audio_format: mp3\n")
     with pytest.raises(ConfigError, match="audio_format"):
         load_config(cfg, ShardsConfig)
+
+
+@pytest.mark.parametrize("channels, subtype", [(1, "PCM_16"), (2, "PCM_16"), (1, "FLOAT"), (1, "PCM_24")])
+def test_wav_bytes_decode_as_libsndfile_reads_them(channels: int, subtype: str) -> None:
+    """16-bit PCM is read straight from the data chunk (no decoder); other WAVs go to libsndfile."""
+    import io
+
+    import soundfile as sf
+
+    from intervox.audio import decode_audio_bytes
+
+    x = (np.random.default_rng(channels).standard_normal((8000, channels)) * 0.3).clip(-1, 1)
+    x[:2] = [[1.0] * channels, [-1.0] * channels]
+    buf = io.BytesIO()
+    sf.write(buf, x, 16000, format="WAV", subtype=subtype)
+    expected, sr = sf.read(io.BytesIO(buf.getvalue()), dtype="float32", always_2d=True)
+    audio, got_sr = decode_audio_bytes(buf.getvalue(), "x.wav")
+    mono = expected.mean(axis=1) if channels > 1 else expected[:, 0]
+    assert got_sr == sr == 16000 and np.array_equal(audio, mono)
