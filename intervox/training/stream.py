@@ -141,7 +141,7 @@ def block_pipeline(dirs: list[Path], names: list[str], cfg: DataConfig, seed: in
 
 
 class StreamSource:
-    """Endless batches over epochs of BlockStream; its state is (epoch, batches taken in it)."""
+    """Endless batches over epochs of `block_pipeline`; its state is (epoch, batches taken in it)."""
 
     def __init__(self, dirs: list[Path], names: list[str], cfg: DataConfig, seed: int,
                  resampled: bool = False, loss: LossConfig | None = None) -> None:
