@@ -524,6 +524,7 @@ def extract_features(
             log.error("feature task %s failed after %d attempts", task.name, retries + 1, exc_info=exc)
         if failures:
             raise failures[0][1]
+        results.sort(key=lambda r: r["shard"])  # tasks finish in any order; the report lists them by name
         bad = [r for r in results if "bad" in r]
         good = [r for r in results if "bad" not in r]
         audio_s = sum(r["audio_seconds"] for r in good)
