@@ -36,7 +36,8 @@ def _epoch_blocks(source: StreamSource, table_blocks: dict) -> list[Counter]:
 def test_a_shard_cut_inside_its_second_block_gives_only_its_whole_first_block(
         two_block_shards: Path, tmp_path: Path) -> None:
     table = load_feature_table([two_block_shards])
-    blocks = {k: (Path(s).name, int(b)) for k, s, b in zip(table.keys, table.shards, table.block, strict=True)}
+    blocks = {k: (Path(s).name, int(b))
+              for k, s, b in zip(table.keys, table.shards, table.block, strict=True)}
     d = tmp_path / "features"
     d.mkdir()
     names = common_shards([two_block_shards], "train")
@@ -51,7 +52,8 @@ def test_a_shard_cut_inside_its_second_block_gives_only_its_whole_first_block(
     seen = _epoch_blocks(StreamSource([d], names, cfg, seed=0), blocks)
     assert all(set(c.values()) == {32} for c in seen)  # only whole blocks, in every batch
     got = {b for c in seen for b in c}
-    assert got == {v for v in blocks.values() if v[0] != cut} | {(cut, min(b for s, b in blocks.values() if s == cut))}
+    first_of_cut = min(b for s, b in blocks.values() if s == cut)
+    assert got == {v for v in blocks.values() if v[0] != cut} | {(cut, first_of_cut)}
     strict = DataConfig(features=(str(d),), batching="blocks", blocks_per_batch=2)
     with pytest.raises(ShardError, match=f"1 of 4 shards are bad.*{cut}"):
         _epoch_blocks(StreamSource([d], names, strict, seed=0), blocks)
