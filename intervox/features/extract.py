@@ -342,25 +342,26 @@ def _run_in_process(tasks: list[FeatureTask], out_dir: Location, retries: int, *
     bar = _progress_bar(len(tasks))
     for item in loader:
         task = item["task"]
-        if "bad" in item or "error" in item:
-            if "bad" in item:
-                log.warning("skipping bad shard %s: %s", task.src, item["bad"])
-                _finish(results, {"shard": task.name, "bad": item["bad"]}, bar)
-            else:
-                error = RuntimeError(f"{task.src}: failed in a DataLoader worker:\n{item['error']}")
-                failed.append((task, error))
-        elif "keys" in item:
+        if "bad" in item:
+            log.warning("skipping bad shard %s: %s", task.src, item["bad"])
+            _finish(results, {"shard": task.name, "bad": item["bad"]}, bar)
+            continue
+        if "error" in item:
+            failed.append((task, RuntimeError(f"{task.src}: failed in a decode worker:\n{item['error']}")))
+            continue
+        if "keys" in item:  # a shard's head: its batches follow (none for a shard without clips)
             pending[task.name] = {**item, "feats": [None] * len(item["keys"]), "forward_seconds": 0.0}
-        elif task.name in pending:  # a batch (of a shard that has not failed)
-            try:
-                result = _add_batch(pending[task.name], item, model, out_dir, spec)
-            except Exception as exc:  # noqa: BLE001 - retried below, with the other failures
-                del pending[task.name]
-                failed.append((task, exc))
-                continue
-            if result is not None:
-                del pending[task.name]
-                _finish(results, result, bar)
+        if task.name not in pending:  # a batch of a shard that failed earlier
+            continue
+        try:
+            result = _add_batch(pending[task.name], item if "indices" in item else None, model, out_dir, spec)
+        except Exception as exc:  # noqa: BLE001 - retried below, with the other failures
+            del pending[task.name]
+            failed.append((task, exc))
+            continue
+        if result is not None:
+            del pending[task.name]
+            _finish(results, result, bar)
     failures = []
     for task, exc in failed:
         log.warning("feature task %s failed (attempt 1 of %d): %s", task.name, retries + 1, exc)
@@ -376,13 +377,17 @@ def _run_in_process(tasks: list[FeatureTask], out_dir: Location, retries: int, *
     return results, failures
 
 
-def _add_batch(state: dict, item: dict, model: Upstream, out_dir: Location, spec: ExtractSpec) -> dict | None:
-    """Run one batch's forward into `state`; after the shard's last batch, write it and return its stats."""
-    t = time.perf_counter()
-    for i, feats in zip(item["indices"], pool_states(model, item["audios"], spec.frames_layers), strict=True):
-        state["feats"][i] = feats
-    state["forward_seconds"] += time.perf_counter() - t
-    state["batches"] -= 1
+def _add_batch(state: dict, item: dict | None, model: Upstream, out_dir: Location,
+               spec: ExtractSpec) -> dict | None:
+    """Run one batch's forward (`item`; None for the head) into `state`; once the shard's last batch
+    is in, write the feature shard and return its stats."""
+    if item is not None:
+        t = time.perf_counter()
+        feats = pool_states(model, item["audios"], spec.frames_layers)
+        for i, f in zip(item["indices"], feats, strict=True):
+            state["feats"][i] = f
+        state["forward_seconds"] += time.perf_counter() - t
+        state["batches"] -= 1
     if state["batches"]:
         return None
     t = time.perf_counter()
