@@ -535,7 +535,8 @@ def extract_features(
         audio_s = sum(r["audio_seconds"] for r in good)
         wall = time.perf_counter() - t0
         report = {
-            "upstream": identity, "device": execution.device, "workers": execution.dask_workers or 1,
+            "upstream": identity, "device": execution.device,
+            "workers": None if execution.scheduler else execution.dask_workers or 1,  # None: a scheduler's
             "execution": execution.to_dict(),
             "retries": {"limit": retries, "used": sum(r["attempts"] - 1 for r in good),
                         "shards": sorted(r["shard"] for r in good if r["attempts"] > 1)},

@@ -144,3 +144,22 @@ def test_dask_task_failing_once_is_retried(audio_dir, tmp_path, monkeypatch):
     assert (tmp_path / "fired").exists()
     assert report["retries"] == {"limit": 2, "used": 1, "shards": ["train-000000.tar"]}
     assert report["written"] == 2 and len(pooled(tmp_path / "f")) == 4
+
+
+@pytest.mark.slow
+def test_external_scheduler_runs_the_tasks_and_is_named(audio_dir, tmp_path, monkeypatch):
+    from intervox.pipeline.cluster import connect
+
+    client, cluster = connect(1)  # stands for a cluster started elsewhere (dask scheduler + dask worker)
+    try:
+        monkeypatch.setattr(extract, "_UPSTREAMS", {})
+        address = cluster.scheduler_address
+        report = extract_features(audio_dir, tmp_path / "f", UP, device="cpu", scheduler=address)
+    finally:
+        client.close()
+        cluster.close()
+    assert extract._UPSTREAMS == {}  # its worker loaded the model
+    assert report["execution"]["mode"] == "dask-scheduler" and report["workers"] is None
+    where = f"Dask scheduler {address}: a task per shard on its workers, on cpu"
+    assert report["execution"]["where"] == where
+    assert report["written"] == 2 and len(pooled(tmp_path / "f")) == 4
