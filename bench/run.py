@@ -67,6 +67,8 @@ def render_markdown(doc: dict) -> str:
         f"{doc['wall_seconds']:.0f} s). Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, "
         f"load average at start {m['load_average_at_start']}; "
         f"{'GPU: ' + m['gpu'] if m['gpu'] else 'no GPU in this run'}.",
+        *[f"Figure(s) {', '.join(r['figures'])} rerun on {r['date']} (load average "
+          f"{r['load_average_at_start']}) and merged in." for r in doc.get("reruns", [])],
         "",
         "Every ratio compares two measurements taken in this same run (interleaved, best of N), "
         "so it holds on a shared, noisy machine where absolute numbers do not.",
@@ -126,6 +128,21 @@ def target_table(results: list[dict]) -> list[str]:
     return lines
 
 
+def merge_results(path: Path, doc: dict, figures: set[str]) -> dict:
+    """Return the earlier run at `path` with `figures` replaced by `doc`'s (a section rerun)."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return doc
+    kept = [r for r in old["results"] if r["figure"] not in figures]
+    results = sorted(kept + doc["results"], key=lambda r: r["figure"])
+    reruns = old.get("reruns", []) + [{"figures": sorted(figures), "date": doc["date"],
+                                       "load_average_at_start": doc["machine"]["load_average_at_start"]}]
+    return {**old, "results": results, "reruns": reruns,
+            "figure_seconds": {**old.get("figure_seconds", {}), **doc["figure_seconds"]},
+            "command": old["command"] + "; then " + doc["command"] + " --merge"}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the figures, write OUT/results.json and OUT/RESULTS.md; return 1 if any figure crashed."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -133,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="bench", help="folder for results.json and RESULTS.md (default: bench)")
     ap.add_argument("--only", default="", help="comma-separated figure numbers to run (default: all)")
     ap.add_argument("--keep-work", action="store_true", help="keep the scratch folder of generated data")
+    ap.add_argument("--merge", action="store_true", help="with --only: replace those figures' results in "
+                    "OUT/results.json and keep the others (RESULTS.md then says which figures ran when)")
     args = ap.parse_args(argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
 
@@ -191,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.merge and only:
+        doc = merge_results(out / "results.json", doc, only)
     (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
     (out / "RESULTS.md").write_text(render_markdown(doc))
     misses = [r for r in bench.results if isinstance(r, Result) and r.met is False]

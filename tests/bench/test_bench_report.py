@@ -62,3 +62,19 @@ def test_baselines_do_the_ops_edit(name: str, speech) -> None:  # noqa: ANN001
     out = np.asarray(BASELINES[name][1](speech.audio, speech.sr, params))
     assert abs(out.size - speech.audio.size) <= 0.01 * speech.audio.size and np.isfinite(out).all()
     assert not np.allclose(out[: speech.audio.size], speech.audio)  # it changed the audio
+
+
+def test_a_section_rerun_replaces_only_its_figure(tmp_path) -> None:  # noqa: ANN001
+    import json
+
+    from bench.run import merge_results
+
+    full = doc([result("pipeline/a", 1.3, "<= 1.10"), Result("1", "ops/x", "w", 1.0, "s")])
+    full["figure_seconds"] = {"1": 5.0, "2": 9.0}
+    (tmp_path / "results.json").write_text(json.dumps(full))
+    rerun = {**doc([Result("1", "ops/y", "w", 2.0, "s")]), "command": "python -m bench.run --only 1",
+             "figure_seconds": {"1": 6.0}}
+    merged = merge_results(tmp_path / "results.json", rerun, {"1"})
+    assert [r["name"] for r in merged["results"]] == ["ops/y", "pipeline/a"]
+    assert merged["figure_seconds"] == {"1": 6.0, "2": 9.0} and merged["reruns"][0]["figures"] == ["1"]
+    assert "Figure(s) 1 rerun on" in render_markdown(merged)
