@@ -20,7 +20,7 @@ def test_training_run_saves_the_composed_config(tmp_path):
     child = tmp_path / "small.yaml"
     child.write_text(f"base: {ROOT / 'configs/train/default.yaml'}\n"
                      "seeds: [0]\nmodel: {hidden_dims: [32], speaker_dim: 8, content_dim: 8,"
-                     " subspace_layers: {speaker: 2, content: 3}}\n"
+                     " subspace_layer_ranges: {speaker: [0, 1], content: [2, 3]}}\n"
                      "data: {speakers_per_batch: 4, contents_per_batch: 8}\n")
     cfg = load_config(child, TrainConfig, [f"data.features=[{feats}]", f"run_dir={tmp_path / 'run'}",
                                            "optim.steps=2"])
@@ -29,6 +29,7 @@ def test_training_run_saves_the_composed_config(tmp_path):
     assert "base" not in saved
     assert saved["model"]["layer"] == 2 and saved["model"]["hidden_dims"] == [32]  # base + file
     assert saved["model"]["normalize_layers"] is True  # from the base, untouched by the file
-    assert saved["model"]["subspace_layers"] == {"speaker": 2, "content": 3}  # the file's, merged
+    assert saved["model"]["input"] == "weighted_sum"  # from the base
+    assert saved["model"]["subspace_layer_ranges"] == {"speaker": [0, 1], "content": [2, 3]}  # the file's
     assert saved["optim"]["steps"] == 2 and saved["data"]["features"] == [str(feats)]  # overrides
     assert load_config(tmp_path / "run" / "config.yaml", TrainConfig) == cfg
