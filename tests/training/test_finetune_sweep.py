@@ -86,10 +86,13 @@ def test_sweep_scores_each_alpha_and_alpha_0_is_the_base_model(tmp_path: Path) -
     assert rows[0.0]["layers"] == {str(k): v for k, v in base.items()}  # alpha 0 scores as the base upstream
     assert set(rows[1.0]["layers"]) == {"0", "1", "2"} and rows[1.0]["layers"] != rows[0.0]["layers"]
     assert rows[0.0]["best"]["speaker_layer"] in (0, 1, 2) and rows[0.0]["report_split"] == "test"
-    assert result["versus_alpha_0"]["panel"]["0"] == {"speaker_eer_ratio": 1.0, "content_top1_points": 0.0,
-                                                      "keyword_points": 0.0}
-    table = format_sweep(result)
-    assert "alpha sweep on panel" in table and len(table.splitlines()) == 4
+    unchanged = {"speaker_eer_ratio": 1.0, "content_top1_points": 0.0, "keyword_points": 0.0}
+    versus = result["versus_alpha_0"]["panel"]
+    assert versus["0"]["best"] == unchanged and versus["0"]["layers"] == {k: unchanged for k in "012"}
+    eer1, eer0 = rows[1.0]["layers"]["2"]["test"]["eer"], rows[0.0]["layers"]["2"]["test"]["eer"]
+    assert versus["1"]["layers"]["2"]["speaker_eer_ratio"] == pytest.approx(eer1 / eer0, abs=1e-4)
+    table = format_sweep(result)  # 2 tables: a title, a header and 2 rows; a title, a header and 2 x 3 rows
+    assert "alpha sweep on panel" in table and len(table.splitlines()) == 4 + 8
     page = (run / "report.html").read_text()  # the plot against alpha, inlined, and the table
     assert "data:image/png;base64," in page and "alpha sweep on panel" in page
     assert (run / "plots" / "alpha_sweep.png").stat().st_size > 1000
