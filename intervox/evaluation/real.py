@@ -177,6 +177,11 @@ def pooled_features(panel: Panel, rows: np.ndarray, hashes: Sequence[str], upstr
         return np.stack([p for p, _ in featurize(upstream, audios, (), cfg.batch_seconds)])
 
     safe = upstream_name.replace("/", "_").replace(":", "_") + ("-padded" if padded else "")
+    if upstream_name.startswith("finetuned:"):  # a re-merged model keeps its name: key by its weights
+        from intervox.features.base import cached_weights_sha256
+        from intervox.features.finetuned import merged_path
+
+        safe += "-" + cached_weights_sha256([merged_path(upstream_name)])[:12]
     return cached(rows, hashes, work_dir / f"pooled-{safe}.npz", compute)
 
 

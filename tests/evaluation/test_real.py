@@ -373,3 +373,28 @@ def test_moved_audio_of_a_prepared_manifest_names_the_file(tmp_path: Path) -> No
     write_manifest(utts, tmp_path / "p" / "manifest.jsonl")
     with pytest.raises(AudioError, match="gone0.wav: cannot read the audio of u0"):
         real.evaluate_panel(tmp_path / "p", tmp_path / "w", upstream=UPSTREAM, cfg=FAST)
+
+
+def test_a_re_merged_finetuned_model_does_not_read_stale_features(panel_dir: Path, tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    """`finetuned:FILE` keeps its name when `intervox merge` rewrites the file: the cache keys by weights."""
+    import intervox.features.extract as extract
+
+    work = tmp_path / "w"
+    panel = real.load_panel(panel_dir, work)
+    rows = np.arange(2)
+    hashes = [real.clip_hash(u, panel.base) for u in panel.utts]
+    merged = tmp_path / "alpha-0.5.safetensors"
+    loads = []
+    stub = type("Stub", (), {"sample_rate": 16000})()
+    monkeypatch.setattr(extract, "load_upstream", lambda name, *a: loads.append(name) or stub)
+    monkeypatch.setattr(extract, "featurize", lambda up, audios, *a: [(np.full((2, 3), len(loads)), None)
+                                                                       for _ in audios])
+    name = f"finetuned:{merged}"
+    merged.write_bytes(b"weights one")
+    first = real.pooled_features(panel, rows, hashes, name, work, FAST)
+    assert np.array_equal(real.pooled_features(panel, rows, hashes, name, work, FAST), first)
+    assert len(loads) == 1  # same weights: read from the cache
+    merged.write_bytes(b"weights two, re-merged")
+    second = real.pooled_features(panel, rows, hashes, name, work, FAST)
+    assert len(loads) == 2 and not np.array_equal(first, second)
