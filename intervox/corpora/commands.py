@@ -222,7 +222,7 @@ def prepare_cmd(
 @click.option("--max-per-speaker", type=click.IntRange(1), default=40, show_default=True,
               help="Clips per KLettres speaker (shared letters/syllables first).")
 def devpanel_cmd(out_dir: Path, max_per_speaker: int) -> None:
-    """Build the real-speech dev panel from klettres-data and pocketsphinx-testdata (offline).
+    """Build the real-speech dev panel from klettres-data, pocketsphinx-testdata, Asterisk sounds (offline).
 
     \b
     Example:

@@ -1,11 +1,19 @@
-"""The real-speech dev panel: real human recordings from two Debian packages, as a `folder` corpus.
+"""The real-speech dev panel: real human recordings from Debian packages, as a `folder` corpus.
 
-Sources (both offline, installed by scripts/setup.sh):
+Sources (all offline, installed by scripts/setup.sh):
 - `klettres-data`: /usr/share/klettres/<lang>/{alpha,syllab}/ letters and syllables, one real
   speaker per language; the names come from <lang>/sounds.xml.
 - `pocketsphinx-testdata`: /usr/share/pocketsphinx/test/data/: a LibriVox reader (5 sentences,
   transcripts in librivox/transcription) and David Huggins-Daines ("dhd": a TIDIGITS-style digit
   string and "go forward ten meters", the decoder's example).
+- `asterisk-core-sounds-{en,es,fr,it}-wav`: /usr/share/asterisk/sounds/<voice>/letters/a..z.wav,
+  telephone prompts (8 kHz) by three professional voices: Allison Smith (US English and Mexican
+  Spanish: one speaker in two languages), June Wallack (Canadian French), Carlo Flora (Italian).
+  They say the letters KLettres says in the same language, so a language has 2+ speakers: the
+  same-language trials have non-targets whose content matches the targets', and Allison's
+  English and Spanish letters are target trials across languages. Without them every KLettres
+  language is one speaker, and any embedding that knows the language (as a content one does:
+  its phonemes) looks like a speaker embedding on all-pairs trials.
 
 Content labels (`content_id`) group only clips that say the same thing the same way:
 - letters are named per language (an English "A" is not a French "A"), except en and en_GB,
@@ -19,7 +27,8 @@ speakers, each with its own cross-speaker content groups: test has en + en_GB (2
 letters, shared words) and the it / pt_BR / tn syllable drills; dev has the es / fr / cs / da /
 nl drills. The KLettres languages differ between the splits; English is in both, so that each
 has same-language speaker trials with non-targets: en_GB counts as `en` (test: two KLettres
-English speakers), and both pocketsphinx speakers are dev.
+English speakers), and both pocketsphinx speakers are dev. The Asterisk voices join the split of
+their KLettres language: Allison (en + es) and June (fr) dev, Carlo (it) test.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ log = logging.getLogger(__name__)
 
 KLETTRES_ROOT = Path("/usr/share/klettres")
 POCKETSPHINX_ROOT = Path("/usr/share/pocketsphinx/test/data")
+ASTERISK_ROOT = Path("/usr/share/asterisk/sounds")
 SAMPLE_RATE = 16000
 TABLE = "panel.tsv"
 COLUMNS = ("id", "path", "speaker", "text", "language", "split", "content_id", "source")
@@ -62,12 +72,24 @@ POCKETSPHINX_DHD = (
     ("goforward.raw", "go forward ten meters"),
 )
 
+# asterisk-core-sounds-<lang>-wav: (voice folder, speaker, language, split); letters/a..z.wav each.
+ASTERISK_VOICES = (
+    ("en_US_f_Allison", "asterisk:allison", "en", "dev"),
+    ("es_MX_f_Allison", "asterisk:allison", "es", "dev"),
+    ("fr_CA_f_June", "asterisk:june", "fr", "dev"),
+    ("it_IT_m_Carlo", "asterisk:carlo", "it", "test"),
+)
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
 
 # Licences from /usr/share/doc/<package>/copyright (Debian): the panel's clips keep them.
 SOURCES = {
     "klettres-data": {"path": str(KLETTRES_ROOT),
                       "licence": "GPL-2+ (KDE KLettres, Anne-Marie Mahfouf et al.)"},
     "pocketsphinx-testdata": {"path": str(POCKETSPHINX_ROOT), "licence": "BSD-2 (CMU Sphinx test data)"},
+    "asterisk-core-sounds-wav": {"path": str(ASTERISK_ROOT),
+                                 "licence": "CC-BY-SA-3.0 (Allison Smith, June Wallack), "
+                                            "CC-BY-3.0 (Carlo Flora)"},
 }
 
 
@@ -110,10 +132,16 @@ def klettres_content(lang: str, kind: str, name: str) -> str:
     return f"syl:{low}" if lang in LATIN_SYLLABLES else f"syl:{lang}:{low}"
 
 
-def klettres_items(root: Path, langs: tuple[str, ...], split: str, max_per_speaker: int) -> list[PanelItem]:
-    """Return the panel items of `langs`: letters, then syllables shared within the split, then others."""
+def klettres_items(root: Path, langs: tuple[str, ...], split: str, max_per_speaker: int,
+                   said_elsewhere: frozenset[str] = frozenset()) -> list[PanelItem]:
+    """Return the panel items of `langs`: letters, then syllables shared within the split, then others.
+
+    `said_elsewhere`: content ids other sources' speakers of the split say (shared as well).
+    """
     per_lang = {lang: klettres_sounds(root, lang) for lang in langs}
     speakers_of: dict[str, set[str]] = defaultdict(set)
+    for content in said_elsewhere:
+        speakers_of[content].add("elsewhere")
     for lang, sounds in per_lang.items():
         for kind, name, _ in sounds:
             speakers_of[klettres_content(lang, kind, name)].add(lang)
@@ -155,6 +183,21 @@ def pocketsphinx_items(root: Path) -> list[PanelItem]:
     return items
 
 
+def asterisk_items(root: Path, voices: tuple[tuple[str, str, str, str], ...],
+                   max_per_speaker: int) -> list[PanelItem]:
+    """Return the letters a..z of each Asterisk voice (the first `max_per_speaker` of them)."""
+    items = []
+    for folder, speaker, lang, split in voices:
+        letters = root / folder / "letters"
+        if not letters.is_dir():
+            raise ManifestError(f"{letters}: missing (is asterisk-core-sounds-{lang}-wav installed?)")
+        for x in LETTERS[:max_per_speaker]:
+            items.append(PanelItem(id=f"asterisk/{folder}/{x}", source=letters / f"{x}.wav", speaker=speaker,
+                                   text=x.upper(), language=lang, split=split,
+                                   content_id=klettres_content(lang, "alpha", x)))
+    return items
+
+
 def read_source(path: Path) -> np.ndarray:
     """Return a panel source clip as 16 kHz mono float32 (pocketsphinx .raw: 16 kHz 16-bit LE)."""
     if path.suffix == ".raw":
@@ -175,7 +218,8 @@ def write_clip(audio: np.ndarray, path: Path) -> None:
 
 
 def build_devpanel(out: str | Path, *, klettres_root: Path = KLETTRES_ROOT,
-                   pocketsphinx_root: Path | None = POCKETSPHINX_ROOT,
+                   pocketsphinx_root: Path | None = POCKETSPHINX_ROOT, asterisk_root: Path = ASTERISK_ROOT,
+                   asterisk_voices: tuple[tuple[str, str, str, str], ...] = ASTERISK_VOICES,
                    dev_langs: tuple[str, ...] = DEV_LANGS, test_langs: tuple[str, ...] = TEST_LANGS,
                    max_per_speaker: int = 40) -> Path:
     """Write the dev panel under `out` (audio/*.flac, panel.tsv, panel.json); return the table path.
@@ -186,8 +230,11 @@ def build_devpanel(out: str | Path, *, klettres_root: Path = KLETTRES_ROOT,
     overlap = set(dev_langs) & set(test_langs)
     if overlap:
         raise ManifestError(f"dev panel: languages {sorted(overlap)} are in both dev and test")
-    items = (klettres_items(Path(klettres_root), tuple(dev_langs), "dev", max_per_speaker)
-             + klettres_items(Path(klettres_root), tuple(test_langs), "test", max_per_speaker))
+    asterisk = asterisk_items(Path(asterisk_root), tuple(asterisk_voices), max_per_speaker)
+    said = {split: frozenset(i.content_id for i in asterisk if i.split == split) for split in ("dev", "test")}
+    items = (klettres_items(Path(klettres_root), tuple(dev_langs), "dev", max_per_speaker, said["dev"])
+             + klettres_items(Path(klettres_root), tuple(test_langs), "test", max_per_speaker, said["test"])
+             + asterisk)
     if pocketsphinx_root is not None:
         items += pocketsphinx_items(Path(pocketsphinx_root))
     rows = []

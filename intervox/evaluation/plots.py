@@ -130,7 +130,10 @@ def ci_bars(rows: Sequence[Mapping], path: Path, title: str) -> Path:
         hi = np.array([c[1] - v if c[1] is not None else 0 for v, c in zip(vals, cis, strict=True)])
         x = np.arange(len(rows))
         ax.bar(x, np.nan_to_num(vals), color=["C1" if n.startswith("subspaces") else "C0" for n in names])
-        ax.errorbar(x, np.nan_to_num(vals), yerr=[np.nan_to_num(lo), np.nan_to_num(hi)], fmt="none",
+        # a percentile CI need not hold its point estimate (few resamples, a skewed statistic):
+        # the whisker then ends at the bar, whose value is the estimate
+        lo, hi = np.clip(np.nan_to_num(lo), 0, None), np.clip(np.nan_to_num(hi), 0, None)
+        ax.errorbar(x, np.nan_to_num(vals), yerr=[lo, hi], fmt="none",
                     ecolor="black", capsize=3, lw=1)
         ax.set_xticks(x, names, rotation=70, ha="right", fontsize=7)
         ax.set_title(label, fontsize=9)

@@ -523,6 +523,26 @@ def figures(emb: np.ndarray, panel: Panel, rows: np.ndarray, boots: list[np.ndar
     return out
 
 
+def label_oracles(panel: Panel, rows: np.ndarray) -> dict[str, dict]:
+    """Return the speaker EER (all pairs, same-language pairs) of embeddings that know one label only.
+
+    `language`: one-hot of each clip's language; `content`: one-hot of its content. They show
+    what the panel's trials reward besides the voice: where every language is one speaker, an
+    embedding that knows only the language verifies speakers almost perfectly on all pairs, and
+    a content embedding knows the language through its sounds. A content subspace's speaker EER
+    on all pairs is then bounded by the panel, not only by the speaker left in it; the
+    same-language pairs hold the language fixed.
+    """
+    out = {}
+    for label, values in (("language", panel.languages[rows]), ("content", panel.contents[rows])):
+        codes = np.unique(values, return_inverse=True)[1]
+        onehot = np.eye(codes.max() + 1, dtype=np.float32)[codes]
+        spk = np.unique(panel.speakers[rows], return_inverse=True)[1]
+        figs = speaker_figures(onehot, spk, panel.languages[rows], official_trials(panel, rows), None)
+        out[label] = {k: figs[k]["eer"] for k in ("all", "same_language")}
+    return out
+
+
 def paired_differences(systems: dict[str, dict], best: Mapping, split: str) -> dict[str, dict]:
     """Return per subspace / layer-sum system its difference to the best layers, with paired CIs.
 
@@ -632,6 +652,7 @@ def evaluate_panel(panel_dir: str | Path, work_dir: str | Path, *, models: Seque
             "splits": {s: {"clips": int(len(r)), "speakers": len(set(panel.speakers[r])),
                            "languages": len(set(panel.languages[r]))} for s, r in by_split.items()},
             "best_layer": best, "paired_vs_best_layer": paired, "systems": systems, "skipped": skipped,
+            "label_oracles": label_oracles(panel, by_split[report]),
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -730,7 +751,9 @@ def real_rows(section: dict) -> list[dict]:
                            probe_ci=con["keyword_probe"].get("accuracy_ci"))
         if sub:
             row.update(content_spk_eer=sub["speaker"]["all"]["eer"],
-                       content_spk_eer_ci=sub["speaker"]["all"].get("eer_ci"))
+                       content_spk_eer_ci=sub["speaker"]["all"].get("eer_ci"),
+                       content_spk_eer_same_language=sub["speaker"]["same_language"]["eer"],
+                       content_spk_eer_same_language_ci=sub["speaker"]["same_language"].get("eer_ci"))
         rows.append(row)
     return rows
 
@@ -754,6 +777,7 @@ def issue_targets(section: dict) -> dict[str, dict]:
             "content_top1": r.get("top1"), "best_layer_top1": best.get("top1"),
             "content_ok": None not in (r.get("top1"), best.get("top1")) and r["top1"] >= best["top1"],
             "content_speaker_eer": r.get("content_spk_eer"),
+            "content_speaker_eer_same_language": r.get("content_spk_eer_same_language"),
             "disentangled_ok": r.get("content_spk_eer") is not None and r["content_spk_eer"] >= 0.40}
     return out
 
@@ -776,6 +800,7 @@ def real_table(name: str, section: dict):
                      _cell(r.get("spk_eer_same_language"), r.get("spk_eer_same_language_ci")),
                      _cell(r.get("min_dcf")), _cell(r.get("top1"), r.get("top1_ci")), _cell(r.get("map")),
                      _cell(r.get("content_spk_eer"), r.get("content_spk_eer_ci")),
+                     _cell(r.get("content_spk_eer_same_language"), r.get("content_spk_eer_same_language_ci")),
                      _cell(r.get("probe"), r.get("probe_ci"))])
     first = next(iter(real_rows(section)), {})
     sp = section["splits"].get(section["report_split"], {})
@@ -785,7 +810,7 @@ def real_table(name: str, section: dict):
              f"queries, chance 1-NN {_cell(first.get('chance'))}); best layers chosen on "
              f"{(section.get('best_layer') or {}).get('chosen_on', '-')}; [95% CI over speakers]")
     header = ["system", "spk EER", "spk EER same-lang", "minDCF0.01", "content 1-NN", "content mAP",
-              "content-subspace spk EER", "keyword probe (LOSO)"]
+              "content-subspace spk EER", "same-lang", "keyword probe (LOSO)"]
     return Table(title, header, rows)
 
 
@@ -804,7 +829,13 @@ def real_targets_table(name: str, section: dict):
                      "met" if t["disentangled_ok"] else "missed"])
     header = ["system", "spk EER - best layer", "content 1-NN - best layer", "spk EER / best layer",
               "spk <= 0.8x", "content >= best", "content-subspace spk EER >= 0.40"]
-    return Table(f"Real speech: {name}, paired differences (95% CI) and targets", header, rows)
+    oracles = section.get("label_oracles") or {}
+    told = "; ".join(f"knowing only the {k}: {_cell(v['all'])} / {_cell(v['same_language'])}"
+                     for k, v in oracles.items())
+    title = f"Real speech: {name}, paired differences (95% CI) and targets"
+    if told:
+        title += f" (speaker EER all / same-language pairs of label oracles, {told})"
+    return Table(title, header, rows)
 
 
 def format_real(results: dict) -> str:
@@ -825,6 +856,13 @@ def format_real(results: dict) -> str:
                          f"(<= 0.8: {mark[t['speaker_ok']]}); content 1-NN {_cell(t['content_top1'])} vs "
                          f"{_cell(t['best_layer_top1'])} ({mark[bool(t['content_ok'])]}); content-subspace "
                          f"speaker EER {_cell(t['content_speaker_eer'])} "
-                         f"(>= 0.40: {mark[t['disentangled_ok']]})")
+                         f"(>= 0.40: {mark[t['disentangled_ok']]}; same-language pairs "
+                         f"{_cell(t['content_speaker_eer_same_language'])})")
+        oracles = section.get("label_oracles")
+        if oracles:
+            told = "; ".join(f"{k} {_cell(v['all'])} / {_cell(v['same_language'])}"
+                             for k, v in oracles.items())
+            notes.append("  label oracles (speaker EER all pairs / same-language pairs of an embedding that "
+                         f"knows only the label): {told}")
         parts.append("\n".join([format_table(real_table(name, section)), *notes]))
     return "\n\n".join(parts)

@@ -15,10 +15,10 @@ from intervox.errors import ManifestError
 
 @pytest.fixture(scope="module")
 def slice_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    for root in (devpanel.KLETTRES_ROOT, devpanel.POCKETSPHINX_ROOT):
+    for root in (devpanel.KLETTRES_ROOT, devpanel.POCKETSPHINX_ROOT, devpanel.ASTERISK_ROOT):
         if not root.is_dir():
-            pytest.fail(f"{root} is missing: run `make setup` "
-                        "(apt-get install klettres-data pocketsphinx-testdata)")
+            pytest.fail(f"{root} is missing: run `make setup` (apt-get install klettres-data "
+                        "pocketsphinx-testdata asterisk-core-sounds-{en,es,fr,it}-wav)")
     out = tmp_path_factory.mktemp("devpanel")
     devpanel.build_devpanel(out, dev_langs=("fr", "es"), test_langs=("en", "en_GB"), max_per_speaker=8)
     return out
@@ -33,20 +33,37 @@ def test_splits_hold_disjoint_speakers_with_cross_speaker_content(slice_dir: Pat
     rows = rows_of(slice_dir)
     by_split = {s: {r["speaker"] for r in rows if r["split"] == s} for s in ("dev", "test")}
     assert by_split["dev"] == {"klettres:fr", "klettres:es", "pocketsphinx:librivox-austen",
-                               "pocketsphinx:dhd"}
-    assert by_split["test"] == {"klettres:en", "klettres:en_GB"}
+                               "pocketsphinx:dhd", "asterisk:allison", "asterisk:june"}
+    assert by_split["test"] == {"klettres:en", "klettres:en_GB", "asterisk:carlo"}
     for split in ("dev", "test"):  # English speakers on both sides: same-language non-target trials
-        assert len({r["speaker"] for r in rows if r["split"] == split and r["language"] == "en"}) == 2
+        assert len({r["speaker"] for r in rows if r["split"] == split and r["language"] == "en"}) >= 2
     en = {r["content_id"] for r in rows if r["speaker"] == "klettres:en"}
     gb = {r["content_id"] for r in rows if r["speaker"] == "klettres:en_GB"}
     assert len(en & gb) == 8  # shared letters/words come first under the cap
     fr = {r["content_id"] for r in rows if r["speaker"] == "klettres:fr"}
     es = {r["content_id"] for r in rows if r["speaker"] == "klettres:es"}
-    assert fr & es and all(c.startswith("syl:") for c in fr & es)  # the CV drills are read alike
+    said_by_others = {r["content_id"] for r in rows if r["speaker"].startswith("asterisk:")}
+    assert fr <= said_by_others and es <= said_by_others  # content another speaker says comes first
     assert {r["language"] for r in rows if r["speaker"] == "klettres:en_GB"} == {"en"}
     info = json.loads((slice_dir / "panel.json").read_text())
     assert info["splits"]["test"]["cross_speaker_groups"] == 8  # the en/en_GB items; dhd's are his own
     assert "GPL-2+" in info["sources"]["klettres-data"]["licence"]
+
+
+def test_asterisk_voices_say_the_letters_of_their_language(slice_dir: Path) -> None:
+    rows = rows_of(slice_dir)
+    allison = [r for r in rows if r["speaker"] == "asterisk:allison"]
+    assert {r["language"] for r in allison} == {"en", "es"}  # one voice, two languages
+    assert len(allison) == 16 and {r["text"] for r in allison} == set("ABCDEFGH")  # a..h under the cap
+    es = {r["content_id"] for r in rows if r["speaker"] == "klettres:es"}
+    june = {r["content_id"] for r in rows if r["speaker"] == "asterisk:june"}
+    fr = {r["content_id"] for r in rows if r["speaker"] == "klettres:fr"}
+    assert {r["content_id"] for r in allison if r["language"] == "es"} <= es  # KLettres ranks them first
+    assert june <= fr and all(c.startswith("letter:fr:") for c in june)
+    info = sf.info(str(slice_dir / allison[0]["path"]))
+    assert info.samplerate == 16000  # the 8 kHz prompts are resampled like every clip
+    assert "CC-BY-SA-3.0" in json.loads((slice_dir / "panel.json").read_text())["sources"][
+        "asterisk-core-sounds-wav"]["licence"]
 
 
 def test_pocketsphinx_transcripts_are_read(slice_dir: Path) -> None:
@@ -89,5 +106,7 @@ def test_content_grouping_rules() -> None:
 def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="in both dev and test"):
         devpanel.build_devpanel(tmp_path, dev_langs=("en",), test_langs=("en",))
+    with pytest.raises(ManifestError, match="asterisk-core-sounds-en-wav installed"):
+        devpanel.build_devpanel(tmp_path, asterisk_root=tmp_path, dev_langs=("fr",), test_langs=("en",))
     with pytest.raises(ManifestError, match="no KLettres sounds.xml"):
         devpanel.build_devpanel(tmp_path, klettres_root=tmp_path, dev_langs=("fr",), test_langs=("en",))

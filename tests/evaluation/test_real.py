@@ -398,3 +398,23 @@ def test_a_re_merged_finetuned_model_does_not_read_stale_features(panel_dir: Pat
     merged.write_bytes(b"weights two, re-merged")
     second = real.pooled_features(panel, rows, hashes, name, work, FAST)
     assert len(loads) == 2 and not np.array_equal(first, second)
+
+
+def test_label_oracles_show_what_the_trials_reward_besides_the_voice(section: dict) -> None:
+    # test split: en, en, fr, fr voices each saying the same 5 words
+    oracles = section["label_oracles"]
+    # knowing the language separates the en from the fr voices: half the non-targets are found
+    assert 0.2 < oracles["language"]["all"] < 0.5
+    assert oracles["language"]["same_language"] == pytest.approx(0.5)  # and nothing within a language
+    assert oracles["content"]["all"] >= 0.5  # every voice says every word once: no better than chance
+    assert "label oracles" in real.format_real({"real": {"p": section}})
+    rows = {r["system"]: r for r in real.real_rows(section)}
+    assert rows["subspaces seed-speaker"]["content_spk_eer_same_language"] == 0.0  # the voice, in any pair
+
+
+def test_ci_bars_accept_a_ci_that_misses_its_estimate(tmp_path: Path) -> None:
+    from intervox.evaluation import plots
+
+    rows = [{"system": "subspaces seed-0", "spk_eer": 0.2, "spk_eer_ci": [0.21, 0.3], "top1": 0.5,
+             "top1_ci": [0.1, 0.45]}]  # a percentile CI of few resamples can lie beside its estimate
+    assert plots.ci_bars(rows, tmp_path / "bars.png", "t").stat().st_size > 0
