@@ -71,3 +71,11 @@ def make_audio_shards(directory: Path, clips: list, n_shards: int = 2) -> dict[s
 def make_shards():
     """The `make_audio_shards` helper, as a fixture (test modules cannot import conftest)."""
     return make_audio_shards
+
+
+@pytest.fixture
+def audio_dir(tmp_path: Path, clips, make_shards) -> Path:
+    """Two audio shards of the four clips under tmp_path/audio."""
+    d = tmp_path / "audio"
+    make_shards(d, clips, n_shards=2)
+    return d

@@ -30,13 +30,6 @@ def read_features(directory):
     return out
 
 
-@pytest.fixture
-def audio_dir(tmp_path, clips, make_shards):
-    d = tmp_path / "audio"
-    make_shards(d, clips, n_shards=2)
-    return d
-
-
 def test_feature_shards_mirror_audio_shards(audio_dir, tmp_path, clips):
     out = tmp_path / "feats"
     report = extract_features(audio_dir, out, UP, frames_layers=(2, 4), device="cpu")

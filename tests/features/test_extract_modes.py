@@ -24,13 +24,6 @@ def pooled(directory) -> dict[str, np.ndarray]:
             for s in iter_tar_samples(tar)}
 
 
-@pytest.fixture
-def audio_dir(tmp_path, clips, make_shards):
-    d = tmp_path / "audio"
-    make_shards(d, clips, n_shards=2)
-    return d
-
-
 def test_in_process_decode_workers_say_where_and_change_nothing(audio_dir, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="intervox.features.extract")
     serial = extract_features(audio_dir, tmp_path / "serial", UP, device="cpu")
