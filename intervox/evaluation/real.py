@@ -533,14 +533,23 @@ def label_oracles(panel: Panel, rows: np.ndarray) -> dict[str, dict]:
     on all pairs is then bounded by the panel, not only by the speaker left in it; the
     same-language pairs hold the language fixed.
     """
+    spk = np.unique(panel.speakers[rows], return_inverse=True)[1]
+    lang, trials = panel.languages[rows], official_trials(panel, rows)
     out = {}
-    for label, values in (("language", panel.languages[rows]), ("content", panel.contents[rows])):
+    for label, values in (("language", lang), ("content", panel.contents[rows])):
         codes = np.unique(values, return_inverse=True)[1]
         onehot = np.eye(codes.max() + 1, dtype=np.float32)[codes]
-        spk = np.unique(panel.speakers[rows], return_inverse=True)[1]
-        figs = speaker_figures(onehot, spk, panel.languages[rows], official_trials(panel, rows), None)
+        figs = speaker_figures(onehot, spk, lang, trials, None)
         out[label] = {k: figs[k]["eer"] for k in ("all", "same_language")}
     return out
+
+
+def label_oracles_text(section: dict) -> str:
+    """Return the panel's label oracles as one line ("" when the section has none)."""
+    oracles = section.get("label_oracles") or {}
+    told = "; ".join(f"knowing only the {k}: {_cell(v['all'])} / {_cell(v['same_language'])}"
+                     for k, v in oracles.items())
+    return f"label oracles, speaker EER all / same-language pairs: {told}" if told else ""
 
 
 def paired_differences(systems: dict[str, dict], best: Mapping, split: str) -> dict[str, dict]:
@@ -829,13 +838,9 @@ def real_targets_table(name: str, section: dict):
                      "met" if t["disentangled_ok"] else "missed"])
     header = ["system", "spk EER - best layer", "content 1-NN - best layer", "spk EER / best layer",
               "spk <= 0.8x", "content >= best", "content-subspace spk EER >= 0.40"]
-    oracles = section.get("label_oracles") or {}
-    told = "; ".join(f"knowing only the {k}: {_cell(v['all'])} / {_cell(v['same_language'])}"
-                     for k, v in oracles.items())
     title = f"Real speech: {name}, paired differences (95% CI) and targets"
-    if told:
-        title += f" (speaker EER all / same-language pairs of label oracles, {told})"
-    return Table(title, header, rows)
+    oracles = label_oracles_text(section)
+    return Table(f"{title} ({oracles})" if oracles else title, header, rows)
 
 
 def format_real(results: dict) -> str:
@@ -858,11 +863,8 @@ def format_real(results: dict) -> str:
                          f"speaker EER {_cell(t['content_speaker_eer'])} "
                          f"(>= 0.40: {mark[t['disentangled_ok']]}; same-language pairs "
                          f"{_cell(t['content_speaker_eer_same_language'])})")
-        oracles = section.get("label_oracles")
+        oracles = label_oracles_text(section)
         if oracles:
-            told = "; ".join(f"{k} {_cell(v['all'])} / {_cell(v['same_language'])}"
-                             for k, v in oracles.items())
-            notes.append("  label oracles (speaker EER all pairs / same-language pairs of an embedding that "
-                         f"knows only the label): {told}")
+            notes.append(f"  {oracles}")
         parts.append("\n".join([format_table(real_table(name, section)), *notes]))
     return "\n\n".join(parts)
