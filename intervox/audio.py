@@ -198,6 +198,26 @@ def decode_audio_bytes(data: bytes, name: str) -> tuple[np.ndarray, int]:
     return to_mono(audio), sr
 
 
+def trim_silence(audio: np.ndarray, sr: int, *, top_db: float = 40.0, margin_s: float = 0.05) -> np.ndarray:
+    """Return `audio` without its leading and trailing silence, `margin_s` of it kept each side.
+
+    Silence is every 10 ms frame whose energy is more than `top_db` below the clip's loudest
+    frame (librosa.effects.trim's rule, with plain frames). Pauses inside the clip stay. A clip
+    with no frame above the rule (or shorter than a frame) comes back unchanged.
+    """
+    hop = max(1, sr // 100)
+    n = audio.size // hop
+    if n == 0:
+        return audio
+    frames = audio[: n * hop].reshape(n, hop).astype(np.float64)
+    energy = 10.0 * np.log10(np.square(frames).mean(axis=1) + 1e-12)
+    loud = np.flatnonzero(energy > energy.max() - top_db)
+    margin = int(round(margin_s * sr))
+    start = max(0, loud[0] * hop - margin)
+    stop = audio.size if loud[-1] == n - 1 else min(audio.size, (loud[-1] + 1) * hop + margin)
+    return audio[start:stop]  # a loud last frame keeps the tail shorter than a frame
+
+
 def peak_normalize(audio: np.ndarray, peak: float = 0.9) -> np.ndarray:
     """Return `audio` scaled so its absolute peak is `peak` (no-op on silence)."""
     m = float(np.max(np.abs(audio))) if audio.size else 0.0

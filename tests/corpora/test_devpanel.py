@@ -94,6 +94,27 @@ def test_rebuild_keeps_written_clips(slice_dir: Path) -> None:
     assert clip.stat().st_mtime_ns == before
 
 
+def test_clips_are_trimmed_and_other_trim_settings_rewrite_them(
+        slice_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from intervox.audio import load_audio
+
+    row = next(r for r in rows_of(slice_dir) if r["id"] == "klettres/en/alpha/A")
+    source, _ = load_audio(row["source"], 16000)  # KLettres en: ~0.4 s of silence each side
+    written, _ = sf.read(str(slice_dir / row["path"]), dtype="float32")
+    assert 0.2 * 16000 < source.size - written.size < source.size - 0.2 * 16000
+    assert json.loads((slice_dir / "panel.json").read_text())["trim_silence"] == devpanel.TRIM
+    out = tmp_path / "panel"
+    monkeypatch.setattr(devpanel, "TRIM", {"top_db": 200.0, "margin_s": 0.0})  # cuts nothing
+    devpanel.build_devpanel(out, dev_langs=("fr",), test_langs=("en",), max_per_speaker=2,
+                            asterisk_voices=(), pocketsphinx_root=None)
+    clip = out / "audio/klettres/en/alpha/A.flac"
+    assert sf.info(str(clip)).frames == source.size
+    monkeypatch.setattr(devpanel, "TRIM", {"top_db": 40.0, "margin_s": 0.05})
+    devpanel.build_devpanel(out, dev_langs=("fr",), test_langs=("en",), max_per_speaker=2,
+                            asterisk_voices=(), pocketsphinx_root=None)
+    assert sf.info(str(clip)).frames == written.size
+
+
 def test_content_grouping_rules() -> None:
     assert devpanel.klettres_content("en_GB", "alpha", "A") == devpanel.klettres_content("en", "alpha", "A")
     assert devpanel.klettres_content("fr", "alpha", "A") != devpanel.klettres_content("en", "alpha", "A")

@@ -407,9 +407,20 @@ def test_label_oracles_show_what_the_trials_reward_besides_the_voice(section: di
     assert 0.2 < oracles["language"]["all"] < 0.5
     assert oracles["language"]["same_language"] == pytest.approx(0.5)  # and nothing within a language
     assert oracles["content"]["all"] >= 0.5  # every voice says every word once: no better than chance
+    assert 0.0 <= oracles["duration"]["all"] <= 1.0  # the clip lengths alone, read from the manifest
     assert "label oracles" in real.format_real({"real": {"p": section}})
     rows = {r["system"]: r for r in real.real_rows(section)}
     assert rows["subspaces seed-speaker"]["content_spk_eer_same_language"] == 0.0  # the voice, in any pair
+
+
+def test_duration_oracle_ranks_pairs_by_their_length_gap() -> None:
+    seconds = np.array([0.5, 0.6, 2.0, 4.0])
+    emb = real.duration_embedding(seconds)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-6)
+    i, j = np.triu_indices(len(seconds), 1)
+    cosine = (emb @ emb.T)[i, j]
+    gap = np.abs(np.log(seconds)[i] - np.log(seconds)[j])
+    assert list(np.argsort(-cosine)) == list(np.argsort(gap))  # closer lengths, higher score
 
 
 def test_ci_bars_accept_a_ci_that_misses_its_estimate(tmp_path: Path) -> None:

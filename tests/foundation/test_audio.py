@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from intervox.audio import decode_audio_bytes, encode_flac, load_audio
+from intervox.audio import decode_audio_bytes, encode_flac, load_audio, trim_silence
 from intervox.errors import AudioError
 
 
@@ -67,3 +67,18 @@ def test_flac_roundtrip_is_deterministic(speech):
     assert a == encode_flac(speech.audio, speech.sr)
     back, sr = decode_audio_bytes(a, "x")
     assert sr == speech.sr and np.max(np.abs(back - speech.audio)) < 1e-4
+
+
+def test_trim_silence_cuts_the_edges_to_the_margin_and_keeps_inner_pauses():
+    sr = 16000
+    rng = np.random.default_rng(0)
+    tone = (0.5 * np.sin(2 * np.pi * 220 * np.arange(sr // 2) / sr)).astype(np.float32)
+    hiss = (1e-4 * rng.standard_normal(sr)).astype(np.float32)  # -68 dB below the tone: silence
+    pause = np.zeros(sr // 4, dtype=np.float32)
+    clip = np.concatenate([hiss, tone, pause, tone, hiss[: sr // 2]])
+    out = trim_silence(clip, sr, top_db=40.0, margin_s=0.05)
+    speech = 2 * tone.size + pause.size
+    assert out.size == speech + 2 * 800  # 50 ms kept each side, the inner 250 ms pause kept whole
+    np.testing.assert_array_equal(out[800:800 + tone.size], tone)
+    assert trim_silence(clip, sr, top_db=80.0).size == clip.size  # the hiss is within 80 dB: kept
+    assert trim_silence(tone[:100], sr).size == 100  # shorter than a 10 ms frame: unchanged
