@@ -112,12 +112,13 @@ def build_cmd(
 def verify_cmd(directory: str) -> None:
     """Check every shard against its sidecar (size, sha256), decode every clip, check the JSON.
 
-    Works on audio and feature shard folders. Exit code 1 on any problem, each named
-    with its shard (and key).
+    Works on audio and feature shard folders, local or at an fsspec URL. Exit code 1 on
+    any problem, each named with its shard (and key).
 
     \b
-    Example:
+    Examples:
       intervox shards verify shards/en
+      intervox shards verify s3://bucket/en
     """
     from intervox.shards.verify import verify_dir
 

@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from intervox.errors import ShardError
+from intervox.shards import storage
 from intervox.shards.read import AUDIO_EXTS, decode_sample, iter_tar_samples, list_shards
+from intervox.shards.storage import Location
 from intervox.shards.write import file_sha256, read_sidecar
 
 REQUIRED_FIELDS = ("key", "speaker", "content", "channel", "split")
@@ -119,16 +121,16 @@ def _check_feature_shapes(clip: dict, meta: dict, expect: dict, where: str) -> l
     return problems
 
 
-def verify_shard(path: str | Path, report: VerifyReport, expect: dict | None = None) -> None:
-    """Check one tar (sidecar, bytes, members, clips) and add what it finds to `report`."""
-    path = Path(path)
-    shard = path.name
+def verify_shard(path: Location, report: VerifyReport, expect: dict | None = None) -> None:
+    """Check one tar (sidecar, bytes, members, clips) and add what it finds to `report` (a path or URL)."""
+    path = storage.as_location(path)
+    shard = storage.basename(path)
     report.shards += 1
     info = read_sidecar(path)
     if info is None:
-        report.problems.append(f"{shard}: sidecar {path.name[:-4]}.json missing or unreadable")
+        report.problems.append(f"{shard}: sidecar {shard[:-4]}.json missing or unreadable")
     else:
-        size = path.stat().st_size
+        size = storage.size(path)
         if size != info.bytes:
             report.problems.append(f"{shard}: size {size} bytes but the sidecar says {info.bytes}")
         elif file_sha256(path) != info.sha256:
@@ -148,11 +150,12 @@ def verify_shard(path: str | Path, report: VerifyReport, expect: dict | None = N
         report.problems.append(f"{shard}: {count} clips but the sidecar says {info.count}")
 
 
-def verify_dir(directory: str | Path) -> VerifyReport:
-    """Return the VerifyReport of every shard in `directory`, checked against index.json when present."""
-    directory = Path(directory)
+def verify_dir(directory: Location) -> VerifyReport:
+    """Return the VerifyReport of every shard in `directory` (a folder or a URL), checked against
+    index.json when present."""
+    directory = storage.as_location(directory)
     report = VerifyReport(str(directory))
-    if not directory.is_dir():
+    if isinstance(directory, Path) and not directory.is_dir():
         report.problems.append(f"{directory}: not a directory")
         return report
     index = _read_index(directory, report)
@@ -166,17 +169,17 @@ def verify_dir(directory: str | Path) -> VerifyReport:
     for path in shards:
         verify_shard(path, report, expect)
     if index:
-        _check_index(directory, index, {p.name for p in shards}, report)
+        _check_index(directory, index, {storage.basename(p) for p in shards}, report)
     return report
 
 
-def _read_index(directory: Path, report: VerifyReport) -> dict:
+def _read_index(directory: Location, report: VerifyReport) -> dict:
     """Return DIR/index.json ({} when absent); a problem when it is unreadable."""
-    path = directory / "index.json"
-    if not path.is_file():
+    path = storage.join(directory, "index.json")
+    if not storage.exists(path):
         return {}
     try:
-        index = json.loads(path.read_text())
+        index = json.loads(storage.read_bytes(path))
     except ValueError as exc:
         report.problems.append(f"index.json: not valid JSON ({exc.args[0]})")
         return {}
@@ -186,7 +189,7 @@ def _read_index(directory: Path, report: VerifyReport) -> dict:
     return index
 
 
-def _check_index(directory: Path, index: dict, present: set[str], report: VerifyReport) -> None:
+def _check_index(directory: Location, index: dict, present: set[str], report: VerifyReport) -> None:
     """Add problems where the folder and index.json disagree: shards, counts, sha256s, kind, plan."""
     entries = {e["shard"]: e for e in index.get("shards", []) if isinstance(e, dict) and "shard" in e}
     for name in sorted(present - set(entries)):
@@ -195,7 +198,7 @@ def _check_index(directory: Path, index: dict, present: set[str], report: Verify
         if name not in present:
             report.problems.append(f"{name}: listed in index.json but missing")
             continue
-        info = read_sidecar(directory / name)
+        info = read_sidecar(storage.join(directory, name))
         if info is None:
             continue  # verify_shard named it
         if entry.get("sha256") not in (None, info.sha256):

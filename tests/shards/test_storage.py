@@ -107,3 +107,24 @@ def test_upload_tree_copies_only_what_differs(tmp_path: Path, s3_bucket: str) ->
 def test_unknown_protocol_is_a_clear_error() -> None:
     with pytest.raises(ShardError, match="nosuchstore://b/set: cannot open this storage URL"):
         storage.list_files("nosuchstore://b/set")
+
+
+def test_verify_checks_a_shard_set_on_s3(built_shards: Path, s3_bucket: str) -> None:
+    from click.testing import CliRunner
+
+    from intervox.shards.commands import verify_cmd
+    from intervox.shards.verify import verify_dir
+
+    url = f"{s3_bucket}/set"
+    storage.upload_tree(built_shards, url)
+    local, remote = verify_dir(built_shards), verify_dir(url)
+    assert local.ok and remote.ok, remote.problems
+    assert (remote.shards, remote.clips, remote.kinds) == (local.shards, local.clips, local.kinds)
+    assert CliRunner().invoke(verify_cmd, [url]).exit_code == 0
+    tar = storage.list_files(url, ".tar")[0]
+    data = bytearray(storage.read_bytes(tar))
+    data[600] ^= 0xFF  # bit rot of the same size: only the sha256 tells
+    storage.write_atomic(tar, bytes(data))
+    problems = verify_dir(url).problems
+    assert f"{storage.basename(tar)}: sha256 differs from the sidecar (bytes changed)" in problems
+    assert CliRunner().invoke(verify_cmd, [url]).exit_code == 1
