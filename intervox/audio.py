@@ -198,6 +198,13 @@ def decode_audio_bytes(data: bytes, name: str) -> tuple[np.ndarray, int]:
     return to_mono(audio), sr
 
 
+def frame_powers(audio: np.ndarray, hop: int) -> np.ndarray:
+    """Return the mean power (float64) of each whole `hop`-sample frame of `audio` (the tail dropped)."""
+    n = audio.size // hop
+    x = np.asarray(audio[: n * hop], dtype=np.float64)
+    return np.square(x.reshape(n, hop)).mean(axis=1)
+
+
 def trim_silence(audio: np.ndarray, sr: int, *, top_db: float = 40.0, margin_s: float = 0.05) -> np.ndarray:
     """Return `audio` without its leading and trailing silence, `margin_s` of it kept each side.
 
@@ -209,8 +216,7 @@ def trim_silence(audio: np.ndarray, sr: int, *, top_db: float = 40.0, margin_s: 
     n = audio.size // hop
     if n == 0:
         return audio
-    frames = audio[: n * hop].reshape(n, hop).astype(np.float64)
-    energy = 10.0 * np.log10(np.square(frames).mean(axis=1) + 1e-12)
+    energy = 10.0 * np.log10(frame_powers(audio, hop) + 1e-12)
     loud = np.flatnonzero(energy > energy.max() - top_db)
     margin = int(round(margin_s * sr))
     start = max(0, loud[0] * hop - margin)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from scipy.fft import next_fast_len
 
+from intervox.audio import frame_powers
 from intervox.errors import ConfigError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
@@ -38,7 +39,7 @@ def active_power(audio: np.ndarray, sr: int, frame_seconds: float = 0.02, floor_
     n = x.size // hop
     if n == 0:
         return float(np.mean(x**2))
-    frames = (x[: n * hop].reshape(n, hop) ** 2).mean(axis=1)
+    frames = frame_powers(x, hop)
     threshold = frames.max() * 10 ** (-floor_db / 10)
     return float(frames[frames >= threshold].mean())
 
