@@ -58,6 +58,10 @@ class GridSpec:
     lang: str = "en"
     train_speakers: int | Literal["all"] = 16
     train_sentences: int = 32
+    # None: dense, every train voice says every train sentence. A number n: the train sentences
+    # split into train_sentences / n groups, voice i says group i mod groups only, so each voice
+    # says n sentences and each sentence is said by ~voices / groups voices (dense sub-grids).
+    sentences_per_voice: int | None = None
     val_speakers: int = 4
     val_sentences: int = 8
     ood_voices: int | Literal["all"] = 4
@@ -198,7 +202,21 @@ def _sentences(spec: GridSpec) -> list[str]:
     return generate_sentences(spec.lang, need, spec.seed)
 
 
+def _sentence_group(sents: dict[str, str], voice_index: int, per_voice: int | None) -> dict[str, str]:
+    """Return the train sentences voice `voice_index` says: all of them, or its group's `per_voice`."""
+    if per_voice is None:
+        return sents
+    groups = len(sents) // per_voice
+    start = (voice_index % groups) * per_voice
+    return dict(list(sents.items())[start:start + per_voice])
+
+
 def _check_counts(spec: GridSpec) -> None:
+    if spec.sentences_per_voice is not None and (
+        spec.sentences_per_voice < 1 or spec.train_sentences % spec.sentences_per_voice
+    ):
+        raise ConfigError(f"grid {spec.lang}: sentences_per_voice {spec.sentences_per_voice} must divide "
+                          f"train_sentences {spec.train_sentences} (each voice says one whole group)")
     for name in ("train_speakers", "ood_voices", "keyword_voices"):
         value = getattr(spec, name)
         if isinstance(value, str) and value != ALL:
@@ -245,8 +263,9 @@ def plan_grid(spec: GridSpec) -> GridPlan:
     items: list[GridItem] = []
     for split, sents in sentences.items():
         for vi, voice in enumerate(speakers[split]):
+            said = _sentence_group(sents, vi, spec.sentences_per_voice) if split == "train" else sents
             items += [
-                GridItem(f"{split}-v{vi:03d}-{cid}", voice, text, cid, split) for cid, text in sents.items()
+                GridItem(f"{split}-v{vi:03d}-{cid}", voice, text, cid, split) for cid, text in said.items()
             ]
     kw_speakers = []
     for vi, voice in enumerate(kw_voices):

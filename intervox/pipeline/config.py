@@ -30,6 +30,7 @@ class SourceConfig:
     lang: str = "en"
     train_speakers: int | Literal["all"] = 16  # "all": every train base voice of the language
     train_sentences: int = 32
+    sentences_per_voice: int | None = None  # None: dense; n: each voice says its group of n (GridSpec)
     val_speakers: int = 4
     val_sentences: int = 8
     ood_voices: int | Literal["all"] = 4  # "all": every voice of the held-out engines
@@ -46,6 +47,10 @@ class SourceConfig:
         positive = [n for n in counted if n == "train_speakers"]
         check_range(self, *positive, "train_sentences", "keyword_repeats", "synth_workers", ge=1)
         check_range(self, "val_speakers", "val_sentences", *counted, "seed", ge=0)
+        spv = self.sentences_per_voice
+        if spv is not None and (spv < 1 or self.train_sentences % spv):
+            raise ConfigValueError("sentences_per_voice",
+                                   f"must divide train_sentences ({self.train_sentences}); got {spv}")
 
 
 @dataclass(frozen=True)

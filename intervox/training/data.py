@@ -406,11 +406,17 @@ class GridSampler:
     def draw(self, step: int) -> tuple[np.ndarray, bool]:
         """Return (clip indices of batch `step`, whether they form a full S x T sub-grid)."""
         rng = np.random.default_rng([self.seed, self.rank, step])
-        order = rng.permutation(len(self.said_by))  # random among equally covered contents
-        order = order[np.argsort(-self.said_by[order], kind="stable")]
+        shuffled = rng.permutation(len(self.said_by))
+        order = shuffled[np.argsort(-self.said_by[shuffled], kind="stable")]  # random among equals
         order = order[self.said_by[order] >= 2]
         s, t = self.shape
-        grid = dense_subgrid(self.mine, order, s, t, rng) if s >= 2 and t >= 2 else None
+        grid = None
+        if s >= 2 and t >= 2:
+            # A random start first: most-covered-first would always start in the same group of a
+            # grid of sentence groups (source.sentences_per_voice) and never draw the others'
+            # voices. On a dense grid both orders are the same permutation.
+            grid = dense_subgrid(self.mine, shuffled[self.said_by[shuffled] >= 2], s, t, rng)
+            grid = grid if grid is not None else dense_subgrid(self.mine, order, s, t, rng)
         full = grid is not None
         if grid is None:
             grid = refine_grid(self.mine, order, *grouped_grid(self.mine, order, s, t, rng), s, t, rng)

@@ -97,6 +97,36 @@ def test_default_plan_uses_every_voice_in_speaker_disjoint_splits() -> None:
     assert len(train) == len(sp["train"]) * len(plan.sentences["train"]) and len(sp["train"]) >= 40
 
 
+def test_sentences_per_voice_gives_each_voice_one_group_of_the_train_sentences() -> None:
+    grouped = {**TINY, "train_speakers": 5, "train_sentences": 6, "sentences_per_voice": 2}
+    plan = plan_grid(GridSpec(**grouped))
+    train = [it for it in plan.items if it.split == "train"]
+    said = {v: {it.content_id for it in train if it.voice == v} for v in plan.speakers["train"]}
+    groups = sorted({tuple(sorted(s)) for s in said.values()})
+    assert len(plan.sentences["train"]) == 6 and all(len(s) == 2 for s in said.values())
+    # 3 disjoint groups covering every sentence; voices 0 and 3 share group 0, 1 and 4 group 1
+    assert len(groups) == 3 and sorted(c for g in groups for c in g) == sorted(plan.sentences["train"])
+    order = plan.speakers["train"]
+    assert said[order[0]] == said[order[3]] and said[order[1]] == said[order[4]]
+    assert said[order[0]] != said[order[1]]
+    # held-out splits stay dense: every validation voice says every held-out sentence
+    val = {(it.voice, it.content_id) for it in plan.items if it.split == "validation"}
+    assert len(val) == len(plan.speakers["validation"]) * len(plan.sentences["validation"])
+    dense = plan_grid(GridSpec(**{**TINY, "train_speakers": 5, "train_sentences": 6}))
+    assert len([it for it in dense.items if it.split == "train"]) == 30
+
+
+@pytest.mark.parametrize("per_voice", [4, 0, 7])
+def test_sentences_per_voice_must_divide_the_train_sentences(per_voice: int) -> None:
+    from intervox.pipeline.run import load_shards_config
+
+    with pytest.raises(ConfigError, match="sentences_per_voice"):
+        plan_grid(GridSpec(**{**TINY, "sentences_per_voice": per_voice}))
+    with pytest.raises(ConfigError, match="source.sentences_per_voice: must divide train_sentences"):
+        load_shards_config(ROOT / "configs/shards/default.yaml",
+                           ["source.train_sentences=6", f"source.sentences_per_voice={per_voice}"])
+
+
 def test_paper_size_is_one_make_variable_away() -> None:
     import subprocess
 

@@ -132,6 +132,19 @@ def test_sparse_grid_batches_are_dense_and_all_positive() -> None:
     assert min(sizes) >= 180 and np.mean(sizes) > 200  # measured 193-224, mean 209 (today's sampler: 126)
 
 
+def test_grid_of_sentence_groups_gives_full_batches_every_step() -> None:
+    # source.sentences_per_voice=32 on 47 voices x 64 sentences: two groups of 24 and 23 voices
+    table = label_table(voices_and_copies(47, lambda v: [f"s{(v % 2) * 32 + j}" for j in range(32)]))
+    sampler = GridSampler(table, PAPER_BATCH, seed=0)
+    groups = set()
+    for step in range(20):
+        idx = sampler.indices(step)
+        assert len(idx) == 512 and len(set(table.content[idx])) == 32
+        assert anchors_with_positives(table.speaker[idx]) == anchors_with_positives(table.content[idx]) == 512
+        groups.add(int(table.contents[table.content[idx][0]][1:]) // 32)
+    assert groups == {0, 1} and sampler.describe()["full_grid"]  # both groups are drawn
+
+
 def test_data_without_shared_contents_is_an_error() -> None:
     table = label_table([(f"v{v}", f"t{v}_{j}") for v in range(8) for j in range(4)])
     with pytest.raises(TrainingError, match="no two speakers share two contents"):
