@@ -211,12 +211,18 @@ def _sentence_group(sents: dict[str, str], voice_index: int, per_voice: int | No
     return dict(list(sents.items())[start:start + per_voice])
 
 
+def sentence_groups_problem(train_sentences: int, per_voice: int | None) -> str | None:
+    """Return why `per_voice` cannot split `train_sentences` into whole groups, or None if it can."""
+    if per_voice is None or (per_voice >= 1 and train_sentences % per_voice == 0):
+        return None
+    return (f"must divide train_sentences ({train_sentences}); got {per_voice} "
+            "(each voice says one whole group)")
+
+
 def _check_counts(spec: GridSpec) -> None:
-    if spec.sentences_per_voice is not None and (
-        spec.sentences_per_voice < 1 or spec.train_sentences % spec.sentences_per_voice
-    ):
-        raise ConfigError(f"grid {spec.lang}: sentences_per_voice {spec.sentences_per_voice} must divide "
-                          f"train_sentences {spec.train_sentences} (each voice says one whole group)")
+    problem = sentence_groups_problem(spec.train_sentences, spec.sentences_per_voice)
+    if problem:
+        raise ConfigError(f"grid {spec.lang}: sentences_per_voice {problem}")
     for name in ("train_speakers", "ood_voices", "keyword_voices"):
         value = getattr(spec, name)
         if isinstance(value, str) and value != ALL:

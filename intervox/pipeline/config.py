@@ -47,10 +47,12 @@ class SourceConfig:
         positive = [n for n in counted if n == "train_speakers"]
         check_range(self, *positive, "train_sentences", "keyword_repeats", "synth_workers", ge=1)
         check_range(self, "val_speakers", "val_sentences", *counted, "seed", ge=0)
-        spv = self.sentences_per_voice
-        if spv is not None and (spv < 1 or self.train_sentences % spv):
-            raise ConfigValueError("sentences_per_voice",
-                                   f"must divide train_sentences ({self.train_sentences}); got {spv}")
+        if self.sentences_per_voice is not None:  # the grid's own rule (imported only when used)
+            from intervox.corpora.synth import sentence_groups_problem
+
+            problem = sentence_groups_problem(self.train_sentences, self.sentences_per_voice)
+            if problem:
+                raise ConfigValueError("sentences_per_voice", problem)
 
 
 @dataclass(frozen=True)

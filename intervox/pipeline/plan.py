@@ -328,7 +328,7 @@ def build_plan(
     config = to_plain(cfg)
     # settings that change how a build runs but not a byte of its shards stay out of the hash
     hashed = {**config, "source": {k: v for k, v in config["source"].items() if k != "synth_workers"}}
-    if hashed["source"].get("sentences_per_voice", 0) is None:  # dense: same hash as before the field
+    if hashed["source"]["sentences_per_voice"] is None:  # dense: same hash as before the field
         hashed["source"].pop("sentences_per_voice")
     hashed.pop("strict", None)
     hashed["identity_decisions"] = identities.decision_hash()
