@@ -162,8 +162,8 @@ def _read_bytes(data: bytes) -> tuple[np.ndarray, int]:
     if clip is None or clip.pid != os.getpid():
         clip = _CLIP_FILE.file = _ClipFile()
     fd = clip.fd
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, data, 0)
+    os.pwrite(fd, data, 0)  # over the last clip's pages, then cut to size: freeing and zeroing
+    os.ftruncate(fd, len(data))  # them for every clip (truncate to 0 first) cost ~4% of a decode
     os.lseek(fd, 0, os.SEEK_SET)
     with sf.SoundFile(fd, closefd=False) as f:
         return f.read(dtype="float32", always_2d=True), f.samplerate
