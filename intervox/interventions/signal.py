@@ -44,10 +44,16 @@ def active_power(audio: np.ndarray, sr: int, frame_seconds: float = 0.02, floor_
     return float(frames[frames >= threshold].mean())
 
 
-def peak_protect(y: np.ndarray, peak: float = 0.99) -> np.ndarray:
-    """Return `y` scaled down so that its absolute peak is at most `peak` (never scaled up)."""
-    m = float(np.max(np.abs(y)))
-    return (y * (peak / m)).astype(np.float32) if m > peak else y.astype(np.float32)
+def peak_protect(y: np.ndarray, peak: float = 0.99, gain: float = 1.0) -> np.ndarray:
+    """Return `gain * y` as float32, scaled down so that its absolute peak is at most `peak` (never up).
+
+    One pass over `y` for its peak and one for the scaled float32 copy: a level match folded in
+    as `gain` costs no extra pass (a plain `y * gain` first was ~5% of a reverb's time).
+    """
+    m = gain * max(float(np.max(y)), -float(np.min(y)))
+    scale = gain * (peak / m if m > peak else 1.0)
+    out = np.empty(np.shape(y), dtype=np.float32)
+    return np.multiply(y, scale, out=out, casting="same_kind")
 
 
 def coloured_noise(n: int, colour: str, rng: np.random.Generator) -> np.ndarray:
@@ -64,6 +70,9 @@ def coloured_noise(n: int, colour: str, rng: np.random.Generator) -> np.ndarray:
     return (y / np.sqrt(np.mean(y**2) + 1e-20)).astype(np.float64)
 
 
+_SIGNS = np.array([-1.0, 1.0])
+
+
 def synthetic_rir(sr: int, rt60: float, rng: np.random.Generator, *, n_early: int = 8,
                   drr_db: float = 3.0) -> np.ndarray:
     """Return a room impulse response: unit direct path at t=0, early reflections, exponential tail.
@@ -76,11 +85,13 @@ def synthetic_rir(sr: int, rt60: float, rng: np.random.Generator, *, n_early: in
     t = np.arange(n) / sr
     tail = rng.standard_normal(n) * np.exp(-6.91 * t / rt60)
     tail[: int(0.002 * sr)] = 0.0  # room for the direct path before the diffuse field starts
-    taps = rng.integers(int(0.002 * sr), int(0.05 * sr), size=n_early)
-    early = np.zeros(n)
-    np.add.at(early, taps, rng.choice([-1.0, 1.0], size=n_early) * rng.uniform(0.1, 0.3, n_early)
-              * np.exp(-6.91 * taps / sr / rt60))
-    reverberant = tail + early * np.sqrt(np.sum(tail**2))
+    last_tap = int(0.05 * sr)  # < n: early reflections lie in the first 50 ms
+    taps = rng.integers(int(0.002 * sr), last_tap, size=n_early)
+    early = np.zeros(last_tap)
+    signs = _SIGNS[rng.integers(0, 2, size=n_early)]  # the values and draws of rng.choice(_SIGNS), cheaper
+    np.add.at(early, taps, signs * rng.uniform(0.1, 0.3, n_early) * np.exp(-6.91 * taps / sr / rt60))
+    reverberant = tail.copy()
+    reverberant[:last_tap] += early * np.sqrt(np.sum(tail**2))
     reverberant *= np.sqrt(10 ** (-drr_db / 10) / (np.sum(reverberant**2) + 1e-20))
     rir = reverberant
     rir[0] = 1.0

@@ -51,7 +51,7 @@ def test_every_registered_op_has_a_baseline_or_is_skipped() -> None:
     assert set(available()) == set(BASELINES) | set(SKIPPED)
 
 
-@pytest.mark.parametrize("name", ["world_vc", "praat_gender", "gain_clip", "noise", "telephone"])
+@pytest.mark.parametrize("name", ["world_vc", "praat_gender", "gain_clip", "noise", "telephone", "reverb"])
 def test_baselines_do_the_ops_edit(name: str, speech) -> None:  # noqa: ANN001
     """Each baseline makes a same-length signal from the op's own params (it times the same edit)."""
     from intervox.interventions.registry import from_dict

@@ -9,7 +9,7 @@ from pytest import approx
 
 from intervox.dsp import median_f0
 from intervox.interventions.ops.reverb import Reverb
-from intervox.interventions.signal import active_power, synthetic_rir
+from intervox.interventions.signal import active_power, peak_protect, synthetic_rir
 
 
 @pytest.mark.parametrize("rt60", [0.3, 0.8])
@@ -56,3 +56,11 @@ def test_same_seed_same_bytes(speech, utt, replay_twice):
 
 def test_bad_input_names_the_op(rejects_bad_input):
     rejects_bad_input(Reverb(), {"rt60": 0.4, "drr_db": 3.0, "rir_seed": 1})
+
+
+def test_level_gain_and_peak_protection_in_one_step():
+    y = np.array([0.2, -0.6, 0.3, 0.0])
+    quiet = peak_protect(y, gain=0.5)  # under the peak: just the gain, as float32
+    assert quiet.dtype == np.float32 and quiet.tolist() == approx([0.1, -0.3, 0.15, 0.0])
+    loud = peak_protect(y, gain=3.0)  # 1.8 at the peak: scaled down to 0.99, shape kept
+    assert np.max(np.abs(loud)) == approx(0.99) and loud.tolist() == approx((y * 0.99 / 0.6).tolist())

@@ -73,5 +73,5 @@ class Nansy(Intervention):
                          pitch_range=pitch_range)
         y = parametric_eq(y, sr, list(eq_gains_db), list(eq_qs))
         # The EQ's overall gain is not speaker information: restore the source's active level.
-        y = y * np.sqrt(active_power(audio, sr) / max(active_power(y, sr), 1e-20))
-        return self.check_output(self.name, peak_protect(y))
+        level = np.sqrt(active_power(audio, sr) / max(active_power(y, sr), 1e-20))
+        return self.check_output(self.name, peak_protect(y, gain=level))

@@ -66,5 +66,5 @@ class Reverb(Intervention):
         audio = self.check_input(audio, sr)
         h = self.rir(sr, rt60=rt60, drr_db=drr_db, rir_seed=rir_seed, rir_file=rir_file)
         y = fftconvolve(audio.astype(np.float64), h)[: audio.size]
-        y *= np.sqrt(active_power(audio, sr) / max(active_power(y, sr), 1e-20))
-        return self.check_output(self.name, peak_protect(y))
+        level = np.sqrt(active_power(audio, sr) / max(active_power(y, sr), 1e-20))
+        return self.check_output(self.name, peak_protect(y, gain=level))
