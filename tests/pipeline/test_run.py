@@ -107,6 +107,25 @@ def test_local_cluster_build_rerun_and_worker_count_are_byte_identical(
     assert sync.written == 18 and shas(tmp_path / "sync") == first
 
 
+def _worker_env() -> dict:
+    import os
+
+    return {k: os.environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS")}
+
+
+def test_local_cluster_workers_keep_glibcs_adaptive_malloc_and_one_blas_thread() -> None:
+    # Dask's default MALLOC_TRIM_THRESHOLD_ made shard tasks 12-15% slower (intervox/pipeline/cluster.py)
+    from intervox.pipeline.cluster import connect
+
+    client, cluster = connect(2)
+    try:
+        envs = list(client.run(_worker_env).values())
+    finally:
+        client.close()
+        cluster.close()
+    assert envs == [{"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1"}] * 2
+
+
 @pytest.mark.slow
 def test_killed_run_then_rerun_equals_clean_run(source, write_config, tmp_path) -> None:  # noqa: ANN001
     config = write_config(tmp_path / "c.yaml", source, shard_size=3, block={"speakers": 1, "contents": 2})
