@@ -67,7 +67,8 @@ def coloured_noise(n: int, colour: str, rng: np.random.Generator) -> np.ndarray:
     spectrum *= f ** (-NOISE_BETA[colour] / 2)  # amplitude ~ f^(-beta/2) gives power ~ 1/f^beta
     spectrum[0] = 0.0
     y = np.fft.irfft(spectrum, m)[:n]
-    return (y / np.sqrt(np.mean(y**2) + 1e-20)).astype(np.float64)
+    y /= np.sqrt(np.mean(y**2) + 1e-20)  # irfft's float64 output, scaled in place
+    return y
 
 
 _SIGNS = np.array([-1.0, 1.0])

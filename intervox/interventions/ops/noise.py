@@ -20,7 +20,8 @@ from intervox.interventions.signal import NOISE_BETA, active_power, coloured_noi
 
 def mix_at_snr(speech: np.ndarray, noise: np.ndarray, sr: int, snr_db: float) -> np.ndarray:
     """Return speech + noise scaled so that active speech power / noise power = `snr_db`."""
-    noise_power = float(np.mean(noise.astype(np.float64) ** 2))
+    noise = np.asarray(noise, dtype=np.float64)  # no copy when it is float64 already
+    noise_power = float(np.mean(noise**2))
     if noise_power <= 0:
         raise InterventionError("noise: noise segment is silent")
     scale = np.sqrt(active_power(speech, sr) / (noise_power * 10 ** (snr_db / 10)))
