@@ -77,6 +77,20 @@ def _wav_truncation(path: Path) -> str | None:
     return None
 
 
+# libsndfile's SF_COUNT_MAX: the header does not give the length (a FLAC written to a pipe leaves
+# STREAMINFO's total samples at 0); soundfile would then try to allocate that many frames.
+UNKNOWN_FRAMES = 2**63 - 1
+UNKNOWN_LENGTH = ("the header does not give the length (a FLAC written to a pipe?): re-encode it to a "
+                  "file, e.g. `sox in.flac out.flac`")
+
+
+def _read_all(f: sf.SoundFile) -> np.ndarray:
+    """Return every frame of `f` as float32 [n, channels]; ValueError when the header has no length."""
+    if f.frames == UNKNOWN_FRAMES:
+        raise ValueError(UNKNOWN_LENGTH)
+    return f.read(dtype="float32", always_2d=True)
+
+
 def load_audio(
     path: str | Path,
     target_sr: int | None = None,
@@ -103,7 +117,7 @@ def load_audio(
             frames = -1 if duration is None else int(round(duration * sr))
             if start:
                 f.seek(start)
-            audio = f.read(frames=frames, dtype="float32", always_2d=True)
+            audio = _read_all(f) if frames < 0 else f.read(frames=frames, dtype="float32", always_2d=True)
             expected = f.frames - start if duration is None else min(frames, f.frames - start)
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
         raise AudioError(f"{path}: not readable as audio ({exc})") from exc
@@ -157,7 +171,8 @@ def _read_bytes(data: bytes) -> tuple[np.ndarray, int]:
     The descriptor is per thread and per process (a forked DataLoader worker must not share it).
     """
     if not hasattr(os, "memfd_create"):
-        return sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        with sf.SoundFile(io.BytesIO(data)) as f:
+            return _read_all(f), f.samplerate
     clip = getattr(_CLIP_FILE, "file", None)
     if clip is None or clip.pid != os.getpid():
         clip = _CLIP_FILE.file = _ClipFile()
@@ -166,7 +181,7 @@ def _read_bytes(data: bytes) -> tuple[np.ndarray, int]:
     os.ftruncate(fd, len(data))  # them for every clip (truncate to 0 first) cost ~4% of a decode
     os.lseek(fd, 0, os.SEEK_SET)
     with sf.SoundFile(fd, closefd=False) as f:
-        return f.read(dtype="float32", always_2d=True), f.samplerate
+        return _read_all(f), f.samplerate
 
 
 def _read_pcm16_wav(data: bytes) -> tuple[np.ndarray, int] | None:

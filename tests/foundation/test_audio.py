@@ -69,6 +69,22 @@ def test_flac_roundtrip_is_deterministic(speech):
     assert sr == speech.sr and np.max(np.abs(back - speech.audio)) < 1e-4
 
 
+def test_a_flac_that_does_not_give_its_length_is_refused_by_name(speech, tmp_path):
+    # a FLAC written to a pipe leaves STREAMINFO's total-samples field at 0 ("unknown"); read
+    # whole, soundfile would allocate 2**63 frames and fail with "array is too big"
+    data = bytearray(encode_flac(speech.audio, speech.sr))
+    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0  # STREAMINFO first: its 36-bit count at bytes 21-25
+    data[21] &= 0xF0
+    data[22:26] = bytes(4)
+    path = tmp_path / "streamed.flac"
+    path.write_bytes(bytes(data))
+    assert sf.info(str(path)).frames == 2**63 - 1  # libsndfile: length unknown
+    with pytest.raises(AudioError, match=r"streamed\.flac: .*does not give the length .*re-encode"):
+        decode_audio_bytes(bytes(data), "streamed.flac")
+    with pytest.raises(AudioError, match=r"streamed\.flac: .*does not give the length"):
+        load_audio(path)
+
+
 def test_trim_silence_cuts_the_edges_to_the_margin_and_keeps_inner_pauses():
     sr = 16000
     rng = np.random.default_rng(0)
