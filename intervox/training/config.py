@@ -60,6 +60,11 @@ class ModelConfig:
     speaker_dim: int = 384
     content_dim: int = 384
     residual_dim: int = 0  # a third block, constrained only by orthogonality
+    # Per subspace, a factor on the initial weights of the projector's output rows for that
+    # subspace, e.g. {content: 0.5} (PyTorch's default init x factor; others x 1). Directions of
+    # the input that training never moves keep their initial weights, so a random map passes on
+    # whatever the raw layer carries there, real speakers included; a smaller start passes less.
+    subspace_init_scale: dict[str, float] | None = None
     # input: layer only. Each subspace its own layer, e.g. {speaker: 2, content: 6}: subspace k
     # takes its block of the shared MLP's output on its own layer; subspaces not named use
     # `layer`. None = `layer` for every subspace (the paper).
@@ -71,8 +76,12 @@ class ModelConfig:
     def __post_init__(self) -> None:
         check_range(self, "layer", "residual_dim", ge=0)
         check_range(self, "fusion_dim", "hidden_dims", "speaker_dim", "content_dim", ge=1)
+        for name, scale in (self.subspace_init_scale or {}).items():
+            if not scale > 0:
+                raise ValueError(f"model.subspace_init_scale.{name} must be > 0, got {scale}")
         self._check_per_subspace("subspace_layers", "layer")
         self._check_per_subspace("subspace_layer_ranges", "weighted_sum")
+        self._check_per_subspace("subspace_init_scale", None)
         for name, (lo, hi) in (self.subspace_layer_ranges or {}).items():
             if not 0 <= lo <= hi:
                 raise ValueError(f"model.subspace_layer_ranges.{name}: [{lo}, {hi}] is not a range "
@@ -81,11 +90,11 @@ class ModelConfig:
             if layer < 0:
                 raise ValueError(f"model.subspace_layers.{name} must be >= 0, got {layer}")
 
-    def _check_per_subspace(self, key: str, needs_input: str) -> None:
+    def _check_per_subspace(self, key: str, needs_input: str | None) -> None:
         value = getattr(self, key)
         if value is None:
             return
-        if self.input != needs_input:
+        if needs_input is not None and self.input != needs_input:
             raise ValueError(f"model.{key} needs model.input: {needs_input} (got {self.input})")
         known = ["speaker", "content"] + (["residual"] if self.residual_dim else [])
         unknown = sorted(set(value) - set(known))

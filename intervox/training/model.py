@@ -118,6 +118,18 @@ class SubspaceProjector(nn.Module):
         self.fusion = nn.Linear(concat, cfg.fusion_dim) if len(self.inputs) > 1 else None
         in_dim = cfg.fusion_dim if self.fusion is not None else concat
         self.net = build_net(in_dim, cfg, sum(self.subspaces.values()))
+        self._scale_initial_rows(cfg.subspace_init_scale or {})
+
+    def _scale_initial_rows(self, scales: dict[str, float]) -> None:
+        """Multiply the initial output rows (weights and bias) of each named subspace by its factor."""
+        last = self.net if isinstance(self.net, nn.Linear) else self.net[-1]
+        start = 0
+        with torch.no_grad():
+            for name, dim in self.subspaces.items():
+                if name in scales:
+                    last.weight[start:start + dim].mul_(scales[name])
+                    last.bias[start:start + dim].mul_(scales[name])
+                start += dim
 
     def forward(self, pooled: Sequence[torch.Tensor],
                 frames: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

@@ -75,7 +75,23 @@ def test_layer_ranges_restrict_the_learned_sums() -> None:
                                        "content": "weighted sum of layers 4-6"}
 
 
+@pytest.mark.parametrize("projector", ["mlp", "linear"])
+def test_subspace_init_scale_scales_only_that_subspaces_initial_rows(projector: str) -> None:
+    plain = model_of(projector=projector, residual_dim=4)
+    scaled = model_of(projector=projector, residual_dim=4, subspace_init_scale={"content": 0.25})
+    a, b = dict(plain.named_parameters()), dict(scaled.named_parameters())
+    last = "net.weight" if projector == "linear" else f"net.{len(plain.net) - 1}.weight"
+    for name in a:  # same seed: equal everywhere but the content rows of the output layer
+        if name not in (last, last.replace("weight", "bias")):
+            assert torch.equal(a[name], b[name]), name
+    rows = slice(8, 16)  # speaker 0-7, content 8-15, residual 16-19
+    assert torch.equal(b[last][rows], 0.25 * a[last][rows])
+    assert torch.equal(b[last][:8], a[last][:8]) and torch.equal(b[last][16:], a[last][16:])
+
+
 @pytest.mark.parametrize(("overrides", "message"), [
+    (["model.subspace_init_scale={voice: 0.5}"], "unknown subspace 'voice'"),
+    (["model.subspace_init_scale={content: 0}"], r"subspace_init_scale.content must be > 0"),
     (["model.input=weighted_sum", "model.subspace_layers={speaker: 1}"], "needs model.input: layer"),
     (["model.subspace_layers={voice: 1}"], "unknown subspace 'voice'"),
     (["model.subspace_layers={residual: 1}"], "unknown subspace 'residual'"),  # residual_dim is 0
