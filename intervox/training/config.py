@@ -65,6 +65,12 @@ class ModelConfig:
     # the input that training never moves keep their initial weights, so a random map passes on
     # whatever the raw layer carries there, real speakers included; a smaller start passes less.
     subspace_init_scale: dict[str, float] | None = None
+    # Per subspace, keep only the top-n principal directions of its input over the training split
+    # (fitted once before the first step, from up to 8192 clips, and stored with the model; all of
+    # them when the input has fewer dims), e.g. {content: 256}. Along directions the training data
+    # hardly vary, a map keeps its random start and passes on whatever real speech carries there
+    # (see subspace_init_scale); the projection drops them.
+    subspace_input_pcs: dict[str, int] | None = None
     # input: layer only. Each subspace its own layer, e.g. {speaker: 2, content: 6}: subspace k
     # takes its block of the shared MLP's output on its own layer; subspaces not named use
     # `layer`. None = `layer` for every subspace (the paper).
@@ -76,6 +82,10 @@ class ModelConfig:
     def __post_init__(self) -> None:
         check_range(self, "layer", "residual_dim", ge=0)
         check_range(self, "fusion_dim", "hidden_dims", "speaker_dim", "content_dim", ge=1)
+        self._check_per_subspace("subspace_input_pcs", None)
+        for name, n in (self.subspace_input_pcs or {}).items():
+            if not (isinstance(n, int) and n >= 1):
+                raise ValueError(f"model.subspace_input_pcs.{name} must be an integer >= 1, got {n}")
         for name, scale in (self.subspace_init_scale or {}).items():
             if not scale > 0:
                 raise ValueError(f"model.subspace_init_scale.{name} must be > 0, got {scale}")

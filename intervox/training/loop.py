@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import itertools
 import json
 import logging
 import math
@@ -203,6 +204,21 @@ def _tensorboard(seed_dir: Path):  # noqa: ANN202 - SummaryWriter or None
     return SummaryWriter(str(seed_dir / "tensorboard"))
 
 
+PCS_CLIPS = 8192  # training clips the input bases of model.subspace_input_pcs are fitted on
+
+
+def _fit_input_pcs(model: SubspaceProjector, cfg: TrainConfig, seed_index: int, info: ddp.DistInfo) -> None:
+    """Fit the model's input bases on the first PCS_CLIPS clips of the training split (every rank alike)."""
+    dirs = [Path(d) for d in cfg.data.features]
+    names = common_shards(dirs, cfg.data.split)
+    pooled = [s["pooled"][0] for s in itertools.islice(
+        iter_fused_samples(dirs, names, False, cfg.data.max_bad_shard_fraction, len(names)), PCS_CLIPS)]
+    x = torch.as_tensor(np.stack(pooled), dtype=torch.float32, device=info.device)
+    kept = model.fit_input_pcs([x])
+    log.info("seed-%d: input bases fitted on %d clips; variance kept %s", seed_index, len(pooled),
+             ", ".join(f"{k} {v:.3f}" for k, v in kept.items()))
+
+
 def train_seed(cfg: TrainConfig, seed_index: int, info: ddp.DistInfo) -> dict:
     """Train one seed into run_dir/seed-K and return its summary."""
     seed = cfg.seeds[seed_index]
@@ -231,6 +247,8 @@ def train_seed(cfg: TrainConfig, seed_index: int, info: ddp.DistInfo) -> dict:
         source.restore(state["data"])
         start = resumed_from = int(state["step"])
         log.info("seed-%d: resumed from %s", seed_index, found[-1][1])
+    if model.input_pcs and resumed_from is None:  # a resumed model has its bases from the checkpoint
+        _fit_input_pcs(model, cfg, seed_index, info)
     net = DistributedDataParallel(model) if info.distributed else model
     stop = min(cfg.optim.steps, cfg.max_steps) if cfg.max_steps is not None else cfg.optim.steps
     load_s = time.perf_counter() - t_start

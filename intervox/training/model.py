@@ -119,6 +119,9 @@ class SubspaceProjector(nn.Module):
         in_dim = cfg.fusion_dim if self.fusion is not None else concat
         self.net = build_net(in_dim, cfg, sum(self.subspaces.values()))
         self._scale_initial_rows(cfg.subspace_init_scale or {})
+        self.input_pcs = dict(cfg.subspace_input_pcs or {})  # names checked by the config
+        if self.input_pcs:
+            self._init_input_pcs(in_dim)
 
     def _scale_initial_rows(self, scales: dict[str, float]) -> None:
         """Multiply the initial output rows (weights and bias) of each named subspace by its factor."""
@@ -130,6 +133,50 @@ class SubspaceProjector(nn.Module):
                     last.weight[start:start + dim].mul_(scales[name])
                     last.bias[start:start + dim].mul_(scales[name])
                 start += dim
+
+    def _init_input_pcs(self, in_dim: int) -> None:
+        """Register each named subspace's [n, in_dim] basis and [in_dim] mean (set by fit_input_pcs)."""
+        if self.n_views == 1 or self.fusion is not None:
+            raise TrainingError("model.subspace_input_pcs needs each subspace its own input (model.input: "
+                                "weighted_sum, or subspace_layers) from one upstream")
+        for name, n in self.input_pcs.items():
+            self.input_pcs[name] = min(n, in_dim)  # all of them: the projection keeps every direction
+            self.register_buffer(f"pcs_{name}", torch.zeros(self.input_pcs[name], in_dim))
+            self.register_buffer(f"pcs_mean_{name}", torch.zeros(in_dim))
+        self.register_buffer("pcs_fitted", torch.tensor(False))
+
+    @torch.no_grad()
+    def fit_input_pcs(self, pooled: Sequence[torch.Tensor]) -> dict[str, float]:
+        """Fit each named subspace's basis to its inputs on training clips; return the variance each keeps."""
+        h = self.views[0](pooled[0])  # [V, N, D]
+        kept = {}
+        for v, name in enumerate(self.view_names):
+            if name not in self.input_pcs:
+                continue
+            x = h[v].double()
+            mean = x.mean(0)
+            _, s, vt = torch.linalg.svd(x - mean, full_matrices=False)
+            n = min(self.input_pcs[name], vt.shape[0])  # fewer clips than directions: the rest stay 0
+            basis = getattr(self, f"pcs_{name}")
+            basis.zero_()
+            basis[:n] = vt[:n].float()
+            getattr(self, f"pcs_mean_{name}").copy_(mean.float())
+            kept[name] = float((s[:n] ** 2).sum() / (s**2).sum())
+        self.pcs_fitted.fill_(True)
+        return kept
+
+    def _project_inputs(self, h: torch.Tensor) -> torch.Tensor:
+        """Return the views [V, B, D] with each named subspace's input kept to its principal directions."""
+        if not bool(self.pcs_fitted):
+            raise TrainingError("model.subspace_input_pcs: the input bases are not fitted (fit_input_pcs)")
+        views = []
+        for v, name in enumerate(self.view_names):
+            if name in self.input_pcs:
+                basis, mean = getattr(self, f"pcs_{name}"), getattr(self, f"pcs_mean_{name}")
+                views.append(mean + ((h[v] - mean) @ basis.T) @ basis)
+            else:
+                views.append(h[v])
+        return torch.stack(views)
 
     def forward(self, pooled: Sequence[torch.Tensor],
                 frames: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -146,6 +193,8 @@ class SubspaceProjector(nn.Module):
         h = torch.cat([view(x) for view, x in zip(self.views, pooled, strict=True)], dim=-1)
         if self.fusion is not None:
             h = self.fusion(h)
+        if self.input_pcs:
+            h = self._project_inputs(h)
         out = self.net(h)  # [V, B, total]
         result = {}
         start = 0
@@ -157,6 +206,9 @@ class SubspaceProjector(nn.Module):
                 raise TrainingError("the frame-level content loss needs a layer input (one layer, or one "
                                     "per subspace) from one upstream")
             x = F.layer_norm(frames, (frames.shape[-1],)) if self.views[0].normalize else frames
+            if "content" in self.input_pcs:  # the same input the clip-level content view gets
+                basis, mean = self.pcs_content, self.pcs_mean_content
+                x = mean + ((x - mean) @ basis.T) @ basis
             start = self.subspaces["speaker"]
             result["frame_content"] = self.net(x)[:, start:start + self.subspaces["content"]]
         return result
@@ -180,4 +232,6 @@ class SubspaceProjector(nn.Module):
                 top = self.inputs[0].layers - 1
                 lo, hi = (self.cfg.subspace_layer_ranges or {}).get(name, (0, top))
                 out[name] = f"weighted sum of layers {lo}-{hi}"
+            if name in self.input_pcs:
+                out[name] += f", its top {self.input_pcs[name]} training PCs"
         return out

@@ -91,6 +91,7 @@ def test_subspace_init_scale_scales_only_that_subspaces_initial_rows(projector: 
 
 @pytest.mark.parametrize(("overrides", "message"), [
     (["model.subspace_init_scale={voice: 0.5}"], "unknown subspace 'voice'"),
+    (["model.subspace_input_pcs={content: 0}"], r"subspace_input_pcs.content must be an integer >= 1"),
     (["model.subspace_init_scale={content: 0}"], r"subspace_init_scale.content must be > 0"),
     (["model.input=weighted_sum", "model.subspace_layers={speaker: 1}"], "needs model.input: layer"),
     (["model.subspace_layers={voice: 1}"], "unknown subspace 'voice'"),
@@ -152,6 +153,44 @@ def test_per_subspace_run_round_trips_and_reports_its_layers(frame_features: Pat
     moved = trained.project(changed, normalize=False)
     assert np.array_equal(moved["speaker"], got["speaker"])
     assert not np.allclose(moved["content"], got["content"])
+
+
+def test_input_pcs_keep_only_the_directions_the_training_inputs_vary_in() -> None:
+    model = model_of(subspace_layers={"speaker": 1, "content": 2}, subspace_input_pcs={"content": 3})
+    g = torch.Generator().manual_seed(3)
+    basis = torch.linalg.qr(torch.randn(16, 3, generator=g))[0]  # the content layer varies in 3 dims
+    train = torch.randn(64, 7, 16, generator=g)
+    train[:, 2] = 0.5 + torch.randn(64, 3, generator=g) @ basis.T
+    with pytest.raises(TrainingError, match="not fitted"):
+        model([train])
+    assert model.fit_input_pcs([train])["content"] == pytest.approx(1.0)
+    x = train[:5].clone()
+    off = torch.randn(5, 16, generator=g)
+    off -= off @ basis @ basis.T  # a change outside those 3 dims ...
+    y = x.clone()
+    y[:, 2] += off
+    y[:, 1] += off  # ... and the same change in the speaker subspace's layer, which keeps every direction
+    a, b = model([x]), model([y])
+    assert torch.allclose(a["content"], b["content"], atol=1e-5)
+    assert not torch.allclose(a["speaker"], b["speaker"])
+    z = x.clone()
+    z[:, 2] += torch.randn(5, 3, generator=g) @ basis.T  # inside them: content moves
+    assert not torch.allclose(model([z])["content"], a["content"])
+
+
+def test_a_run_with_input_pcs_stores_its_bases_and_resumes_to_the_same_model(frame_features: Path,
+                                                                              tmp_path: Path) -> None:
+    pcs = "model.subspace_input_pcs={content: 4}"
+    whole = _train(frame_features, tmp_path / "whole", "optim.steps=6", pcs)
+    _train(frame_features, tmp_path / "cut", "optim.steps=6", "max_steps=3", "checkpoint_every=3", pcs)
+    resumed = _train(frame_features, tmp_path / "cut", "optim.steps=6", "checkpoint_every=3", pcs)
+    assert resumed["resumed_from"] == 3 and resumed["final"]["loss"] == whole["final"]["loss"]
+    assert whole["subspace_inputs"] == {"speaker": "layer 2", "content": "layer 6, its top 4 training PCs"}
+    pooled = load_feature_table([frame_features]).pooled[0][:6].astype(np.float32)
+    a, b = load_trained(tmp_path / "whole").project(pooled), load_trained(tmp_path / "cut").project(pooled)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    state = load_checkpoint(tmp_path / "whole" / "seed-0" / "checkpoints" / "step-000006.pt")["model"]
+    assert bool(state["pcs_fitted"]) and state["pcs_content"].shape == (4, 16)
 
 
 def test_frame_slot_is_the_content_layers_place_in_the_frames(tmp_path: Path,
