@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -211,11 +212,17 @@ def _fit_input_pcs(model: SubspaceProjector, cfg: TrainConfig, seed_index: int, 
     """Fit the model's input bases on the first PCS_CLIPS clips of the training split (every rank alike)."""
     dirs = [Path(d) for d in cfg.data.features]
     names = common_shards(dirs, cfg.data.split)
-    pooled = [s["pooled"][0] for s in itertools.islice(
-        iter_fused_samples(dirs, names, False, cfg.data.max_bad_shard_fraction, len(names)), PCS_CLIPS)]
-    x = torch.as_tensor(np.stack(pooled), dtype=torch.float32, device=info.device)
-    kept = model.fit_input_pcs([x])
-    log.info("seed-%d: input bases fitted on %d clips; variance kept %s", seed_index, len(pooled),
+    samples = itertools.islice(iter_fused_samples(dirs, names, False, cfg.data.max_bad_shard_fraction,
+                                                  len(names)), PCS_CLIPS)
+    seen = [0]
+
+    def batches() -> Iterator[list[torch.Tensor]]:
+        while chunk := [s["pooled"][0] for s in itertools.islice(samples, 1024)]:
+            seen[0] += len(chunk)
+            yield [torch.as_tensor(np.stack(chunk), dtype=torch.float32, device=info.device)]
+
+    kept = model.fit_input_pcs(batches())
+    log.info("seed-%d: input bases fitted on %d clips; variance kept %s", seed_index, seen[0],
              ", ".join(f"{k} {v:.3f}" for k, v in kept.items()))
 
 

@@ -10,7 +10,7 @@ with one layer, all views are equal and this is exactly the paper's single MLP w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -146,22 +146,31 @@ class SubspaceProjector(nn.Module):
         self.register_buffer("pcs_fitted", torch.tensor(False))
 
     @torch.no_grad()
-    def fit_input_pcs(self, pooled: Sequence[torch.Tensor]) -> dict[str, float]:
-        """Fit each named subspace's basis to its inputs on training clips; return the variance each keeps."""
-        h = self.views[0](pooled[0])  # [V, N, D]
+    def fit_input_pcs(self, batches: Iterable[Sequence[torch.Tensor]]) -> dict[str, float]:
+        """Fit each named subspace's basis to its inputs over training batches; return the variance kept.
+
+        The inputs' mean and covariance are summed batch by batch (memory: one batch and a D x D
+        matrix per subspace), then the basis is the covariance's top eigenvectors.
+        """
+        names = [(v, name) for v, name in enumerate(self.view_names) if name in self.input_pcs]
+        count, sums, outer = 0, {}, {}
+        for pooled in batches:
+            h = self.views[0](pooled[0]).double()  # [V, N, D]
+            count += h.shape[1]
+            for v, name in names:
+                sums[name] = sums.get(name, 0) + h[v].sum(0)
+                outer[name] = outer.get(name, 0) + h[v].T @ h[v]
+        if count < 2:
+            raise TrainingError(f"model.subspace_input_pcs: {count} training clip(s) cannot give directions")
         kept = {}
-        for v, name in enumerate(self.view_names):
-            if name not in self.input_pcs:
-                continue
-            x = h[v].double()
-            mean = x.mean(0)
-            _, s, vt = torch.linalg.svd(x - mean, full_matrices=False)
-            n = min(self.input_pcs[name], vt.shape[0])  # fewer clips than directions: the rest stay 0
-            basis = getattr(self, f"pcs_{name}")
-            basis.zero_()
-            basis[:n] = vt[:n].float()
+        for _, name in names:
+            mean = sums[name] / count
+            values, vectors = torch.linalg.eigh(outer[name] / count - torch.outer(mean, mean))
+            n = self.input_pcs[name]
+            getattr(self, f"pcs_{name}").copy_(vectors[:, -n:].T.flip(0).float())  # largest first
             getattr(self, f"pcs_mean_{name}").copy_(mean.float())
-            kept[name] = float((s[:n] ** 2).sum() / (s**2).sum())
+            values = values.clamp(min=0)
+            kept[name] = float(values[-n:].sum() / values.sum())
         self.pcs_fitted.fill_(True)
         return kept
 
