@@ -118,8 +118,7 @@ def tar_members(stream: BinaryIO, shard: str) -> Iterator[dict]:
         raise ShardError(f"{shard}: corrupt or truncated tar ({exc})") from exc
 
 
-_BLOCK = 512
-_PLAIN_FILE_TYPES = (b"0", b"\0")  # tar's regular-file type flags (REGTYPE, AREGTYPE)
+_PLAIN_FILE_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE)
 
 
 def _plain_members(stream: BinaryIO, shard: str) -> Generator[dict, None, int | None]:
@@ -132,11 +131,11 @@ def _plain_members(stream: BinaryIO, shard: str) -> Generator[dict, None, int | 
     """
     while True:
         offset = stream.tell()
-        header = stream.read(_BLOCK)
+        header = stream.read(tarfile.BLOCKSIZE)
         if not header.strip(b"\0") and (header or offset):  # end of archive, or of file at a member's end
             _check_end(stream, shard, offset)
             return None
-        if (len(header) < _BLOCK or header[156:157] not in _PLAIN_FILE_TYPES or header[124] & 0x80
+        if (len(header) < tarfile.BLOCKSIZE or header[156:157] not in _PLAIN_FILE_TYPES or header[124] & 0x80
                 or (header[257:263] == b"ustar\0" and header[345]) or not _checksum_ok(header)):
             return offset
         name = header[:100].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
@@ -144,7 +143,7 @@ def _plain_members(stream: BinaryIO, shard: str) -> Generator[dict, None, int | 
         _check_name(name, shard)
         _check_format(name, shard)
         data = stream.read(size)
-        padding = -size % _BLOCK
+        padding = -size % tarfile.BLOCKSIZE
         if len(data) != size or len(stream.read(padding)) != padding:
             raise ShardError(f"{shard}: member {name!r} is truncated")
         yield {"fname": name, "data": data, "__url__": shard}

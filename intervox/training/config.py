@@ -82,7 +82,6 @@ class ModelConfig:
     def __post_init__(self) -> None:
         check_range(self, "layer", "residual_dim", ge=0)
         check_range(self, "fusion_dim", "hidden_dims", "speaker_dim", "content_dim", ge=1)
-        self._check_per_subspace("subspace_input_pcs", None)
         for name, n in (self.subspace_input_pcs or {}).items():
             if not (isinstance(n, int) and n >= 1):
                 raise ValueError(f"model.subspace_input_pcs.{name} must be an integer >= 1, got {n}")
@@ -92,6 +91,7 @@ class ModelConfig:
         self._check_per_subspace("subspace_layers", "layer")
         self._check_per_subspace("subspace_layer_ranges", "weighted_sum")
         self._check_per_subspace("subspace_init_scale", None)
+        self._check_per_subspace("subspace_input_pcs", None)
         for name, (lo, hi) in (self.subspace_layer_ranges or {}).items():
             if not 0 <= lo <= hi:
                 raise ValueError(f"model.subspace_layer_ranges.{name}: [{lo}, {hi}] is not a range "

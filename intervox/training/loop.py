@@ -214,15 +214,13 @@ def _fit_input_pcs(model: SubspaceProjector, cfg: TrainConfig, seed_index: int, 
     names = common_shards(dirs, cfg.data.split)
     samples = itertools.islice(iter_fused_samples(dirs, names, False, cfg.data.max_bad_shard_fraction,
                                                   len(names)), PCS_CLIPS)
-    seen = [0]
 
     def batches() -> Iterator[list[torch.Tensor]]:
         while chunk := [s["pooled"][0] for s in itertools.islice(samples, 1024)]:
-            seen[0] += len(chunk)
             yield [torch.as_tensor(np.stack(chunk), dtype=torch.float32, device=info.device)]
 
-    kept = model.fit_input_pcs(batches())
-    log.info("seed-%d: input bases fitted on %d clips; variance kept %s", seed_index, seen[0],
+    clips, kept = model.fit_input_pcs(batches())
+    log.info("seed-%d: input bases fitted on %d clips; variance kept %s", seed_index, clips,
              ", ".join(f"{k} {v:.3f}" for k, v in kept.items()))
 
 

@@ -146,8 +146,10 @@ class SubspaceProjector(nn.Module):
         self.register_buffer("pcs_fitted", torch.tensor(False))
 
     @torch.no_grad()
-    def fit_input_pcs(self, batches: Iterable[Sequence[torch.Tensor]]) -> dict[str, float]:
-        """Fit each named subspace's basis to its inputs over training batches; return the variance kept.
+    def fit_input_pcs(self, batches: Iterable[Sequence[torch.Tensor]]) -> tuple[int, dict[str, float]]:
+        """Fit each named subspace's basis to its inputs over training batches.
+
+        Returns (clips seen, {subspace: share of the input variance its basis keeps}).
 
         The inputs' mean and covariance are summed batch by batch (memory: one batch and a D x D
         matrix per subspace), then the basis is the covariance's top eigenvectors.
@@ -172,20 +174,19 @@ class SubspaceProjector(nn.Module):
             values = values.clamp(min=0)
             kept[name] = float(values[-n:].sum() / values.sum())
         self.pcs_fitted.fill_(True)
-        return kept
+        return count, kept
 
     def _project_inputs(self, h: torch.Tensor) -> torch.Tensor:
         """Return the views [V, B, D] with each named subspace's input kept to its principal directions."""
         if not bool(self.pcs_fitted):
             raise TrainingError("model.subspace_input_pcs: the input bases are not fitted (fit_input_pcs)")
-        views = []
-        for v, name in enumerate(self.view_names):
-            if name in self.input_pcs:
-                basis, mean = getattr(self, f"pcs_{name}"), getattr(self, f"pcs_mean_{name}")
-                views.append(mean + ((h[v] - mean) @ basis.T) @ basis)
-            else:
-                views.append(h[v])
-        return torch.stack(views)
+        return torch.stack([self._project_input(name, h[v]) if name in self.input_pcs else h[v]
+                            for v, name in enumerate(self.view_names)])
+
+    def _project_input(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """Return x [..., D] kept to subspace `name`'s principal directions (about their mean)."""
+        basis, mean = getattr(self, f"pcs_{name}"), getattr(self, f"pcs_mean_{name}")
+        return mean + ((x - mean) @ basis.T) @ basis
 
     def forward(self, pooled: Sequence[torch.Tensor],
                 frames: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -216,8 +217,7 @@ class SubspaceProjector(nn.Module):
                                     "per subspace) from one upstream")
             x = F.layer_norm(frames, (frames.shape[-1],)) if self.views[0].normalize else frames
             if "content" in self.input_pcs:  # the same input the clip-level content view gets
-                basis, mean = self.pcs_content, self.pcs_mean_content
-                x = mean + ((x - mean) @ basis.T) @ basis
+                x = self._project_input("content", x)
             start = self.subspaces["speaker"]
             result["frame_content"] = self.net(x)[:, start:start + self.subspaces["content"]]
         return result

@@ -163,7 +163,8 @@ def test_input_pcs_keep_only_the_directions_the_training_inputs_vary_in() -> Non
     train[:, 2] = 0.5 + torch.randn(64, 3, generator=g) @ basis.T
     with pytest.raises(TrainingError, match="not fitted"):
         model([train])
-    assert model.fit_input_pcs([[train[:40]], [train[40:]]])["content"] == pytest.approx(1.0)  # two batches
+    clips, kept = model.fit_input_pcs([[train[:40]], [train[40:]]])  # in two batches
+    assert clips == 64 and kept["content"] == pytest.approx(1.0)
     x = train[:5].clone()
     off = torch.randn(5, 16, generator=g)
     off -= off @ basis @ basis.T  # a change outside those 3 dims ...
