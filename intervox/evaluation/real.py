@@ -7,7 +7,8 @@ trials.txt for VoxCeleb1, whose official trials then replace the all-pairs list)
 
 Per panel split (`dev`/`validation` to choose on, `test` to report on; a panel without splits is
 reported whole) and per embedding:
-- speaker verification over every clip pair (and over same-language pairs only): EER, minDCF;
+- speaker verification over every clip pair, over same-language pairs only, and over
+  content-matched pairs (same language, content another speaker also says): EER, minDCF;
 - cross-speaker content retrieval: each clip whose content (content_id, else the text) is said by
   another speaker queries the clips of the other speakers only: 1-NN accuracy and mAP;
 - a keyword probe: a linear probe on content labels trained on the other speakers and tested on
@@ -278,9 +279,36 @@ def ci(values: Sequence[float]) -> list[float | None]:
     return [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]
 
 
+def matched_clips(spk: np.ndarray, lang: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """Return per clip whether another speaker of its language says its content (content "" never)."""
+    key = np.char.add(np.char.add(lang.astype(str), "\x00"), content.astype(str))
+    codes = np.unique(key, return_inverse=True)[1]
+    pairs = np.unique(np.stack([codes, spk]), axis=1)  # one column per (content, speaker)
+    voices = np.bincount(pairs[0], minlength=codes.max() + 1)
+    return (voices[codes] > 1) & (content.astype(str) != "")
+
+
+def trial_groups(i: np.ndarray, j: np.ndarray, spk: np.ndarray, lang: np.ndarray,
+                 content: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Return the trial masks: all pairs, same-language pairs, and content-matched pairs.
+
+    Content-matched: same-language pairs of clips whose content another speaker of that language
+    also says. Their targets and non-targets then say the same kind of thing in the same
+    language, so neither the language nor the material (letters against sentences) tells the
+    speakers apart: this is where a content subspace with the voice removed scores 0.5.
+    """
+    same_language = lang[i] == lang[j]
+    groups = {"all": np.ones(len(i), bool), "same_language": same_language}
+    if content is not None:
+        m = matched_clips(spk, lang, content)
+        groups["matched"] = same_language & m[i] & m[j]
+    return groups
+
+
 def speaker_figures(emb: np.ndarray, spk: np.ndarray, lang: np.ndarray,
-                    trials: tuple[np.ndarray, np.ndarray] | None, boots: list[np.ndarray] | None) -> dict:
-    """Return EER / minDCF over all pairs and same-language pairs, with bootstrap CIs when `boots`.
+                    trials: tuple[np.ndarray, np.ndarray] | None, boots: list[np.ndarray] | None,
+                    content: np.ndarray | None = None) -> dict:
+    """Return EER / minDCF per trial group (`trial_groups`), with bootstrap CIs when `boots`.
 
     `spk` holds speaker indices 0..S-1. In a resample where speaker a is drawn c_a times, a
     trial of speakers a != b counts c_a * c_b times and a same-speaker trial c_a times.
@@ -291,7 +319,7 @@ def speaker_figures(emb: np.ndarray, spk: np.ndarray, lang: np.ndarray,
     labels = (spk[i] == spk[j]).astype(np.int64)
     n_spk = int(spk.max()) + 1
     out = {}
-    for name, mask in (("all", np.ones(len(i), bool)), ("same_language", lang[i] == lang[j])):
+    for name, mask in trial_groups(i, j, spk, lang, content).items():
         s, lab = scores[mask], labels[mask]
         eer, _ = compute_eer(s, lab) if len(s) else (float("nan"), 0.0)
         dcf = min_dcf(s, lab, P_TARGET)[0] if len(s) else float("nan")
@@ -516,7 +544,7 @@ def figures(emb: np.ndarray, panel: Panel, rows: np.ndarray, boots: list[np.ndar
     spk_index = np.unique(spk, return_inverse=True)[1]
     content = panel.contents[rows]
     out = {"speaker": speaker_figures(emb, spk_index, panel.languages[rows], official_trials(panel, rows),
-                                      boots),
+                                      boots, content),
            "content": content_figures(emb, spk, spk_index, content, boots)}
     if probe:
         out["keyword_probe"] = keyword_probe(emb, spk, spk_index, content, boots, cfg)
@@ -524,7 +552,7 @@ def figures(emb: np.ndarray, panel: Panel, rows: np.ndarray, boots: list[np.ndar
 
 
 def label_oracles(panel: Panel, rows: np.ndarray) -> dict[str, dict]:
-    """Return the speaker EER (all pairs, same-language pairs) of embeddings that know one label only.
+    """Return the speaker EER per trial group (`trial_groups`) of embeddings that know one label only.
 
     `language`: one-hot of each clip's language; `content`: one-hot of its content;
     `duration`: the clip's length alone (when the manifest has every clip's). They show what the
@@ -546,8 +574,8 @@ def label_oracles(panel: Panel, rows: np.ndarray) -> dict[str, dict]:
         embeddings["duration"] = duration_embedding(np.asarray(durations, dtype=np.float64))
     out = {}
     for label, emb in embeddings.items():
-        figs = speaker_figures(emb, spk, lang, trials, None)
-        out[label] = {k: figs[k]["eer"] for k in ("all", "same_language")}
+        figs = speaker_figures(emb, spk, lang, trials, None, panel.contents[rows])
+        out[label] = {k: f["eer"] for k, f in figs.items()}
     return out
 
 
@@ -565,9 +593,10 @@ def duration_embedding(seconds: np.ndarray) -> np.ndarray:
 def label_oracles_text(section: dict) -> str:
     """Return the panel's label oracles as one line ("" when the section has none)."""
     oracles = section.get("label_oracles") or {}
-    told = "; ".join(f"knowing only the {k}: {_cell(v['all'])} / {_cell(v['same_language'])}"
-                     for k, v in oracles.items())
-    return f"label oracles, speaker EER all / same-language pairs: {told}" if told else ""
+    told = "; ".join(f"knowing only the {k}: {_cell(v['all'])} / {_cell(v['same_language'])} / "
+                     f"{_cell(v.get('matched'))}" for k, v in oracles.items())
+    return (f"label oracles, speaker EER all / same-language / content-matched pairs: {told}"
+            if told else "")
 
 
 def paired_differences(systems: dict[str, dict], best: Mapping, split: str) -> dict[str, dict]:
@@ -603,8 +632,8 @@ def paired_differences(systems: dict[str, dict], best: Mapping, split: str) -> d
     for system in systems.values():  # the draws served the paired CIs; results.json keeps only CIs
         for emb in system["embeddings"].values():
             for fig in emb.values():
-                fig["speaker"]["all"].pop("eer_draws", None)
-                fig["speaker"]["same_language"].pop("eer_draws", None)
+                for group in fig["speaker"].values():
+                    group.pop("eer_draws", None)
                 fig["content"].pop("top1_draws", None)
     return out
 
@@ -767,8 +796,11 @@ def real_rows(section: dict) -> list[dict]:
             row.update(spk_eer=s["all"]["eer"], spk_eer_ci=s["all"].get("eer_ci"),
                        spk_eer_same_language=s["same_language"]["eer"],
                        spk_eer_same_language_ci=s["same_language"].get("eer_ci"),
+                       spk_eer_matched=s.get("matched", {}).get("eer"),
+                       spk_eer_matched_ci=s.get("matched", {}).get("eer_ci"),
                        min_dcf=s["all"]["min_dcf_0.01"], n_trials=s["all"]["n_trials"],
-                       n_trials_same_language=s["same_language"]["n_trials"])
+                       n_trials_same_language=s["same_language"]["n_trials"],
+                       n_trials_matched=s.get("matched", {}).get("n_trials"))
         if con:
             c = con["content"]
             row.update(top1=c.get("top1"), top1_ci=c.get("top1_ci"), map=c.get("map"),
@@ -780,7 +812,9 @@ def real_rows(section: dict) -> list[dict]:
             row.update(content_spk_eer=sub["speaker"]["all"]["eer"],
                        content_spk_eer_ci=sub["speaker"]["all"].get("eer_ci"),
                        content_spk_eer_same_language=sub["speaker"]["same_language"]["eer"],
-                       content_spk_eer_same_language_ci=sub["speaker"]["same_language"].get("eer_ci"))
+                       content_spk_eer_same_language_ci=sub["speaker"]["same_language"].get("eer_ci"),
+                       content_spk_eer_matched=sub["speaker"].get("matched", {}).get("eer"),
+                       content_spk_eer_matched_ci=sub["speaker"].get("matched", {}).get("eer_ci"))
         rows.append(row)
     return rows
 
@@ -805,6 +839,7 @@ def issue_targets(section: dict) -> dict[str, dict]:
             "content_ok": None not in (r.get("top1"), best.get("top1")) and r["top1"] >= best["top1"],
             "content_speaker_eer": r.get("content_spk_eer"),
             "content_speaker_eer_same_language": r.get("content_spk_eer_same_language"),
+            "content_speaker_eer_matched": r.get("content_spk_eer_matched"),
             "disentangled_ok": r.get("content_spk_eer") is not None and r["content_spk_eer"] >= 0.40}
     return out
 
@@ -825,19 +860,23 @@ def real_table(name: str, section: dict):
     for r in real_rows(section):
         rows.append([r["system"], _cell(r.get("spk_eer"), r.get("spk_eer_ci")),
                      _cell(r.get("spk_eer_same_language"), r.get("spk_eer_same_language_ci")),
+                     _cell(r.get("spk_eer_matched"), r.get("spk_eer_matched_ci")),
                      _cell(r.get("min_dcf")), _cell(r.get("top1"), r.get("top1_ci")), _cell(r.get("map")),
                      _cell(r.get("content_spk_eer"), r.get("content_spk_eer_ci")),
                      _cell(r.get("content_spk_eer_same_language"), r.get("content_spk_eer_same_language_ci")),
+                     _cell(r.get("content_spk_eer_matched"), r.get("content_spk_eer_matched_ci")),
                      _cell(r.get("probe"), r.get("probe_ci"))])
     first = next(iter(real_rows(section)), {})
     sp = section["splits"].get(section["report_split"], {})
     title = (f"Real speech: {name}, {section['report_split']} split ({sp.get('clips')} clips, "
              f"{sp.get('speakers')} speakers; {first.get('n_trials')} trials, "
-             f"{first.get('n_trials_same_language')} same-language; {first.get('n_queries')} content "
+             f"{first.get('n_trials_same_language')} same-language, {first.get('n_trials_matched')} "
+             f"content-matched; {first.get('n_queries')} content "
              f"queries, chance 1-NN {_cell(first.get('chance'))}); best layers chosen on "
              f"{(section.get('best_layer') or {}).get('chosen_on', '-')}; [95% CI over speakers]")
-    header = ["system", "spk EER", "spk EER same-lang", "minDCF0.01", "content 1-NN", "content mAP",
-              "content-subspace spk EER", "same-lang", "keyword probe (LOSO)"]
+    header = ["system", "spk EER", "spk EER same-lang", "content-matched", "minDCF0.01", "content 1-NN",
+              "content mAP", "content-subspace spk EER", "same-lang", "content-matched",
+              "keyword probe (LOSO)"]
     return Table(title, header, rows)
 
 
@@ -880,7 +919,8 @@ def format_real(results: dict) -> str:
                          f"{_cell(t['best_layer_top1'])} ({mark[bool(t['content_ok'])]}); content-subspace "
                          f"speaker EER {_cell(t['content_speaker_eer'])} "
                          f"(>= 0.40: {mark[t['disentangled_ok']]}; same-language pairs "
-                         f"{_cell(t['content_speaker_eer_same_language'])})")
+                         f"{_cell(t['content_speaker_eer_same_language'])}, content-matched pairs "
+                         f"{_cell(t['content_speaker_eer_matched'])})")
         oracles = label_oracles_text(section)
         if oracles:
             notes.append(f"  {oracles}")

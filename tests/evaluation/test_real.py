@@ -117,10 +117,14 @@ def test_trial_and_query_counts(section: dict) -> None:
     assert spk["all"]["n_target"] == 4 * (5 * 4 // 2)
     assert spk["same_language"]["n_trials"] == 2 * (10 * 9 // 2)  # en-en and fr-fr pairs only
     assert spk["same_language"]["n_target"] == 4 * (5 * 4 // 2)
+    # every word is said by both voices of its language: the matched pairs are the same-language ones
+    assert (spk["matched"]["n_trials"], spk["matched"]["n_target"]) == (90, 40)
     assert fig["content"]["n_queries"] == 20
     assert "eer_ci" in spk["all"] and "top1_ci" in fig["content"]
     dev = section["systems"]["layer 0"]["embeddings"]["pooled"]["dev"]
     assert dev["speaker"]["all"]["n_trials"] == 190 and "eer_ci" not in dev["speaker"]["all"]
+    # dev voices en, en, de, es: only the two English voices share words within a language
+    assert (dev["speaker"]["matched"]["n_trials"], dev["speaker"]["matched"]["n_target"]) == (45, 20)
     assert section["splits"] == {"dev": {"clips": 20, "speakers": 4, "languages": 3},
                                  "test": {"clips": 20, "speakers": 4, "languages": 2}}
 
@@ -131,7 +135,7 @@ def test_confidence_intervals_contain_the_point_estimate(section: dict) -> None:
         for emb in system["embeddings"].values():
             fig = emb["test"]
             pairs = [(fig["speaker"][k]["eer"], fig["speaker"][k]["eer_ci"])
-                     for k in ("all", "same_language")]
+                     for k in ("all", "same_language", "matched")]
             pairs += [(fig["content"]["top1"], fig["content"]["top1_ci"]),
                       (fig["content"]["map"], fig["content"]["map_ci"])]
             for value, (lo, hi) in pairs:
@@ -409,8 +413,27 @@ def test_label_oracles_show_what_the_trials_reward_besides_the_voice(section: di
     assert oracles["content"]["all"] >= 0.5  # every voice says every word once: no better than chance
     assert 0.0 <= oracles["duration"]["all"] <= 1.0  # the clip lengths alone, read from the manifest
     assert "label oracles" in real.format_real({"real": {"p": section}})
+    assert oracles["language"]["matched"] == pytest.approx(0.5)
+    # content-matched non-targets say the same word, targets never: the words alone point away
+    assert oracles["content"]["matched"] >= 0.5
     rows = {r["system"]: r for r in real.real_rows(section)}
     assert rows["subspaces seed-speaker"]["content_spk_eer_same_language"] == 0.0  # the voice, in any pair
+    assert rows["subspaces seed-speaker"]["content_spk_eer_matched"] == 0.0
+    assert rows["subspaces seed-both"]["content_spk_eer_matched"] >= 0.5
+    assert "content-matched" in real.format_real({"real": {"p": section}})
+
+
+def test_matched_clips_need_another_speaker_of_the_language_saying_the_content() -> None:
+    spk = np.array([0, 1, 2, 2, 0, 3])
+    lang = np.array(["en", "en", "fr", "fr", "en", "en"])
+    content = np.array(["a", "a", "a", "b", "b", ""])
+    # "a" in en: speakers 0 and 1; "a" in fr: speaker 2 alone (another language's "a" does not
+    # count); "b" in en: speaker 0 alone; an unlabelled clip never
+    assert real.matched_clips(spk, lang, content).tolist() == [True, True, False, False, False, False]
+    i, j = real.pair_trials(len(spk))
+    groups = real.trial_groups(i, j, spk, lang, content)
+    assert [(int(a), int(b)) for a, b in zip(i[groups["matched"]], j[groups["matched"]])] == [(0, 1)]
+    assert "matched" not in real.trial_groups(i, j, spk, lang, None)  # official trials carry no content
 
 
 def test_duration_oracle_ranks_pairs_by_their_length_gap() -> None:
