@@ -61,7 +61,10 @@ finetune: shards devpanel
 	OMP_NUM_THREADS=$(threads) $(IX) finetune --config configs/finetune/default.yaml "data.shards=$(SHARDS_DIR)" run_dir=$(FT_RUN)
 	OMP_NUM_THREADS=$(threads) $(IX) merge $(FT_RUN) $(foreach a,$(FT_ALPHAS),--alpha $(a)) --real shards/devpanel
 
+# The cohort regression (intervox cohort) is fitted on the panel's dev split, unlabelled; eval --real
+# reports on its test split (other speakers and languages) with and without it.
 eval: train devpanel
+	OMP_NUM_THREADS=$(threads) $(IX) cohort $(RUN_DIR) shards/devpanel --split dev
 	OMP_NUM_THREADS=$(threads) $(IX) eval $(RUN_DIR) --real shards/devpanel
 
 report: eval

@@ -36,6 +36,7 @@ def cli(verbose: bool) -> None:
       features          frozen SFM -> pooled layer features, as feature shards
       train             contrastive projector into speaker and content subspaces
       finetune / merge  fine-tune the SFM itself with the subspace heads; weight-space merge
+      cohort            fit the content subspace's speaker regression on unlabelled real clips
       eval / report     SV EER, keyword spotting, disentanglement; HTML report
 
     \b
@@ -51,7 +52,7 @@ def cli(verbose: bool) -> None:
 
 def _register() -> None:
     from intervox.corpora.commands import corpus
-    from intervox.evaluation.commands import eval_cmd, report_cmd
+    from intervox.evaluation.commands import cohort_cmd, eval_cmd, report_cmd
     from intervox.features.commands import features_cmd
     from intervox.interventions.commands import interventions
     from intervox.shards.commands import shards
@@ -60,7 +61,7 @@ def _register() -> None:
     from intervox.voices.commands import voices
 
     for command in (voices, corpus, interventions, shards, features_cmd, train_cmd, finetune_cmd, merge_cmd,
-                    eval_cmd, report_cmd):
+                    cohort_cmd, eval_cmd, report_cmd):
         cli.add_command(command)
 
 

@@ -61,3 +61,31 @@ def report_cmd(run_dir: Path, audio_shards: Path | None, pairs: int) -> None:
     from intervox.evaluation.report import write_report
 
     click.echo(f"wrote {write_report(run_dir, audio_shards, n_pairs=pairs)}")
+
+
+@click.command("cohort")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("panel_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--split", default="dev", show_default=True,
+              help="The panel split whose clips form the cohort ('' for the whole panel).")
+@click.option("--ridge", type=float, default=None,
+              help="Ridge, relative to the clip count (default: training.cohort.DEFAULT_RIDGE).")
+def cohort_cmd(run_dir: Path, panel_dir: Path, split: str, ridge: float | None) -> None:
+    """Fit each seed's cohort regression: the content subspace less what the speaker subspace predicts.
+
+    PANEL_DIR is a folder corpus of real recordings (its labels are not read); the regression
+    is fitted on one split's clips and saved as RUN_DIR/seed-K/cohort.safetensors, which
+    `intervox.load(RUN_DIR).embed` and `eval --real` (a `subspaces+cohort` row) then use.
+    `eval --real` refuses a panel whose report split shares a clip with the cohort.
+
+    \b
+    Example:
+      intervox cohort runs/en-whisper-base shards/devpanel --split dev
+    """
+    from intervox.evaluation.cohort import fit_cohort
+    from intervox.training.cohort import DEFAULT_RIDGE
+
+    for s in fit_cohort(run_dir, panel_dir, split=split or None,
+                        ridge=DEFAULT_RIDGE if ridge is None else ridge):
+        click.echo(f"{s['seed_dir']}/cohort.safetensors: {s['clips']} clips, {s['speakers']} speakers "
+                   f"of {s['source']}, ridge {s['ridge']}")

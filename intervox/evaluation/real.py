@@ -35,6 +35,7 @@ import numpy as np
 
 from intervox.corpora.manifest import Utterance, read_manifest
 from intervox.errors import AudioError, IntervoxError, UpstreamError
+from intervox.evaluation.cohort import check_disjoint
 from intervox.evaluation.data import layer_norm
 from intervox.evaluation.sv import compute_eer, l2_normalize, min_dcf
 from intervox.evaluation.trials import Trial, parse_trials
@@ -478,7 +479,13 @@ def run_systems(models: Sequence, pooled: Sequence[np.ndarray]) -> dict[str, dic
     for m in models:
         seed = m.seed_dir.name
         systems[f"subspaces {seed}"] = {"note": "post-trained speaker / content subspaces",
-                                        "embeddings": m.project(list(pooled))}
+                                        "embeddings": m.project(list(pooled), cohort=False)}
+        cohort = getattr(m, "cohort", None)
+        if cohort is not None:
+            systems[f"subspaces+cohort {seed}"] = {
+                "note": f"content less its speaker-subspace prediction, fitted on {cohort.source} "
+                        f"({cohort.clips} clips, unlabelled)",
+                "embeddings": m.project(list(pooled), cohort=True)}
         weights = learned_layer_weights(m)
         if weights:
             learned = True
@@ -685,9 +692,10 @@ def evaluate_panel(panel_dir: str | Path, work_dir: str | Path, *, models: Seque
     by_split = select_rows(panel, cfg)
     rows = np.unique(np.concatenate(list(by_split.values())))
     names = [s.name for s in models[0].inputs] if models else [upstream or "whisper-base"]
+    report = REPORT_SPLIT if REPORT_SPLIT in by_split else "all"
+    check_disjoint(list(models), {clip_hash(panel.utts[r], panel.base) for r in by_split[report]}, panel.root)
     arrays, skipped = panel_systems(panel, rows, models, names, work_dir, cfg, padded)
     where = {int(r): k for k, r in enumerate(rows)}
-    report = REPORT_SPLIT if REPORT_SPLIT in by_split else "all"
     systems: dict[str, dict] = {n: {"note": a["note"], "embeddings": {e: {} for e in a["arrays"]}}
                                 for n, a in arrays.items()}
     for split, split_rows in by_split.items():
@@ -761,8 +769,8 @@ def plot_panel(section: dict, path: Path, name: str) -> str:
 
 def _order(name: str) -> tuple:
     kind = name.split()[0]
-    rank = {"subspaces": 0, "learned_sum": 1, "uniform_sum": 1, "best_layer": 2, "layer": 3,
-            "resemblyzer": 4, "campplus": 5}.get(kind, 6)
+    rank = {"subspaces": 0, "subspaces+cohort": 0, "learned_sum": 1, "uniform_sum": 1, "best_layer": 2,
+            "layer": 3, "resemblyzer": 4, "campplus": 5}.get(kind, 6)
     return (rank, int(name.split()[1]) if kind == "layer" else 0, name)
 
 

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from intervox.config import load_config
 from intervox.errors import TrainingError
+from intervox.training.cohort import COHORT_FILE, SpeakerRegression
 from intervox.training.config import TrainConfig
 from intervox.training.model import InputSpec, SubspaceProjector
 
@@ -72,11 +73,12 @@ class TrainedModel:
     """A trained subspace projector with the description of the inputs it expects."""
 
     def __init__(self, model: SubspaceProjector, config: TrainConfig, inputs: list[InputSpec],
-                 seed_dir: Path) -> None:
+                 seed_dir: Path, cohort: SpeakerRegression | None = None) -> None:
         self.model = model.eval()
         self.config = config
         self.inputs = inputs
         self.seed_dir = seed_dir
+        self.cohort = cohort  # seed_dir/cohort.safetensors when `intervox cohort` fitted one
         self._upstreams: dict[str, object] = {}
 
     @property
@@ -98,10 +100,12 @@ class TrainedModel:
 
     @torch.no_grad()
     def project(self, pooled: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor],
-                normalize: bool = True) -> dict[str, np.ndarray]:
+                normalize: bool = True, cohort: bool = True) -> dict[str, np.ndarray]:
         """Return {subspace: [N, dim] float32} for pooled [N, layers + 1, hidden] (a list for fusion).
 
         With `normalize` rows are L2-normalised, the space the contrastive loss compares in.
+        With `cohort` and a fitted cohort regression (`intervox cohort`), the content rows lose
+        what the speaker rows predict of them, and are L2-normalised (training.cohort).
         """
         if isinstance(pooled, (np.ndarray, torch.Tensor)):
             pooled = [pooled]
@@ -114,18 +118,20 @@ class TrainedModel:
             if t.ndim == 2:
                 t = t.unsqueeze(0)
             xs.append(t)
-        out = self.model(xs)
-        return {k: (F.normalize(v, dim=1) if normalize else v).numpy() for k, v in out.items()}
+        out = {k: (F.normalize(v, dim=1) if normalize else v).numpy() for k, v in self.model(xs).items()}
+        if cohort and self.cohort is not None:
+            out["content"] = self.cohort.apply(out["speaker"], out["content"])
+        return out
 
     def embed(self, audio: np.ndarray | torch.Tensor, sr: int,
-              normalize: bool = True) -> dict[str, np.ndarray]:
+              normalize: bool = True, cohort: bool = True) -> dict[str, np.ndarray]:
         """Return {subspace: [1, dim]} for one clip: run the upstream(s), mean-pool frames, project.
 
         `audio` is float in [-1, 1] or int PCM, mono [N] or stereo [N, 2] / [2, N] (see
         `as_mono_float32`; anything else is a ValueError). Long input runs in 30 s windows.
         """
         x = as_mono_float32(audio, sr)
-        return self.project([self._pooled(spec.name, x, int(sr)) for spec in self.inputs], normalize)
+        return self.project([self._pooled(spec.name, x, int(sr)) for spec in self.inputs], normalize, cohort)
 
     def _pooled(self, name: str, x: np.ndarray, sr: int) -> torch.Tensor:
         """Return [1, layers + 1, hidden]: upstream `name`'s frame mean over `x`, window by window."""
@@ -170,4 +176,6 @@ def load_trained(run_dir: str | Path, seed_index: int = 0) -> TrainedModel:
     except RuntimeError as exc:
         raise TrainingError(f"{weights}: weights do not fit the model of "
                             f"{seed_dir / 'config.yaml'} ({exc})") from exc
-    return TrainedModel(model, config, inputs, seed_dir)
+    cohort = seed_dir / COHORT_FILE
+    return TrainedModel(model, config, inputs, seed_dir,
+                        SpeakerRegression.load(cohort) if cohort.is_file() else None)

@@ -65,7 +65,7 @@ class Oracle:
         self.spk_index = {s: i for i, s in enumerate(speakers)}
         self.txt_index = {t: i for i, t in enumerate(texts)}
 
-    def project(self, pooled: list[np.ndarray]) -> dict[str, np.ndarray]:
+    def project(self, pooled: list[np.ndarray], cohort: bool = True) -> dict[str, np.ndarray]:
         keys = [self.labels[row.tobytes()] for row in pooled[0]]
         spk = np.eye(len(self.spk_index))[[self.spk_index[s] for s, _ in keys]]
         txt = np.eye(len(self.txt_index))[[self.txt_index[t] for _, t in keys]]
@@ -432,7 +432,8 @@ def test_matched_clips_need_another_speaker_of_the_language_saying_the_content()
     assert real.matched_clips(spk, lang, content).tolist() == [True, True, False, False, False, False]
     i, j = real.pair_trials(len(spk))
     groups = real.trial_groups(i, j, spk, lang, content)
-    assert [(int(a), int(b)) for a, b in zip(i[groups["matched"]], j[groups["matched"]])] == [(0, 1)]
+    matched = zip(i[groups["matched"]], j[groups["matched"]], strict=True)
+    assert [(int(a), int(b)) for a, b in matched] == [(0, 1)]
     assert "matched" not in real.trial_groups(i, j, spk, lang, None)  # official trials carry no content
 
 
@@ -452,3 +453,56 @@ def test_ci_bars_accept_a_ci_that_misses_its_estimate(tmp_path: Path) -> None:
     rows = [{"system": "subspaces seed-0", "spk_eer": 0.2, "spk_eer_ci": [0.21, 0.3], "top1": 0.5,
              "top1_ci": [0.1, 0.45]}]  # a percentile CI of few resamples can lie beside its estimate
     assert plots.ci_bars(rows, tmp_path / "bars.png", "t").stat().st_size > 0
+
+
+@pytest.fixture()
+def tiny_run(tmp_path: Path) -> Path:
+    """A run dir with one untrained linear projector on the fixture upstream's pooled rows."""
+    import torch
+
+    from intervox.config import dump_config
+    from intervox.training.checkpoint import export_projector
+    from intervox.training.config import ModelConfig, TrainConfig
+    from intervox.training.model import InputSpec, SubspaceProjector
+
+    cfg = TrainConfig(run_dir=str(tmp_path / "run"), seeds=(0,),
+                      model=ModelConfig(layer=3, projector="linear", speaker_dim=8, content_dim=8))
+    spec = InputSpec(name=UPSTREAM, layers=5, hidden=384)
+    with torch.random.fork_rng():  # test set-up only: fixed weights, global state restored
+        torch.manual_seed(0)
+        model = SubspaceProjector([spec], cfg.model)
+    seed_dir = tmp_path / "run" / "seed-0"
+    seed_dir.mkdir(parents=True)
+    dump_config(cfg, tmp_path / "run" / "config.yaml")
+    dump_config(cfg, seed_dir / "config.yaml")
+    export_projector(seed_dir / "projector.safetensors", model, {"inputs": [spec.to_dict()]})
+    return tmp_path / "run"
+
+
+def test_cohort_fitted_on_dev_adds_a_row_and_never_reports_on_its_own_clips(
+        tiny_run: Path, panel_dir: Path) -> None:
+    from click.testing import CliRunner
+
+    from intervox.evaluation.commands import cohort_cmd
+    from intervox.training.api import load_trained
+
+    out = CliRunner().invoke(cohort_cmd, [str(tiny_run), str(panel_dir), "--split", "dev"])
+    assert out.exit_code == 0, out.output
+    assert "20 clips, 4 speakers" in out.output  # the dev split: 4 voices x 5 words, labels unread
+    model = load_trained(tiny_run)
+    assert model.cohort is not None and model.cohort.source.endswith("split dev")
+    plain = model.project(np.ones((3, 5, 384), np.float32), cohort=False)
+    fitted = model.project(np.ones((3, 5, 384), np.float32))
+    assert np.array_equal(plain["speaker"], fitted["speaker"])  # the speaker subspace is untouched
+    assert not np.allclose(plain["content"], fitted["content"])
+    section = real.evaluate_panel(panel_dir, tiny_run / "real", models=[model], cfg=FAST)
+    row = section["systems"]["subspaces+cohort seed-0"]["embeddings"]
+    assert row["speaker"]["test"] == section["systems"]["subspaces seed-0"]["embeddings"]["speaker"]["test"]
+    assert "subspaces+cohort seed-0" in real.issue_targets(section)
+    # fitted on the report split, the cohort would have seen the clips it is scored on: refused
+    assert CliRunner().invoke(cohort_cmd, [str(tiny_run), str(panel_dir), "--split", "test"]).exit_code == 0
+    with pytest.raises(IntervoxError, match="holds 20 clips of .*report split"):
+        real.evaluate_panel(panel_dir, tiny_run / "real", models=[load_trained(tiny_run)], cfg=FAST)
+    bad = CliRunner().invoke(cohort_cmd, [str(tiny_run), str(panel_dir), "--split", "train"])
+    assert isinstance(bad.exception, IntervoxError)  # the CLI's main() prints it as one line
+    assert "no clips in split 'train'" in str(bad.exception) and "(splits: dev, test)" in str(bad.exception)
