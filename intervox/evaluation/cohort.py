@@ -72,3 +72,36 @@ def check_disjoint(models: list, report_hashes: set[str], panel: Path) -> None:
             raise IntervoxError(f"{m.seed_dir / COHORT_FILE}: its cohort ({reg.source}) holds {len(shared)} "
                                 f"clips of {panel}'s report split; refit it on another split "
                                 f"(`intervox cohort RUN PANEL --split dev`)")
+
+
+def whitening(x: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return (mean, projection) whitening the L2-normalised rows of `x`.
+
+    The covariance's eigenvalues are floored at `floor` x the largest, so directions the cohort
+    hardly varies in are not blown up into noise.
+    """
+    e = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    mean = e.mean(axis=0)
+    values, vectors = np.linalg.eigh(np.cov((e - mean).T))
+    values = np.maximum(values, 0.0)
+    return mean, vectors / np.sqrt(values + floor * values.max())
+
+
+def whiten_systems(arrays: dict[str, dict], fit: np.ndarray, floor: float) -> dict[str, dict]:
+    """Return `arrays` ({system: {"note", "arrays": {embedding: [N, d]}}}) whitened per embedding.
+
+    Each embedding's whitening is fitted on its rows `fit` (a cohort: the choosing split, labels
+    unread) and applied to all rows. Unlabelled cohort whitening adapts any embedding to the real
+    recordings' domain (on the dev panel it takes Whisper's layer 1 from EER 0.295 to 0.144 on
+    test), so systems are compared with the same backend as well as without one.
+    """
+    out = {}
+    for name, system in arrays.items():
+        whitened = {}
+        for emb_name, x in system["arrays"].items():
+            x = np.asarray(x, dtype=np.float64)
+            mean, proj = whitening(x[fit], floor)
+            e = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+            whitened[emb_name] = ((e - mean) @ proj).astype(np.float32)
+        out[name] = {"note": system["note"], "arrays": whitened}
+    return out

@@ -35,7 +35,7 @@ import numpy as np
 
 from intervox.corpora.manifest import Utterance, read_manifest
 from intervox.errors import AudioError, IntervoxError, UpstreamError
-from intervox.evaluation.cohort import check_disjoint
+from intervox.evaluation.cohort import check_disjoint, whiten_systems
 from intervox.evaluation.data import layer_norm
 from intervox.evaluation.sv import compute_eer, l2_normalize, min_dcf
 from intervox.evaluation.trials import Trial, parse_trials
@@ -60,6 +60,9 @@ class RealConfig:
     keyword_probe: bool = True
     probe_ridge: float = 1.0  # L2 penalty of the keyword probe (standardised features)
     batch_seconds: float = 60.0
+    # Cohort whitening of every system (evaluation.cohort.whiten_systems): eigenvalues of the choosing
+    # split's covariance floored at this fraction of the largest; 0 turns the whitened view off.
+    whiten_floor: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -684,7 +687,9 @@ def evaluate_panel(panel_dir: str | Path, work_dir: str | Path, *, models: Seque
 
     `models`: the run's TrainedModels (none: raw layers and ceilings only, on `upstream`).
     `fallback_best`: best layers chosen elsewhere (the run's synthetic validation) for a panel
-    without a choosing split. Only the report split gets CIs and the keyword probe.
+    without a choosing split. Only the report split gets CIs and the keyword probe. With a
+    choosing split and `cfg.whiten_floor`, the section's "whitened" part scores every system
+    again after cohort whitening fitted on the choosing split's clips (evaluation.cohort).
     """
     t0 = time.perf_counter()
     work_dir = Path(work_dir)
@@ -696,6 +701,27 @@ def evaluate_panel(panel_dir: str | Path, work_dir: str | Path, *, models: Seque
     check_disjoint(list(models), {clip_hash(panel.utts[r], panel.base) for r in by_split[report]}, panel.root)
     arrays, skipped = panel_systems(panel, rows, models, names, work_dir, cfg, padded)
     where = {int(r): k for k, r in enumerate(rows)}
+    section = {"panel": str(panel.root), "upstreams": names, "padded": padded, "report_split": report,
+               "normalize_layers": bool(models and models[0].config.model.normalize_layers),
+               "bootstrap": cfg.bootstrap, "official_trials": panel.trials is not None,
+               "splits": {s: {"clips": int(len(r)), "speakers": len(set(panel.speakers[r])),
+                              "languages": len(set(panel.languages[r]))} for s, r in by_split.items()},
+               **score_systems(panel, by_split, where, arrays, cfg, fallback_best),
+               "skipped": skipped, "label_oracles": label_oracles(panel, by_split[report])}
+    choose = next((s for s in by_split if s != report), None)
+    if choose and cfg.whiten_floor:
+        fit = np.array([where[int(r)] for r in by_split[choose]])
+        section["whitened"] = {
+            "fitted_on": choose, "floor": cfg.whiten_floor,
+            **score_systems(panel, by_split, where, whiten_systems(arrays, fit, cfg.whiten_floor), cfg, None)}
+    section["seconds"] = round(time.perf_counter() - t0, 1)
+    return section
+
+
+def score_systems(panel: Panel, by_split: Mapping[str, np.ndarray], where: Mapping[int, int],
+                  arrays: Mapping[str, dict], cfg: RealConfig, fallback_best: Mapping | None) -> dict:
+    """Return {"systems", "best_layer", "paired_vs_best_layer"}: every system's figures per split."""
+    report = REPORT_SPLIT if REPORT_SPLIT in by_split else "all"
     systems: dict[str, dict] = {n: {"note": a["note"], "embeddings": {e: {} for e in a["arrays"]}}
                                 for n, a in arrays.items()}
     for split, split_rows in by_split.items():
@@ -710,14 +736,7 @@ def evaluate_panel(panel_dir: str | Path, work_dir: str | Path, *, models: Seque
     choose = next((s for s in by_split if s != report), None)
     best = choose_best_layers(systems, choose) if choose else dict(fallback_best or {})
     paired = paired_differences(systems, best, report)
-    return {"panel": str(panel.root), "upstreams": names, "padded": padded, "report_split": report,
-            "normalize_layers": bool(models and models[0].config.model.normalize_layers),
-            "bootstrap": cfg.bootstrap, "official_trials": panel.trials is not None,
-            "splits": {s: {"clips": int(len(r)), "speakers": len(set(panel.speakers[r])),
-                           "languages": len(set(panel.languages[r]))} for s, r in by_split.items()},
-            "best_layer": best, "paired_vs_best_layer": paired, "systems": systems, "skipped": skipped,
-            "label_oracles": label_oracles(panel, by_split[report]),
-            "seconds": round(time.perf_counter() - t0, 1)}
+    return {"best_layer": best, "paired_vs_best_layer": paired, "systems": systems}
 
 
 def evaluate_run_real(run_dir: str | Path, real_dirs: Sequence[str | Path],
@@ -752,6 +771,9 @@ def evaluate_run_real(run_dir: str | Path, real_dirs: Sequence[str | Path],
                                     fallback_best=fallback, padded=padded)
         real[name]["plot"] = plot_panel(real[name], run_dir / "plots" / f"real_{name}.png", name)
         real[name]["targets"] = issue_targets(real[name])
+        views = panel_views(name, real[name])
+        if len(views) > 1:
+            real[name]["whitened"]["targets"] = issue_targets(views[1][1])
     write_results(results, res_path)
     return results
 
@@ -908,29 +930,45 @@ def real_targets_table(name: str, section: dict):
     return Table(f"{title} ({oracles})" if oracles else title, header, rows)
 
 
+def panel_views(name: str, section: dict) -> list[tuple[str, dict]]:
+    """Return [(title, section)]: the panel as scored, then (when there is one) its whitened view."""
+    views = [(name, section)]
+    w = section.get("whitened")
+    if w:
+        view = {k: v for k, v in section.items() if k != "whitened"} | w
+        views.append((f"{name}, cohort-whitened (fitted on its {w['fitted_on']} split, unlabelled)", view))
+    return views
+
+
 def format_real(results: dict) -> str:
     """Return the real-speech tables of a results dict as plain text (empty when there are none)."""
     from intervox.evaluation.summary import format_table
 
     parts = []
-    for name, section in (results.get("real") or {}).items():
-        notes = [f"  {judge}: not evaluated ({why})" for judge, why in (section.get("skipped") or {}).items()]
-        for system, d in (section.get("paired_vs_best_layer") or {}).items():
-            parts_d = [f"{k.replace('_minus_best_layer', '')} {v['value']:+.3f} "
-                       f"[{_cell(v['ci'][0])}, {_cell(v['ci'][1])}]" for k, v in d.items()]
-            if parts_d:
-                notes.append(f"  {system} minus best layer (paired 95% CI): " + "; ".join(parts_d))
-        for system, t in issue_targets(section).items():
-            mark = {True: "met", False: "MISSED"}
-            notes.append(f"  targets {system}: speaker EER {_cell(t['speaker_eer_ratio'])} x best layer "
-                         f"(<= 0.8: {mark[t['speaker_ok']]}); content 1-NN {_cell(t['content_top1'])} vs "
-                         f"{_cell(t['best_layer_top1'])} ({mark[bool(t['content_ok'])]}); content-subspace "
-                         f"speaker EER {_cell(t['content_speaker_eer'])} "
-                         f"(>= 0.40: {mark[t['disentangled_ok']]}; same-language pairs "
-                         f"{_cell(t['content_speaker_eer_same_language'])}, content-matched pairs "
-                         f"{_cell(t['content_speaker_eer_matched'])})")
-        oracles = label_oracles_text(section)
-        if oracles:
-            notes.append(f"  {oracles}")
-        parts.append("\n".join([format_table(real_table(name, section)), *notes]))
+    for panel_name, panel_section in (results.get("real") or {}).items():
+        for name, section in panel_views(panel_name, panel_section):
+            parts.append("\n".join([format_table(real_table(name, section)), *panel_notes(section)]))
     return "\n\n".join(parts)
+
+
+def panel_notes(section: dict) -> list[str]:
+    """Return the lines under a panel's table: skipped encoders, paired differences, targets, oracles."""
+    notes = [f"  {judge}: not evaluated ({why})" for judge, why in (section.get("skipped") or {}).items()]
+    for system, d in (section.get("paired_vs_best_layer") or {}).items():
+        parts_d = [f"{k.replace('_minus_best_layer', '')} {v['value']:+.3f} "
+                   f"[{_cell(v['ci'][0])}, {_cell(v['ci'][1])}]" for k, v in d.items()]
+        if parts_d:
+            notes.append(f"  {system} minus best layer (paired 95% CI): " + "; ".join(parts_d))
+    for system, t in issue_targets(section).items():
+        mark = {True: "met", False: "MISSED"}
+        notes.append(f"  targets {system}: speaker EER {_cell(t['speaker_eer_ratio'])} x best layer "
+                     f"(<= 0.8: {mark[t['speaker_ok']]}); content 1-NN {_cell(t['content_top1'])} vs "
+                     f"{_cell(t['best_layer_top1'])} ({mark[bool(t['content_ok'])]}); content-subspace "
+                     f"speaker EER {_cell(t['content_speaker_eer'])} "
+                     f"(>= 0.40: {mark[t['disentangled_ok']]}; same-language pairs "
+                     f"{_cell(t['content_speaker_eer_same_language'])}, content-matched pairs "
+                     f"{_cell(t['content_speaker_eer_matched'])})")
+    oracles = label_oracles_text(section)
+    if oracles:
+        notes.append(f"  {oracles}")
+    return notes

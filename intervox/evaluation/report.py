@@ -68,13 +68,14 @@ def gender_tables(results: dict) -> list[Table]:
 
 def real_tables(results: dict) -> list[Table]:
     """Return one real-speech table per panel of results["real"] (systems with 95% CIs over speakers)."""
-    from intervox.evaluation.real import real_table, real_targets_table
+    from intervox.evaluation.real import panel_views, real_table, real_targets_table
 
     tables = []
-    for name, section in (results.get("real") or {}).items():
-        tables.append(real_table(name, section))
-        if section.get("paired_vs_best_layer"):
-            tables.append(real_targets_table(name, section))
+    for panel_name, panel_section in (results.get("real") or {}).items():
+        for name, section in panel_views(panel_name, panel_section):
+            tables.append(real_table(name, section))
+            if section.get("paired_vs_best_layer"):
+                tables.append(real_targets_table(name, section))
     return tables
 
 

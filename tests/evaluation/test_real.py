@@ -506,3 +506,30 @@ def test_cohort_fitted_on_dev_adds_a_row_and_never_reports_on_its_own_clips(
     bad = CliRunner().invoke(cohort_cmd, [str(tiny_run), str(panel_dir), "--split", "train"])
     assert isinstance(bad.exception, IntervoxError)  # the CLI's main() prints it as one line
     assert "no clips in split 'train'" in str(bad.exception) and "(splits: dev, test)" in str(bad.exception)
+
+
+def test_whitened_view_scores_every_system_again_with_a_backend_fitted_on_dev(section: dict) -> None:
+    w = section["whitened"]
+    assert (w["fitted_on"], w["floor"]) == ("dev", real.RealConfig().whiten_floor)
+    assert set(w["systems"]) == set(section["systems"])
+    # whitening is one invertible map per embedding: identical clips stay identical, so the
+    # speaker-only oracle still verifies perfectly and its words still carry nothing
+    fig = w["systems"]["subspaces seed-speaker"]["embeddings"]["speaker"]["test"]["speaker"]["all"]
+    assert fig["eer"] == 0.0
+    assert w["best_layer"]["chosen_on"] == "dev" and "targets" not in w  # targets: evaluate_run_real's
+    titles = [t for t, _ in real.panel_views("p", section)]
+    assert titles == ["p", "p, cohort-whitened (fitted on its dev split, unlabelled)"]
+    assert "cohort-whitened" in real.format_real({"real": {"p": section}})
+
+
+def test_whitening_gives_the_cohort_unit_covariance_above_the_floor() -> None:
+    from intervox.evaluation.cohort import whiten_systems
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((400, 6)) * np.array([5.0, 3.0, 2.0, 1.0, 0.5, 0.2]) + 4.0
+    systems = whiten_systems({"s": {"note": "", "arrays": {"e": x}}}, np.arange(200), floor=1e-9)
+    out = systems["s"]["arrays"]["e"]
+    fitted = out[:200].astype(np.float64)
+    np.testing.assert_allclose(fitted.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(np.cov(fitted.T), np.eye(6), atol=1e-4)
+    assert out.shape == x.shape and out.dtype == np.float32
