@@ -1,9 +1,10 @@
-"""`intervox cohort RUN PANEL`: fit each seed's speaker regression (training.cohort) on real clips.
+"""`intervox cohort RUN PANEL`: fit each seed's cohort backend (training.cohort) on real clips.
 
 The cohort is one split of a folder corpus (by default the dev panel's `dev` split). Its labels
 are never read: only the clips' audio, through the run's upstream and projector. The fitted
-regression lands in RUN/seed-K/cohort.safetensors with the cohort's audio hashes, so
-`intervox.load(RUN).embed` applies it and `eval --real` refuses to report on a cohort clip.
+content regression and speaker whitening land in RUN/seed-K/cohort.safetensors with the cohort's
+audio hashes, so `intervox.load(RUN).embed` applies them and `eval --real` refuses to report on a
+cohort clip.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from intervox.errors import IntervoxError
-from intervox.training.cohort import COHORT_FILE, DEFAULT_RIDGE, fit_speaker_regression
+from intervox.training.cohort import (
+    COHORT_FILE,
+    DEFAULT_FLOOR,
+    DEFAULT_RIDGE,
+    fit_cohort_backend,
+    whiten,
+    whitening,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +39,8 @@ def cohort_rows(splits: np.ndarray, split: str | None, panel: Path) -> np.ndarra
 
 
 def fit_cohort(run_dir: str | Path, panel_dir: str | Path, *, split: str | None = "dev",
-               ridge: float = DEFAULT_RIDGE) -> list[dict]:
-    """Fit and save every seed's cohort regression on `split` of the panel; return one summary per seed."""
+               ridge: float = DEFAULT_RIDGE, floor: float = DEFAULT_FLOOR) -> list[dict]:
+    """Fit and save every seed's cohort backend on `split` of the panel; return one summary per seed."""
     from intervox.evaluation.real import RealConfig, clip_hash, features_padded, load_panel, pooled_features
     from intervox.evaluation.run import seed_dirs
     from intervox.training.api import load_trained
@@ -54,12 +62,13 @@ def fit_cohort(run_dir: str | Path, panel_dir: str | Path, *, split: str | None 
     out = []
     for m in models:
         emb = m.project(pooled, cohort=False)
-        reg = fit_speaker_regression(emb["speaker"], emb["content"], ridge=ridge, source=source,
-                                     clip_hashes=tuple(sorted(hashes[int(r)] for r in rows)))
+        reg = fit_cohort_backend(emb["speaker"], emb["content"], ridge=ridge, floor=floor, source=source,
+                                 clip_hashes=tuple(sorted(hashes[int(r)] for r in rows)))
         reg.save(m.seed_dir / COHORT_FILE)
         log.info("cohort %s: %d clips of %s", m.seed_dir, reg.clips, source)
         out.append({"seed_dir": str(m.seed_dir), "clips": reg.clips,
-                    "speakers": len(set(panel.speakers[rows])), "source": source, "ridge": ridge})
+                    "speakers": len(set(panel.speakers[rows])), "source": source, "ridge": ridge,
+                    "floor": floor})
     return out
 
 
@@ -74,19 +83,6 @@ def check_disjoint(models: list, report_hashes: set[str], panel: Path) -> None:
                                 f"(`intervox cohort RUN PANEL --split dev`)")
 
 
-def whitening(x: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
-    """Return (mean, projection) whitening the L2-normalised rows of `x`.
-
-    The covariance's eigenvalues are floored at `floor` x the largest, so directions the cohort
-    hardly varies in are not blown up into noise.
-    """
-    e = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    mean = e.mean(axis=0)
-    values, vectors = np.linalg.eigh(np.cov((e - mean).T))
-    values = np.maximum(values, 0.0)
-    return mean, vectors / np.sqrt(values + floor * values.max())
-
-
 def whiten_systems(arrays: dict[str, dict], fit: np.ndarray, floor: float) -> dict[str, dict]:
     """Return `arrays` ({system: {"note", "arrays": {embedding: [N, d]}}}) whitened per embedding.
 
@@ -99,9 +95,7 @@ def whiten_systems(arrays: dict[str, dict], fit: np.ndarray, floor: float) -> di
     for name, system in arrays.items():
         whitened = {}
         for emb_name, x in system["arrays"].items():
-            x = np.asarray(x, dtype=np.float64)
-            mean, proj = whitening(x[fit], floor)
-            e = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-            whitened[emb_name] = ((e - mean) @ proj).astype(np.float32)
+            mean, proj = whitening(np.asarray(x)[fit], floor)
+            whitened[emb_name] = whiten(x, mean, proj)
         out[name] = {"note": system["note"], "arrays": whitened}
     return out

@@ -69,11 +69,15 @@ def report_cmd(run_dir: Path, audio_shards: Path | None, pairs: int) -> None:
 @click.option("--split", default="dev", show_default=True,
               help="The panel split whose clips form the cohort ('' for the whole panel).")
 @click.option("--ridge", type=float, default=None,
-              help="Ridge, relative to the clip count (default: training.cohort.DEFAULT_RIDGE).")
-def cohort_cmd(run_dir: Path, panel_dir: Path, split: str, ridge: float | None) -> None:
-    """Fit each seed's cohort regression: the content subspace less what the speaker subspace predicts.
+              help="Ridge of the content regression, relative to the clip count "
+                   "(default: training.cohort.DEFAULT_RIDGE).")
+@click.option("--floor", type=float, default=None,
+              help="Eigenvalue floor of the speaker whitening, as a fraction of the largest "
+                   "(default: training.cohort.DEFAULT_FLOOR).")
+def cohort_cmd(run_dir: Path, panel_dir: Path, split: str, ridge: float | None, floor: float | None) -> None:
+    """Fit each seed's cohort backend: content less its speaker-subspace prediction; speaker whitened.
 
-    PANEL_DIR is a folder corpus of real recordings (its labels are not read); the regression
+    PANEL_DIR is a folder corpus of real recordings (its labels are not read); the backend
     is fitted on one split's clips and saved as RUN_DIR/seed-K/cohort.safetensors, which
     `intervox.load(RUN_DIR).embed` and `eval --real` (a `subspaces+cohort` row) then use.
     `eval --real` refuses a panel whose report split shares a clip with the cohort.
@@ -83,9 +87,10 @@ def cohort_cmd(run_dir: Path, panel_dir: Path, split: str, ridge: float | None) 
       intervox cohort runs/en-whisper-base shards/devpanel --split dev
     """
     from intervox.evaluation.cohort import fit_cohort
-    from intervox.training.cohort import DEFAULT_RIDGE
+    from intervox.training.cohort import DEFAULT_FLOOR, DEFAULT_RIDGE
 
-    for s in fit_cohort(run_dir, panel_dir, split=split or None,
-                        ridge=DEFAULT_RIDGE if ridge is None else ridge):
+    ridge = DEFAULT_RIDGE if ridge is None else ridge
+    floor = DEFAULT_FLOOR if floor is None else floor
+    for s in fit_cohort(run_dir, panel_dir, split=split or None, ridge=ridge, floor=floor):
         click.echo(f"{s['seed_dir']}/cohort.safetensors: {s['clips']} clips, {s['speakers']} speakers "
-                   f"of {s['source']}, ridge {s['ridge']}")
+                   f"of {s['source']}, ridge {s['ridge']}, floor {s['floor']}")

@@ -486,8 +486,9 @@ def run_systems(models: Sequence, pooled: Sequence[np.ndarray]) -> dict[str, dic
         cohort = getattr(m, "cohort", None)
         if cohort is not None:
             systems[f"subspaces+cohort {seed}"] = {
-                "note": f"content less its speaker-subspace prediction, fitted on {cohort.source} "
-                        f"({cohort.clips} clips, unlabelled)",
+                "note": f"content less its speaker-subspace prediction, speaker whitened; fitted on "
+                        f"{cohort.source} ({cohort.clips} clips, unlabelled; compare its speaker figures "
+                        f"in the cohort-whitened table)",
                 "embeddings": m.project(list(pooled), cohort=True)}
         weights = learned_layer_weights(m)
         if weights:

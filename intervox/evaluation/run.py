@@ -280,7 +280,7 @@ def run_systems(run_dir: Path, run_cfg: dict, val_set: FeatureSet | None, trials
     for d in seeds:
         model = load_trained(d)
         seed = int(d.name.split("-", 1)[1])
-        cohort = f"; content less its cohort regression ({model.cohort.source})" if model.cohort else ""
+        cohort = f"; through its cohort backend ({model.cohort.source})" if model.cohort else ""
         note = f"post-trained speaker/content subspaces{cohort}"
         systems.append(System("projector", model.project, seed, note))
         weights = learned_layer_weights(model)

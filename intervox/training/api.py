@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from intervox.config import load_config
 from intervox.errors import TrainingError
-from intervox.training.cohort import COHORT_FILE, SpeakerRegression
+from intervox.training.cohort import COHORT_FILE, Cohort
 from intervox.training.config import TrainConfig
 from intervox.training.model import InputSpec, SubspaceProjector
 
@@ -73,7 +73,7 @@ class TrainedModel:
     """A trained subspace projector with the description of the inputs it expects."""
 
     def __init__(self, model: SubspaceProjector, config: TrainConfig, inputs: list[InputSpec],
-                 seed_dir: Path, cohort: SpeakerRegression | None = None) -> None:
+                 seed_dir: Path, cohort: Cohort | None = None) -> None:
         self.model = model.eval()
         self.config = config
         self.inputs = inputs
@@ -104,8 +104,9 @@ class TrainedModel:
         """Return {subspace: [N, dim] float32} for pooled [N, layers + 1, hidden] (a list for fusion).
 
         With `normalize` rows are L2-normalised, the space the contrastive loss compares in.
-        With `cohort` and a fitted cohort regression (`intervox cohort`), the content rows lose
-        what the speaker rows predict of them, and are L2-normalised (training.cohort).
+        With `cohort` and a fitted cohort (`intervox cohort`), the content rows lose what the
+        speaker rows predict of them (L2-normalised) and the speaker rows are whitened with the
+        cohort's statistics (training.cohort).
         """
         if isinstance(pooled, (np.ndarray, torch.Tensor)):
             pooled = [pooled]
@@ -120,7 +121,8 @@ class TrainedModel:
             xs.append(t)
         out = {k: (F.normalize(v, dim=1) if normalize else v).numpy() for k, v in self.model(xs).items()}
         if cohort and self.cohort is not None:
-            out["content"] = self.cohort.apply(out["speaker"], out["content"])
+            out["content"] = self.cohort.content(out["speaker"], out["content"])
+            out["speaker"] = self.cohort.speaker(out["speaker"])
         return out
 
     def embed(self, audio: np.ndarray | torch.Tensor, sr: int,
@@ -178,4 +180,4 @@ def load_trained(run_dir: str | Path, seed_index: int = 0) -> TrainedModel:
                             f"{seed_dir / 'config.yaml'} ({exc})") from exc
     cohort = seed_dir / COHORT_FILE
     return TrainedModel(model, config, inputs, seed_dir,
-                        SpeakerRegression.load(cohort) if cohort.is_file() else None)
+                        Cohort.load(cohort) if cohort.is_file() else None)
