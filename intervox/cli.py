@@ -36,7 +36,7 @@ def cli(verbose: bool) -> None:
       features          frozen SFM -> pooled layer features, as feature shards
       train             contrastive projector into speaker and content subspaces
       finetune / merge  fine-tune the SFM itself with the subspace heads; weight-space merge
-      cohort            fit the content subspace's speaker regression on unlabelled real clips
+      cohort            fit a run's cohort backend (content regression, speaker whitening) on real clips
       eval / report     SV EER, keyword spotting, disentanglement; HTML report
 
     \b

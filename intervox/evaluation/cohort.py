@@ -41,7 +41,13 @@ def cohort_rows(splits: np.ndarray, split: str | None, panel: Path) -> np.ndarra
 def fit_cohort(run_dir: str | Path, panel_dir: str | Path, *, split: str | None = "dev",
                ridge: float = DEFAULT_RIDGE, floor: float = DEFAULT_FLOOR) -> list[dict]:
     """Fit and save every seed's cohort backend on `split` of the panel; return one summary per seed."""
-    from intervox.evaluation.real import RealConfig, clip_hash, features_padded, load_panel, pooled_features
+    from intervox.evaluation.real import (
+        RealConfig,
+        features_padded,
+        load_panel,
+        panel_hashes,
+        pooled_features,
+    )
     from intervox.evaluation.run import seed_dirs
     from intervox.training.api import load_trained
 
@@ -52,9 +58,7 @@ def fit_cohort(run_dir: str | Path, panel_dir: str | Path, *, split: str | None 
     work = run_dir / "real" / panel_dir.name  # the features cache `eval --real` shares
     panel = load_panel(panel_dir, work)
     rows = cohort_rows(panel.splits, split, panel_dir)
-    hashes = [""] * len(panel.utts)
-    for r in rows:
-        hashes[int(r)] = clip_hash(panel.utts[r], panel.base)
+    hashes = panel_hashes(panel, rows)
     models = [load_trained(d) for d in seeds]
     cfg, padded = RealConfig(), features_padded(run_dir)
     pooled = [pooled_features(panel, rows, hashes, s.name, work, cfg, padded) for s in models[0].inputs]

@@ -168,6 +168,14 @@ def cached(rows: np.ndarray, hashes: Sequence[str], path: Path,
     return np.stack([store[hashes[i]] for i in rows])
 
 
+def panel_hashes(panel: Panel, rows: np.ndarray) -> list[str]:
+    """Return one entry per panel clip: the audio hash (`clip_hash`) for `rows`, "" for the rest."""
+    hashes = [""] * len(panel.utts)
+    for r in rows:
+        hashes[int(r)] = clip_hash(panel.utts[r], panel.base)
+    return hashes
+
+
 def pooled_features(panel: Panel, rows: np.ndarray, hashes: Sequence[str], upstream_name: str,
                     work_dir: Path, cfg: RealConfig, padded: bool = False) -> np.ndarray:
     """Return pooled [N, layers + 1, hidden] float16 of `rows`, exactly as the feature stage pools.
@@ -660,11 +668,13 @@ def choose_best_layers(systems: Mapping[str, dict], split: str) -> dict:
     return {"speaker": best_spk, "content": best_content, "chosen_on": split}
 
 
-def panel_systems(panel: Panel, rows: np.ndarray, models: Sequence, names: Sequence[str], work_dir: Path,
-                  cfg: RealConfig, padded: bool) -> tuple[dict[str, dict], dict[str, str]]:
-    """Return ({system: {"note", "arrays": {embedding: [len(rows), d]}}}, {skipped encoder: why})."""
-    hashes = {int(r): clip_hash(panel.utts[r], panel.base) for r in rows}
-    hash_list = [hashes.get(i, "") for i in range(len(panel.utts))]
+def panel_systems(panel: Panel, rows: np.ndarray, hash_list: Sequence[str], models: Sequence,
+                  names: Sequence[str], work_dir: Path, cfg: RealConfig,
+                  padded: bool) -> tuple[dict[str, dict], dict[str, str]]:
+    """Return ({system: {"note", "arrays": {embedding: [len(rows), d]}}}, {skipped encoder: why}).
+
+    `hash_list` holds every panel clip's audio hash (those of `rows` at least): the cache keys.
+    """
     pooled = [pooled_features(panel, rows, hash_list, n, work_dir, cfg, padded) for n in names]
     systems = {name: {"note": s["note"], "arrays": s["embeddings"]}
                for name, s in run_systems(list(models), pooled).items()}
@@ -699,8 +709,9 @@ def evaluate_panel(panel_dir: str | Path, work_dir: str | Path, *, models: Seque
     rows = np.unique(np.concatenate(list(by_split.values())))
     names = [s.name for s in models[0].inputs] if models else [upstream or "whisper-base"]
     report = REPORT_SPLIT if REPORT_SPLIT in by_split else "all"
-    check_disjoint(list(models), {clip_hash(panel.utts[r], panel.base) for r in by_split[report]}, panel.root)
-    arrays, skipped = panel_systems(panel, rows, models, names, work_dir, cfg, padded)
+    hash_list = panel_hashes(panel, rows)  # every clip read once: the caches' keys and the cohort check
+    check_disjoint(list(models), {hash_list[int(r)] for r in by_split[report]}, panel.root)
+    arrays, skipped = panel_systems(panel, rows, hash_list, models, names, work_dir, cfg, padded)
     where = {int(r): k for k, r in enumerate(rows)}
     section = {"panel": str(panel.root), "upstreams": names, "padded": padded, "report_split": report,
                "normalize_layers": bool(models and models[0].config.model.normalize_layers),
@@ -797,6 +808,19 @@ def _order(name: str) -> tuple:
     return (rank, int(name.split()[1]) if kind == "layer" else 0, name)
 
 
+# the row keys' suffix per speaker trial group (`trial_groups`)
+GROUP_SUFFIX = {"all": "", "same_language": "_same_language", "matched": "_matched"}
+
+
+def group_cells(prefix: str, speaker: dict) -> dict:
+    """Return {prefix + suffix: EER, prefix + suffix + "_ci": its CI} per trial group (None if absent)."""
+    out = {}
+    for group, suffix in GROUP_SUFFIX.items():
+        fig = speaker.get(group) or {}
+        out[f"{prefix}{suffix}"], out[f"{prefix}{suffix}_ci"] = fig.get("eer"), fig.get("eer_ci")
+    return out
+
+
 def real_rows(section: dict) -> list[dict]:
     """Return one row per system on the report split: speaker EER, content 1-NN, content-subspace EER.
 
@@ -824,14 +848,8 @@ def real_rows(section: dict) -> list[dict]:
         row = {"system": name, "note": named[name].get("note", "")}
         if spk:
             s = spk["speaker"]
-            row.update(spk_eer=s["all"]["eer"], spk_eer_ci=s["all"].get("eer_ci"),
-                       spk_eer_same_language=s["same_language"]["eer"],
-                       spk_eer_same_language_ci=s["same_language"].get("eer_ci"),
-                       spk_eer_matched=s.get("matched", {}).get("eer"),
-                       spk_eer_matched_ci=s.get("matched", {}).get("eer_ci"),
-                       min_dcf=s["all"]["min_dcf_0.01"], n_trials=s["all"]["n_trials"],
-                       n_trials_same_language=s["same_language"]["n_trials"],
-                       n_trials_matched=s.get("matched", {}).get("n_trials"))
+            row.update(group_cells("spk_eer", s), min_dcf=s["all"]["min_dcf_0.01"])
+            row.update({f"n_trials{GROUP_SUFFIX[g]}": (s.get(g) or {}).get("n_trials") for g in GROUP_SUFFIX})
         if con:
             c = con["content"]
             row.update(top1=c.get("top1"), top1_ci=c.get("top1_ci"), map=c.get("map"),
@@ -840,12 +858,7 @@ def real_rows(section: dict) -> list[dict]:
                 row.update(probe=con["keyword_probe"].get("accuracy"),
                            probe_ci=con["keyword_probe"].get("accuracy_ci"))
         if sub:
-            row.update(content_spk_eer=sub["speaker"]["all"]["eer"],
-                       content_spk_eer_ci=sub["speaker"]["all"].get("eer_ci"),
-                       content_spk_eer_same_language=sub["speaker"]["same_language"]["eer"],
-                       content_spk_eer_same_language_ci=sub["speaker"]["same_language"].get("eer_ci"),
-                       content_spk_eer_matched=sub["speaker"].get("matched", {}).get("eer"),
-                       content_spk_eer_matched_ci=sub["speaker"].get("matched", {}).get("eer_ci"))
+            row.update(group_cells("content_spk_eer", sub["speaker"]))
         rows.append(row)
     return rows
 
