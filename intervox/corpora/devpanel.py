@@ -6,9 +6,11 @@ Sources (all offline, installed by scripts/setup.sh):
 - `pocketsphinx-testdata`: /usr/share/pocketsphinx/test/data/: a LibriVox reader (5 sentences,
   transcripts in librivox/transcription) and David Huggins-Daines ("dhd": a TIDIGITS-style digit
   string and "go forward ten meters", the decoder's example).
-- `asterisk-core-sounds-{en,es,fr,it}-wav`: /usr/share/asterisk/sounds/<voice>/letters/a..z.wav,
-  telephone prompts (8 kHz) by three professional voices: Allison Smith (US English and Mexican
-  Spanish: one speaker in two languages), June Wallack (Canadian French), Carlo Flora (Italian).
+- `asterisk-core-sounds-{en,es,fr,it,ru}-wav`, `asterisk-prompt-it-menardi-wav`:
+  /usr/share/asterisk/sounds/<voice>/letters/a..z.wav, telephone prompts (8 kHz) by five
+  professional voices: Allison Smith (US English and Mexican Spanish: one speaker in two
+  languages), June Wallack (Canadian French), Carlo Flora and Paola Dal Zot (Italian), and the
+  ivrvoice.ru voice (the Latin letters' Russian names).
   They say the letters KLettres says in the same language, so a language has 2+ speakers: the
   same-language trials have non-targets whose content matches the targets', and Allison's
   English and Spanish letters are target trials across languages. Without them every KLettres
@@ -32,7 +34,8 @@ letters, shared words) and the it / pt_BR / tn syllable drills; dev has the es /
 nl drills. The KLettres languages differ between the splits; English is in both, so that each
 has same-language speaker trials with non-targets: en_GB counts as `en` (test: two KLettres
 English speakers), and both pocketsphinx speakers are dev. The Asterisk voices join the split of
-their KLettres language: Allison (en + es) and June (fr) dev, Carlo (it) test.
+their KLettres language: Allison (en + es), June (fr) and ivrvoice.ru (ru) dev, Carlo and Menardi
+(it) test.
 """
 
 from __future__ import annotations
@@ -76,12 +79,16 @@ POCKETSPHINX_DHD = (
     ("goforward.raw", "go forward ten meters"),
 )
 
-# asterisk-core-sounds-<lang>-wav: (voice folder, speaker, language, split); letters/a..z.wav each.
+# Asterisk prompt voices: (voice folder, speaker, language, split, Debian package); letters/a..z.wav
+# each. Menardi (Paola Dal Zot) and IvrvoiceRU joined on 2026-12-01, after every recipe choice
+# recorded in configs/train/default.yaml: recordings those choices never saw.
 ASTERISK_VOICES = (
-    ("en_US_f_Allison", "asterisk:allison", "en", "dev"),
-    ("es_MX_f_Allison", "asterisk:allison", "es", "dev"),
-    ("fr_CA_f_June", "asterisk:june", "fr", "dev"),
-    ("it_IT_m_Carlo", "asterisk:carlo", "it", "test"),
+    ("en_US_f_Allison", "asterisk:allison", "en", "dev", "asterisk-core-sounds-en-wav"),
+    ("es_MX_f_Allison", "asterisk:allison", "es", "dev", "asterisk-core-sounds-es-wav"),
+    ("fr_CA_f_June", "asterisk:june", "fr", "dev", "asterisk-core-sounds-fr-wav"),
+    ("ru_RU_f_IvrvoiceRU", "asterisk:ivrvoice-ru", "ru", "dev", "asterisk-core-sounds-ru-wav"),
+    ("it_IT_m_Carlo", "asterisk:carlo", "it", "test", "asterisk-core-sounds-it-wav"),
+    ("it_IT_f_Menardi", "asterisk:menardi", "it", "test", "asterisk-prompt-it-menardi-wav"),
 )
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -100,7 +107,9 @@ SOURCES = {
     "pocketsphinx-testdata": {"path": str(POCKETSPHINX_ROOT), "licence": "BSD-2 (CMU Sphinx test data)"},
     "asterisk-core-sounds-wav": {"path": str(ASTERISK_ROOT),
                                  "licence": "CC-BY-SA-3.0 (Allison Smith, June Wallack), "
-                                            "CC-BY-3.0 (Carlo Flora)"},
+                                            "CC-BY-3.0 (Carlo Flora, ivrvoice.ru)"},
+    "asterisk-prompt-it-menardi-wav": {"path": str(ASTERISK_ROOT / "it_IT_f_Menardi"),
+                                       "licence": "CC-BY-SA-3.0 Italian (Marco Menardi, Paola Dal Zot)"},
 }
 
 
@@ -194,14 +203,14 @@ def pocketsphinx_items(root: Path) -> list[PanelItem]:
     return items
 
 
-def asterisk_items(root: Path, voices: tuple[tuple[str, str, str, str], ...],
+def asterisk_items(root: Path, voices: tuple[tuple[str, str, str, str, str], ...],
                    max_per_speaker: int) -> list[PanelItem]:
     """Return the letters a..z of each Asterisk voice (the first `max_per_speaker` of them)."""
     items = []
-    for folder, speaker, lang, split in voices:
+    for folder, speaker, lang, split, package in voices:
         letters = root / folder / "letters"
         if not letters.is_dir():
-            raise ManifestError(f"{letters}: missing (is asterisk-core-sounds-{lang}-wav installed?)")
+            raise ManifestError(f"{letters}: missing (is {package} installed?)")
         for x in LETTERS[:max_per_speaker]:
             items.append(PanelItem(id=f"asterisk/{folder}/{x}", source=letters / f"{x}.wav", speaker=speaker,
                                    text=x.upper(), language=lang, split=split,
@@ -230,7 +239,7 @@ def write_clip(audio: np.ndarray, path: Path) -> None:
 
 def build_devpanel(out: str | Path, *, klettres_root: Path = KLETTRES_ROOT,
                    pocketsphinx_root: Path | None = POCKETSPHINX_ROOT, asterisk_root: Path = ASTERISK_ROOT,
-                   asterisk_voices: tuple[tuple[str, str, str, str], ...] = ASTERISK_VOICES,
+                   asterisk_voices: tuple[tuple[str, str, str, str, str], ...] = ASTERISK_VOICES,
                    dev_langs: tuple[str, ...] = DEV_LANGS, test_langs: tuple[str, ...] = TEST_LANGS,
                    max_per_speaker: int = 40) -> Path:
     """Write the dev panel under `out` (audio/*.flac, panel.tsv, panel.json); return the table path.

@@ -18,7 +18,8 @@ def slice_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for root in (devpanel.KLETTRES_ROOT, devpanel.POCKETSPHINX_ROOT, devpanel.ASTERISK_ROOT):
         if not root.is_dir():
             pytest.fail(f"{root} is missing: run `make setup` (apt-get install klettres-data "
-                        "pocketsphinx-testdata asterisk-core-sounds-{en,es,fr,it}-wav)")
+                        "pocketsphinx-testdata asterisk-core-sounds-{en,es,fr,it,ru}-wav "
+                        "asterisk-prompt-it-menardi-wav)")
     out = tmp_path_factory.mktemp("devpanel")
     devpanel.build_devpanel(out, dev_langs=("fr", "es"), test_langs=("en", "en_GB"), max_per_speaker=8)
     return out
@@ -33,8 +34,9 @@ def test_splits_hold_disjoint_speakers_with_cross_speaker_content(slice_dir: Pat
     rows = rows_of(slice_dir)
     by_split = {s: {r["speaker"] for r in rows if r["split"] == s} for s in ("dev", "test")}
     assert by_split["dev"] == {"klettres:fr", "klettres:es", "pocketsphinx:librivox-austen",
-                               "pocketsphinx:dhd", "asterisk:allison", "asterisk:june"}
-    assert by_split["test"] == {"klettres:en", "klettres:en_GB", "asterisk:carlo"}
+                               "pocketsphinx:dhd", "asterisk:allison", "asterisk:june",
+                               "asterisk:ivrvoice-ru"}
+    assert by_split["test"] == {"klettres:en", "klettres:en_GB", "asterisk:carlo", "asterisk:menardi"}
     for split in ("dev", "test"):  # English speakers on both sides: same-language non-target trials
         assert len({r["speaker"] for r in rows if r["split"] == split and r["language"] == "en"}) >= 2
     en = {r["content_id"] for r in rows if r["speaker"] == "klettres:en"}
@@ -46,7 +48,8 @@ def test_splits_hold_disjoint_speakers_with_cross_speaker_content(slice_dir: Pat
     assert fr <= said_by_others and es <= said_by_others  # content another speaker says comes first
     assert {r["language"] for r in rows if r["speaker"] == "klettres:en_GB"} == {"en"}
     info = json.loads((slice_dir / "panel.json").read_text())
-    assert info["splits"]["test"]["cross_speaker_groups"] == 8  # the en/en_GB items; dhd's are his own
+    # the en/en_GB items and Carlo's and Menardi's Italian letters; dhd's are his own
+    assert info["splits"]["test"]["cross_speaker_groups"] == 16
     assert "GPL-2+" in info["sources"]["klettres-data"]["licence"]
 
 
@@ -60,10 +63,15 @@ def test_asterisk_voices_say_the_letters_of_their_language(slice_dir: Path) -> N
     fr = {r["content_id"] for r in rows if r["speaker"] == "klettres:fr"}
     assert {r["content_id"] for r in allison if r["language"] == "es"} <= es  # KLettres ranks them first
     assert june <= fr and all(c.startswith("letter:fr:") for c in june)
+    carlo = {r["content_id"] for r in rows if r["speaker"] == "asterisk:carlo"}
+    menardi = {r["content_id"] for r in rows if r["speaker"] == "asterisk:menardi"}
+    assert carlo == menardi == {f"letter:it:{x}" for x in "abcdefgh"}  # two Italian voices, same letters
     info = sf.info(str(slice_dir / allison[0]["path"]))
     assert info.samplerate == 16000  # the 8 kHz prompts are resampled like every clip
     assert "CC-BY-SA-3.0" in json.loads((slice_dir / "panel.json").read_text())["sources"][
         "asterisk-core-sounds-wav"]["licence"]
+    assert "Paola Dal Zot" in json.loads((slice_dir / "panel.json").read_text())["sources"][
+        "asterisk-prompt-it-menardi-wav"]["licence"]
 
 
 def test_pocketsphinx_transcripts_are_read(slice_dir: Path) -> None:
