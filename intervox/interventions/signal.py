@@ -83,18 +83,21 @@ def synthetic_rir(sr: int, rt60: float, rng: np.random.Generator, *, n_early: in
     and 50 ms; `drr_db` sets the direct-to-reverberant energy ratio.
     """
     n = max(int(1.2 * rt60 * sr), int(0.06 * sr))
-    t = np.arange(n) / sr
-    tail = rng.standard_normal(n) * np.exp(-6.91 * t / rt60)
+    envelope = np.arange(n, dtype=np.float64)  # in place: exp(-6.91 t / rt60), t = n / sr
+    envelope /= sr
+    envelope *= -6.91
+    envelope /= rt60
+    tail = rng.standard_normal(n)
+    tail *= np.exp(envelope, out=envelope)
     tail[: int(0.002 * sr)] = 0.0  # room for the direct path before the diffuse field starts
     last_tap = int(0.05 * sr)  # < n: early reflections lie in the first 50 ms
     taps = rng.integers(int(0.002 * sr), last_tap, size=n_early)
     early = np.zeros(last_tap)
     signs = _SIGNS[rng.integers(0, 2, size=n_early)]  # the values and draws of rng.choice(_SIGNS), cheaper
     np.add.at(early, taps, signs * rng.uniform(0.1, 0.3, n_early) * np.exp(-6.91 * taps / sr / rt60))
-    reverberant = tail.copy()
-    reverberant[:last_tap] += early * np.sqrt(np.sum(tail**2))
-    reverberant *= np.sqrt(10 ** (-drr_db / 10) / (np.sum(reverberant**2) + 1e-20))
-    rir = reverberant
+    rir = tail  # the tail's energy scales the taps; then the taps join it in place
+    rir[:last_tap] += early * np.sqrt(np.sum(tail**2))
+    rir *= np.sqrt(10 ** (-drr_db / 10) / (np.sum(rir**2) + 1e-20))
     rir[0] = 1.0
     return rir
 
