@@ -162,7 +162,88 @@ def bare_steps(args: dict) -> dict:
     return {"s_per_step": (time.perf_counter() - t) / n, "steps": n, "threads": torch.get_num_threads()}
 
 
-JOBS = {"stream": stream, "build": build, "train": train, "bare_steps": bare_steps}
+def finetune(args: dict) -> dict:
+    """Fine-tune with configs/finetune/default.yaml + overrides, then time bare steps of the same model
+    and batch (see bench/finetune.py); return both step times."""
+    import torch
+
+    from intervox.config import load_config
+    from intervox.training.finetune import finetune as run_finetune
+    from intervox.training.finetune_config import FinetuneConfig
+
+    torch.set_num_threads(int(args.get("threads", 1)))
+    cfg = load_config("configs/finetune/default.yaml", FinetuneConfig, args.get("overrides", []))
+    summary = run_finetune(cfg)
+    bare, audio_s = _bare_finetune_steps(cfg, int(args.get("bare_passes", 2)))
+    return {"step_s": summary["step_s"]["upstream_trained"], "heads_only_s": summary["step_s"]["heads_only"],
+            "trained_steps": summary["steps"] - summary["freeze_steps"], "bare_s_per_step": bare,
+            "batch_audio_s": audio_s}
+
+
+def _bare_finetune_steps(cfg: object, n: int) -> tuple[float, float]:
+    """Return (s/step, mean batch seconds of audio) of bare steps on the run's upstream and heads, over the
+    batches of the steps the run timed (log-mel precomputed), `n` passes; the best pass counts."""
+    import torch
+
+    from intervox.features.whisper_ct2 import WhisperCT2Upstream
+    from intervox.training import ddp
+    from intervox.training.finetune import build
+
+    s = build(cfg, ddp.init_distributed("cpu"))
+    if not isinstance(s.upstream, WhisperCT2Upstream):
+        raise ValueError(f"the bare baseline takes a CTranslate2 Whisper upstream, not {s.upstream.name}")
+    for _, p in s.trainable:
+        p.requires_grad_(True)
+    batches = [_bare_inputs(s, s.grid.batch(k)) for k in range(cfg.optim.freeze_steps(), cfg.optim.steps)]
+    opt = torch.optim.AdamW(list(s.heads.parameters()) + [p for _, p in s.trainable], lr=1e-5)
+    _bare_step(s, opt, *batches[0])  # warm-up
+    best = float("inf")
+    for _ in range(n):
+        t = time.perf_counter()
+        for inputs in batches:
+            _bare_step(s, opt, *inputs)
+        best = min(best, (time.perf_counter() - t) / len(batches))
+    return best, sum(b[-1] for b in batches) / len(batches)
+
+
+def _bare_inputs(s: object, batch: object) -> tuple:
+    """Return (mel, lengths, frames, labels, audio seconds) of one batch, as the encoder takes it."""
+    import torch
+    import torch.nn.functional as F
+
+    from intervox.features.whisper_ct2 import HOP, encoder_frames, log_mel
+
+    mels = [log_mel(a, s.upstream.padded) for a in batch.audio]
+    lengths = torch.tensor([m.shape[-1] for m in mels])
+    mel = torch.stack([F.pad(m, (0, int(lengths.max()) - m.shape[-1])) for m in mels])
+    frames = torch.tensor([encoder_frames(-(-len(a) // HOP)) for a in batch.audio])
+    labels = {"speaker": batch.speaker, "content": batch.content}
+    return mel, lengths, frames, labels, sum(len(a) for a in batch.audio) / s.upstream.sample_rate
+
+
+def _bare_step(s: object, opt: object, mel: object, lengths: object, frames: object, labels: dict,
+               _audio_s: float) -> None:
+    """Encoder + mean pooling + heads, inline SupCon per subspace + cross-covariance, backward, AdamW."""
+    import torch
+    import torch.nn.functional as F
+
+    states = s.upstream.encoder(mel, lengths)  # [L + 1, B, T, H]
+    valid = (torch.arange(states.shape[2])[None, :] < frames[:, None]).float() / frames[:, None]
+    out = s.heads([torch.einsum("lbth,bt->blh", states, valid)])
+    loss = torch.zeros(())
+    for name, y in labels.items():
+        z = F.normalize(out[name], dim=1)
+        sim = (z @ z.T / 0.1).masked_fill(torch.eye(len(z), dtype=torch.bool), -1e9)
+        pos = (y[:, None] == y[None, :]).float().fill_diagonal_(0)
+        loss = loss - ((sim.log_softmax(1) * pos).sum(1) / pos.sum(1).clamp(min=1)).mean()
+    a, b = out["speaker"] - out["speaker"].mean(0), out["content"] - out["content"].mean(0)
+    loss = loss + ((a.T @ b) / len(a)).pow(2).sum()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+JOBS = {"stream": stream, "build": build, "train": train, "bare_steps": bare_steps, "finetune": finetune}
 
 
 def main() -> None:

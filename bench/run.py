@@ -27,7 +27,7 @@ from pathlib import Path  # noqa: E402
 from bench.common import Bench, FigureError, Result, log, machine_info, now_iso, versions  # noqa: E402
 
 # (figure, module, title, budget seconds of the full run on 2 quiet cores); modules expose run(bench).
-# The budgets add up to 16 minutes; a quiet 2-core machine takes about 12.
+# The budgets add up to 17.5 minutes; a quiet 2-core machine takes about 13.
 FIGURES = (
     ("1", "bench.ops", "intervention ops against their plain-library baselines", 60),
     ("2", "bench.pipeline", "pipeline overhead and scaling", 150),
@@ -36,6 +36,7 @@ FIGURES = (
     ("5", "bench.training", "training wall time", 210),
     ("6", "bench.memory", "peak memory at 1x and 10x data", 300),
     ("7", "bench.gpu", "GPU throughput (only when a GPU is present)", 0),
+    ("8", "bench.finetune", "a fine-tuning step against a bare forward + backward", 90),
 )
 
 
