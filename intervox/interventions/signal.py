@@ -96,8 +96,8 @@ def synthetic_rir(sr: int, rt60: float, rng: np.random.Generator, *, n_early: in
     signs = _SIGNS[rng.integers(0, 2, size=n_early)]  # the values and draws of rng.choice(_SIGNS), cheaper
     np.add.at(early, taps, signs * rng.uniform(0.1, 0.3, n_early) * np.exp(-6.91 * taps / sr / rt60))
     rir = tail  # the tail's energy scales the taps; then the taps join it in place
-    rir[:last_tap] += early * np.sqrt(np.sum(tail**2))
-    rir *= np.sqrt(10 ** (-drr_db / 10) / (np.sum(rir**2) + 1e-20))
+    rir[:last_tap] += early * np.sqrt(np.dot(tail, tail))  # dot: energies without a squared copy
+    rir *= np.sqrt(10 ** (-drr_db / 10) / (np.dot(rir, rir) + 1e-20))
     rir[0] = 1.0
     return rir
 
