@@ -77,6 +77,6 @@ def head_convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
     the arithmetic of scipy.signal.fftconvolve without its generic n-d set-up and temporaries.
     """
     n = fft.next_fast_len(x.size + h.size - 1, real=True)
-    spectrum = fft.rfft(x, n)
+    spectrum = fft.rfft(x.astype(np.float64, copy=False), n)
     spectrum *= fft.rfft(h, n)  # in place: one large temporary fewer per clip
     return fft.irfft(spectrum, n, overwrite_x=True)[: x.size]
