@@ -111,8 +111,13 @@ def load_clips(utts: list[Utterance], sr: int = 16000) -> list[np.ndarray]:
     return [load_audio(u.audio, sr)[0] for u in utts]
 
 
-def write_audio_shards(out: Path, clips: list[np.ndarray], sr: int, per_shard: int) -> list[Path]:
-    """Write `clips` as FLAC audio shards `train-NNNNNN.tar` (+ sidecars, minimal clip JSON); return tars."""
+def write_audio_shards(out: Path, clips: list[np.ndarray], sr: int, per_shard: int,
+                       labels: list[tuple[str, str]] | None = None) -> list[Path]:
+    """Write `clips` as FLAC audio shards `train-NNNNNN.tar` (+ sidecars, minimal clip JSON); return tars.
+
+    `labels` gives each clip's (speaker, content); without them the clips get placeholder labels
+    (8 speakers, 16 contents by position), which only a reader benchmark can do with.
+    """
     from intervox.audio import encode_flac
     from intervox.shards.write import write_shard
 
@@ -123,14 +128,15 @@ def write_audio_shards(out: Path, clips: list[np.ndarray], sr: int, per_shard: i
         samples = []
         for i, audio in enumerate(clips[s : s + per_shard]):
             key = f"{name}-{i:06d}"
+            speaker, content = labels[s + i] if labels else (f"spk{(s + i) % 8}", f"c{(s + i) % 16}")
             samples.append(
                 {
                     "__key__": key,
                     "flac": encode_flac(audio, sr),
                     "json": {
                         "key": key,
-                        "speaker": f"spk{(s + i) % 8}",
-                        "content": f"c{(s + i) % 16}",
+                        "speaker": speaker,
+                        "content": content,
                         "channel": "clean",
                         "split": "train",
                         "block": -1,

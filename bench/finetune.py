@@ -14,27 +14,16 @@ import json
 from pathlib import Path
 
 from bench.common import Bench, Result, log, run_child
-from bench.data import load_clips, render_grid
+from bench.data import load_clips, render_grid, write_audio_shards
 
 SPEAKERS, SENTENCES = 8, 8  # two shards of 4 voices x 8 sentences; batches of 8 voices x 4 sentences
 
 
 def write_grid_shards(out: Path, speakers: int, sentences: int, work: Path) -> Path:
-    """Write an espeak-ng grid as `train-*.tar` audio shards with speaker and content labels."""
-    from intervox.audio import encode_flac
-    from intervox.shards.write import write_shard
-
+    """Write an espeak-ng grid as two `train-*.tar` audio shards with its speaker and content labels."""
     utts = render_grid(work, speakers, sentences)
-    clips = load_clips(utts, 16000)
-    out.mkdir(parents=True, exist_ok=True)
-    per_shard = len(utts) // 2
-    for s in range(2):
-        name = f"train-{s:06d}"
-        samples = [{"__key__": f"{name}-{i:06d}", "flac": encode_flac(clips[s * per_shard + i], 16000),
-                    "json": {"key": f"{name}-{i:06d}", "speaker": u.speaker, "content": u.content_id,
-                             "split": "train", "sr": 16000, "block": s}}
-                   for i, u in enumerate(utts[s * per_shard:(s + 1) * per_shard])]
-        write_shard(out / f"{name}.tar", samples, plan_hash="bench")
+    write_audio_shards(out, load_clips(utts, 16000), 16000, per_shard=len(utts) // 2,
+                       labels=[(u.speaker, u.content_id) for u in utts])
     return out
 
 

@@ -194,7 +194,8 @@ def _bare_finetune_steps(cfg: object, n: int) -> tuple[float, float]:
         raise ValueError(f"the bare baseline takes a CTranslate2 Whisper upstream, not {s.upstream.name}")
     for _, p in s.trainable:
         p.requires_grad_(True)
-    batches = [_bare_inputs(s, s.grid.batch(k)) for k in range(cfg.optim.freeze_steps(), cfg.optim.steps)]
+    trained = [s.grid.batch(k) for k in range(cfg.optim.freeze_steps(), cfg.optim.steps)]
+    batches = [_bare_inputs(s, b) for b in trained]
     opt = torch.optim.AdamW(list(s.heads.parameters()) + [p for _, p in s.trainable], lr=1e-5)
     _bare_step(s, opt, *batches[0])  # warm-up
     best = float("inf")
@@ -203,11 +204,12 @@ def _bare_finetune_steps(cfg: object, n: int) -> tuple[float, float]:
         for inputs in batches:
             _bare_step(s, opt, *inputs)
         best = min(best, (time.perf_counter() - t) / len(batches))
-    return best, sum(b[-1] for b in batches) / len(batches)
+    audio_s = sum(len(a) for b in trained for a in b.audio) / s.upstream.sample_rate / len(trained)
+    return best, audio_s
 
 
 def _bare_inputs(s: object, batch: object) -> tuple:
-    """Return (mel, lengths, frames, labels, audio seconds) of one batch, as the encoder takes it."""
+    """Return (mel, lengths, frames, labels) of one batch, as the encoder takes it."""
     import torch
     import torch.nn.functional as F
 
@@ -218,11 +220,10 @@ def _bare_inputs(s: object, batch: object) -> tuple:
     mel = torch.stack([F.pad(m, (0, int(lengths.max()) - m.shape[-1])) for m in mels])
     frames = torch.tensor([encoder_frames(-(-len(a) // HOP)) for a in batch.audio])
     labels = {"speaker": batch.speaker, "content": batch.content}
-    return mel, lengths, frames, labels, sum(len(a) for a in batch.audio) / s.upstream.sample_rate
+    return mel, lengths, frames, labels
 
 
-def _bare_step(s: object, opt: object, mel: object, lengths: object, frames: object, labels: dict,
-               _audio_s: float) -> None:
+def _bare_step(s: object, opt: object, mel: object, lengths: object, frames: object, labels: dict) -> None:
     """Encoder + mean pooling + heads, inline SupCon per subspace + cross-covariance, backward, AdamW."""
     import torch
     import torch.nn.functional as F
