@@ -57,6 +57,10 @@ class ModelConfig:
     fusion_dim: int = 768  # common dim of the learned projection when fusing upstreams
     projector: Literal["mlp", "linear"] = "mlp"
     hidden_dims: tuple[int, ...] = (768, 768)
+    # How the output rows start: "uniform" is PyTorch's Linear default (Kaiming uniform);
+    # "orthogonal" makes each subspace's block of rows orthonormal, scaled to the same Frobenius
+    # norm, so the directions training never moves pass the raw geometry on undistorted.
+    init: Literal["uniform", "orthogonal"] = "uniform"
     speaker_dim: int = 384
     content_dim: int = 384
     residual_dim: int = 0  # a third block, constrained only by orthogonality

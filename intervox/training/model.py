@@ -118,10 +118,24 @@ class SubspaceProjector(nn.Module):
         self.fusion = nn.Linear(concat, cfg.fusion_dim) if len(self.inputs) > 1 else None
         in_dim = cfg.fusion_dim if self.fusion is not None else concat
         self.net = build_net(in_dim, cfg, sum(self.subspaces.values()))
+        if cfg.init == "orthogonal":
+            self._orthogonal_rows()
         self._scale_initial_rows(cfg.subspace_init_scale or {})
         self.input_pcs = dict(cfg.subspace_input_pcs or {})  # names checked by the config
         if self.input_pcs:
             self._init_input_pcs(in_dim)
+
+    def _orthogonal_rows(self) -> None:
+        """Make each subspace's block of initial output rows orthonormal times Kaiming uniform's norm."""
+        last = self.net if isinstance(self.net, nn.Linear) else self.net[-1]
+        start = 0
+        with torch.no_grad():
+            for dim in self.subspaces.values():
+                block = last.weight[start:start + dim]
+                norm = block.norm()
+                nn.init.orthogonal_(block)
+                block.mul_(norm / block.norm())
+                start += dim
 
     def _scale_initial_rows(self, scales: dict[str, float]) -> None:
         """Multiply the initial output rows (weights and bias) of each named subspace by its factor."""

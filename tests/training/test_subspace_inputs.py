@@ -89,6 +89,23 @@ def test_subspace_init_scale_scales_only_that_subspaces_initial_rows(projector: 
     assert torch.equal(b[last][:8], a[last][:8]) and torch.equal(b[last][16:], a[last][16:])
 
 
+@pytest.mark.parametrize("projector", ["mlp", "linear"])
+def test_orthogonal_init_gives_each_subspace_orthonormal_rows_at_the_default_norm(projector: str) -> None:
+    plain = model_of(projector=projector, residual_dim=4)
+    ortho = model_of(projector=projector, residual_dim=4, init="orthogonal")
+    last = plain.net if projector == "linear" else plain.net[-1]
+    w = (ortho.net if projector == "linear" else ortho.net[-1]).weight.detach().double()
+    for rows in (slice(0, 8), slice(8, 16), slice(16, 20)):  # speaker, content, residual
+        block, gram = w[rows], w[rows] @ w[rows].T
+        scale = gram.diagonal().mean()
+        assert torch.allclose(gram, scale * torch.eye(gram.shape[0], dtype=gram.dtype), atol=1e-6)
+        assert block.norm().item() == pytest.approx(last.weight[rows].norm().item(), rel=1e-5)
+    singular = torch.linalg.svdvals(last.weight[:8].detach().double())
+    assert singular.max() / singular.min() > 1.5  # PyTorch's uniform start is far from orthonormal
+    with pytest.raises(ConfigError, match="model.init"):
+        load_config(None, TrainConfig, ["model.init=xavier"])
+
+
 @pytest.mark.parametrize(("overrides", "message"), [
     (["model.subspace_init_scale={voice: 0.5}"], "unknown subspace 'voice'"),
     (["model.subspace_input_pcs={content: 0}"], r"subspace_input_pcs.content must be an integer >= 1"),
