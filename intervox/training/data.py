@@ -227,18 +227,45 @@ def frame_slot(feature_dir: str | Path, content_layer: int, frame_layer: int | N
     return slot
 
 
-def sample_frame_pairs(frames: list[np.ndarray], copies: list[np.ndarray], n_frames: int, layer: int,
+def frame_layers_for_sum(feature_dir: str | Path, rows: list[int]) -> list[int]:
+    """Return the layers KEY.frames.npy holds (slot order) when they include every row of a layer sum.
+
+    The frame loss on a content view that sums rows needs each row's frames. Raises TrainingError
+    when the feature dir does not record its frame layers or lacks one of `rows`.
+    """
+    try:
+        stored = read_index(feature_dir).get("features", {}).get("frames_layers")
+    except ShardError:
+        stored = None
+    if not isinstance(stored, list):
+        raise TrainingError(f"{feature_dir}: index.json does not say which layers KEY.frames.npy holds; "
+                            "the frame loss on a sum of rows needs that record")
+    missing = [r for r in rows if r not in stored]
+    if missing:
+        wanted = ",".join(map(str, rows))
+        raise TrainingError(f"{feature_dir}: the frame-level content loss on the content subspace's sum of "
+                            f"rows {rows} needs frames of every row, but the dir holds frames of layers "
+                            f"{stored}; re-run `intervox features ... --frames-layers {wanted}`")
+    return stored
+
+
+def sample_frame_pairs(frames: list[np.ndarray], copies: list[np.ndarray], n_frames: int, layer: int | None,
                        rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return [P, F, hidden] source and copy frames at the same random time positions."""
+    """Return source and copy frames at the same random time positions: [P, F, hidden] of slot
+    `layer`, or with `layer` None [P, F, slots, hidden] of every stored layer."""
     src, cpy = [], []
     for a, b in zip(frames, copies, strict=False):
-        if layer >= a.shape[0]:
+        if layer is not None and layer >= a.shape[0]:
             raise TrainingError(f"KEY.frames.npy holds {a.shape[0]} layer(s): frame slot {layer} "
                                 "(loss.frame_layer) does not exist")
         length = min(a.shape[1], b.shape[1])
         t = np.sort(rng.choice(length, size=min(n_frames, length), replace=length < n_frames))
-        src.append(a[layer, t].astype(np.float32))
-        cpy.append(b[layer, t].astype(np.float32))
+        if layer is None:
+            src.append(a[:, t].swapaxes(0, 1).astype(np.float32))
+            cpy.append(b[:, t].swapaxes(0, 1).astype(np.float32))
+        else:
+            src.append(a[layer, t].astype(np.float32))
+            cpy.append(b[layer, t].astype(np.float32))
     return torch.from_numpy(np.stack(src)), torch.from_numpy(np.stack(cpy))
 
 
@@ -368,7 +395,7 @@ class GridSampler:
     """
 
     def __init__(self, table: FeatureTable, cfg: DataConfig, seed: int, rank: int = 0, world: int = 1,
-                 frame_pairs: int = 0, frames_per_pair: int = 0, frame_layer: int = 0) -> None:
+                 frame_pairs: int = 0, frames_per_pair: int = 0, frame_layer: int | None = 0) -> None:
         self.table, self.cfg, self.seed, self.rank = table, cfg, seed, rank
         n_spk, n_con = len(table.speakers), len(table.contents)
         self.my_speakers = rank_speakers(table.speakers, cfg.speakers_per_batch, rank, world)

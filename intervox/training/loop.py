@@ -32,11 +32,12 @@ from intervox.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from intervox.training.config import TrainConfig
+from intervox.training.config import LossConfig, TrainConfig
 from intervox.training.data import (
     Batch,
     GridSampler,
     common_shards,
+    frame_layers_for_sum,
     frame_slot,
     input_specs,
     iter_fused_samples,
@@ -58,6 +59,29 @@ LOG_FIELDS = ("step", "loss", "speaker", "content", "orthogonality", "sigreg", "
               "lr", "speaker_positives", "content_positives", "batch", "elapsed_s")
 
 
+def _frame_source(cfg: TrainConfig, feature_dir: Path) -> tuple[LossConfig, dict]:
+    """Return the loss config with its frame slot resolved, and how the frames are read.
+
+    A layer input reads the frames of the content subspace's layer (one slot); a weighted sum
+    reads every stored layer, and the model sums the rows of the content range with the content
+    view's own weights (`frame_layer` None: all slots).
+    """
+    if cfg.model.input == "layer":
+        layer = cfg.model.subspace_layer("content")
+        slot = frame_slot(feature_dir, layer, cfg.loss.frame_layer)
+        desc = {"frame_layer": {"layer": layer, "slot": slot}}
+        return dataclasses.replace(cfg.loss, frame_layer=slot), desc
+    if cfg.loss.frame_layer is not None:
+        raise TrainingError("loss.frame_layer picks one slot for a layer input; with model.input: "
+                            "weighted_sum the frame loss reads every row of the content range")
+    if "content" not in (cfg.model.subspace_layer_ranges or {}):
+        raise TrainingError("the frame-level content loss on a weighted sum needs "
+                            "model.subspace_layer_ranges.content (the rows whose frames are stored)")
+    lo, hi = cfg.model.subspace_layer_ranges["content"]
+    rows = list(range(lo, hi + 1))
+    return cfg.loss, {"frame_layers": {"rows": rows, "stored": frame_layers_for_sum(feature_dir, rows)}}
+
+
 def build_source(cfg: TrainConfig, seed: int, info: ddp.DistInfo) -> tuple[object, list[InputSpec], dict]:
     """Return (batch source, input specs, data description) for the configured batching."""
     dirs = [Path(d) for d in cfg.data.features]
@@ -67,19 +91,14 @@ def build_source(cfg: TrainConfig, seed: int, info: ddp.DistInfo) -> tuple[objec
     names = common_shards(dirs, cfg.data.split)
     frame_loss = cfg.loss.frame_content_weight > 0
     loss_cfg, frames_desc = cfg.loss, {}
-    if frame_loss:  # frames of the layer the content subspace reads, whatever the speaker one reads
-        if cfg.model.input != "layer":
-            raise TrainingError("the frame-level content loss (loss.frame_content_weight > 0) needs "
-                                "model.input: layer")
-        layer = cfg.model.subspace_layer("content")
-        loss_cfg = dataclasses.replace(cfg.loss, frame_layer=frame_slot(dirs[0], layer, cfg.loss.frame_layer))
-        frames_desc = {"frame_layer": {"layer": layer, "slot": loss_cfg.frame_layer}}
+    if frame_loss:
+        loss_cfg, frames_desc = _frame_source(cfg, dirs[0])
     if cfg.data.batching == "grid":
         table = index_feature_table(dirs, cfg.data.split, cfg.data.frames or frame_loss, names,
                                     cfg.data.max_bad_shard_fraction, reuse=True)
         sampler = GridSampler(table, cfg.data, seed, info.rank, info.world,
                               cfg.loss.frame_pairs if frame_loss else 0, cfg.loss.frames_per_pair,
-                              loss_cfg.frame_layer or 0)
+                              loss_cfg.frame_layer)
         desc = {"clips": len(table.keys), "speakers": len(table.speakers), "contents": len(table.contents),
                 "shards": len(names), "frame_pairs": int(len(sampler.pairs)),
                 "rank_speakers": int(len(sampler.my_speakers)), "bad_shards": table.bad_shards,
@@ -232,6 +251,8 @@ def train_seed(cfg: TrainConfig, seed_index: int, info: ddp.DistInfo) -> dict:
     torch.manual_seed(seed)  # model initialisation; nothing else draws from torch's RNG
     source, specs, desc = build_source(cfg, seed, info)
     model = SubspaceProjector(specs, cfg.model).to(info.device)
+    if "frame_layers" in desc:  # the frame loss on the content view's sum: which layer each slot holds
+        model.set_frame_layers(desc["frame_layers"]["stored"])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.max_lr, weight_decay=cfg.optim.weight_decay)
     pct_start = warmup_fraction(cfg.optim.pct_start, cfg.optim.steps)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.optim.max_lr, total_steps=cfg.optim.steps,

@@ -226,15 +226,31 @@ class SubspaceProjector(nn.Module):
             result[name] = out[k if self.n_views > 1 else 0, :, start:start + dim]
             start += dim
         if frames is not None:
-            if self.cfg.input != "layer" or self.fusion is not None:
-                raise TrainingError("the frame-level content loss needs a layer input (one layer, or one "
-                                    "per subspace) from one upstream")
-            x = F.layer_norm(frames, (frames.shape[-1],)) if self.views[0].normalize else frames
+            x = self._content_view_of_frames(frames)
             if "content" in self.input_pcs:  # the same input the clip-level content view gets
                 x = self._project_input("content", x)
             start = self.subspaces["speaker"]
             result["frame_content"] = self.net(x)[:, start:start + self.subspaces["content"]]
         return result
+
+    def set_frame_layers(self, layers: Sequence[int]) -> None:
+        """Say which pooled row each slot of the frames holds (frame loss on a weighted-sum view)."""
+        self.frame_layers = torch.as_tensor(list(layers), dtype=torch.long)
+
+    def _content_view_of_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Return frames [M, hidden] as the content view sees clips: layer-normed when it is, and for a
+        weighted sum frames [M, slots, hidden] summed with the content view's own layer weights."""
+        if self.fusion is not None or self.cfg.input not in ("layer", "weighted_sum"):
+            raise TrainingError("the frame-level content loss needs one upstream")
+        x = F.layer_norm(frames, (frames.shape[-1],)) if self.views[0].normalize else frames
+        if self.cfg.input == "layer":
+            return x
+        layers = getattr(self, "frame_layers", None)
+        if layers is None or x.ndim != 3 or x.shape[1] != len(layers):
+            raise TrainingError("frames for a weighted-sum content view must be [M, slots, hidden] with the "
+                                "layer of each slot given (set_frame_layers)")
+        weights = self.views[0].layer_softmax()[self.view_names.index("content")]
+        return torch.einsum("s,msh->mh", weights[layers.to(weights.device)].to(x.dtype), x)
 
     def layer_weights(self) -> dict[str, dict[str, list[float]]]:
         """Return {upstream: {subspace: softmax layer weights}} (empty for layer input)."""

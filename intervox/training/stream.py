@@ -112,7 +112,7 @@ def collate_blocks(blocks: list[list[dict]], loss: LossConfig | None, rng: np.ra
             pairs = [pairs[i] for i in chosen]
             batch.frame_source, batch.frame_copy = sample_frame_pairs(
                 [a["frames"] for a, _ in pairs], [b["frames"] for _, b in pairs],
-                loss.frames_per_pair, loss.frame_layer or 0, rng)
+                loss.frames_per_pair, loss.frame_layer, rng)
     return batch
 
 

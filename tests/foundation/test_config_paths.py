@@ -72,13 +72,13 @@ def test_frame_content_recipe_reads_what_its_documented_commands_write():
               (ROOT / "configs/train/frame_content.yaml").read_text().splitlines() if line.startswith("#")]
     build = "intervox shards build --config configs/shards/frames.yaml --out shards/en-frames --workers 2"
     features = ("intervox features shards/en-frames --upstream whisper-base --out "
-                "shards/en-frames-features-whisper-base --frames-layers 6")
+                "shards/en-frames-features-whisper-base --frames-layers 5,6")
     assert build in header and features in header
     assert "intervox train --config configs/train/frame_content.yaml" in header
     cfg = train_config("frame_content.yaml")
-    # the frame loss reads layer 6 frames, which the features command stores; the content view reads layer 6
+    # the frame loss reads the frames of every row the content view sums: those the command stores
     assert cfg.data.features == ("shards/en-frames-features-whisper-base",)
-    assert cfg.model.subspace_layers["content"] == 6 and cfg.loss.frame_content_weight > 0
+    assert tuple(cfg.model.subspace_layer_ranges["content"]) == (5, 6) and cfg.loss.frame_content_weight > 0
     # every train anchor gets a timing-preserving speaker copy: the frame loss's pairs
     plan = load_shards_config(ROOT / "configs/shards/frames.yaml")
     ops = {spec.op["name"]: spec.splits for spec in plan.interventions}

@@ -14,7 +14,7 @@ from intervox.errors import ConfigError, TrainingError
 from intervox.training.api import load_trained
 from intervox.training.checkpoint import load_checkpoint
 from intervox.training.config import ModelConfig, TrainConfig
-from intervox.training.data import frame_slot, load_feature_table
+from intervox.training.data import frame_slot, load_feature_table, sample_frame_pairs
 from intervox.training.loop import train
 from intervox.training.model import InputSpec, SubspaceProjector
 from intervox.training.synthetic import write_synthetic_features
@@ -231,3 +231,42 @@ def test_frames_without_the_content_layer_are_refused(frame_features: Path, tmp_
                                             r"set loss.frame_layer=0"):
         _train(frame_features, tmp_path / "b", "optim.steps=2", "loss.frame_content_weight=1.0",
                "loss.frame_layer=1")
+
+
+def test_frames_go_through_a_weighted_sum_content_view_with_its_own_weights() -> None:
+    model = model_of(input="weighted_sum", normalize_layers=True,
+                     subspace_layer_ranges={"speaker": [0, 1], "content": [4, 6]})
+    with torch.no_grad():
+        model.views[0].weights.normal_(generator=torch.Generator().manual_seed(2))  # unequal rows
+    x = torch.randn(6, 7, 16)
+    model.set_frame_layers([3, 4, 5, 6])  # a superset of the content rows: row 3 weighs nothing
+    out = model([x], frames=x[:, 3:7])  # frames equal to each clip's rows 3-6
+    assert torch.allclose(out["frame_content"], out["content"], atol=1e-5)
+    model.set_frame_layers([4, 5, 6])
+    with pytest.raises(TrainingError, match=r"\[M, slots, hidden\]"):
+        model([x], frames=x[:, 3:7])
+
+
+def test_sampled_frame_pairs_keep_every_stored_layer_for_a_sum() -> None:
+    frames = [np.arange(2 * 5 * 3, dtype=np.float16).reshape(2, 5, 3)] * 2
+    one, _ = sample_frame_pairs(frames, frames, 4, 1, np.random.default_rng(0))
+    every, _ = sample_frame_pairs(frames, frames, 4, None, np.random.default_rng(0))
+    assert one.shape == (2, 4, 3) and every.shape == (2, 4, 2, 3)
+    assert torch.equal(every[:, :, 1], one)  # same time positions, slot 1 of them
+
+
+def test_a_weighted_sum_run_trains_the_frame_loss_on_its_content_rows(frame_features: Path,
+                                                                      tmp_path: Path) -> None:
+    overrides = ["model.input=weighted_sum", "model.subspace_layers=null",
+                 "model.subspace_layer_ranges={speaker: [1, 2], content: [6, 6]}",
+                 "loss.frame_content_weight=1.0", "loss.frame_pairs=4", "loss.frames_per_pair=3"]
+    _record_frames_layers(frame_features, [6])
+    summary = _train(frame_features, tmp_path / "run", "optim.steps=3", *overrides)
+    assert summary["data"]["frame_layers"] == {"rows": [6], "stored": [6]}
+    assert summary["final"]["frame_content"] > 0
+    _record_frames_layers(frame_features, [6])
+    with pytest.raises(TrainingError, match=r"rows \[5, 6\] needs frames of every row, but the dir holds "
+                                            r"frames of layers \[6\]; re-run `intervox features ... "
+                                            r"--frames-layers 5,6`"):
+        _train(frame_features, tmp_path / "b", "optim.steps=2", *overrides[:2],
+               "model.subspace_layer_ranges={speaker: [1, 2], content: [5, 6]}", *overrides[3:])
