@@ -197,6 +197,15 @@ def load_feature_table(dirs: Iterable[str | Path], split: str = "train", frames:
         pairs=np.array(pairs, dtype=np.int64).reshape(-1, 2), bad_shards=bad_shards)
 
 
+def stored_frame_layers(feature_dir: str | Path) -> list | None:
+    """Return the layers KEY.frames.npy holds, in slot order, as index.json records them (None: no record)."""
+    try:
+        stored = read_index(feature_dir).get("features", {}).get("frames_layers")
+    except ShardError:
+        return None
+    return stored if isinstance(stored, list) else None
+
+
 def frame_slot(feature_dir: str | Path, content_layer: int, frame_layer: int | None) -> int:
     """Return the index into KEY.frames.npy that holds the content subspace's layer.
 
@@ -205,11 +214,8 @@ def frame_slot(feature_dir: str | Path, content_layer: int, frame_layer: int | N
     (older or hand-made dirs) `frame_layer` (default 0) is trusted. Raises TrainingError when
     the frames do not hold the content layer or `frame_layer` points at another one.
     """
-    try:
-        stored = read_index(feature_dir).get("features", {}).get("frames_layers")
-    except ShardError:
-        stored = None
-    if not isinstance(stored, list):
+    stored = stored_frame_layers(feature_dir)
+    if stored is None:
         log.warning("%s: index.json does not say which layers KEY.frames.npy holds: the frame loss uses "
                     "slot %d and assumes it is layer %d", feature_dir, frame_layer or 0, content_layer)
         return frame_layer or 0
@@ -233,15 +239,11 @@ def frame_layers_for_sum(feature_dir: str | Path, rows: list[int]) -> list[int]:
     The frame loss on a content view that sums rows needs each row's frames. Raises TrainingError
     when the feature dir does not record its frame layers or lacks one of `rows`.
     """
-    try:
-        stored = read_index(feature_dir).get("features", {}).get("frames_layers")
-    except ShardError:
-        stored = None
-    if not isinstance(stored, list):
+    stored = stored_frame_layers(feature_dir)
+    if stored is None:
         raise TrainingError(f"{feature_dir}: index.json does not say which layers KEY.frames.npy holds; "
                             "the frame loss on a sum of rows needs that record")
-    missing = [r for r in rows if r not in stored]
-    if missing:
+    if any(r not in stored for r in rows):
         wanted = ",".join(map(str, rows))
         raise TrainingError(f"{feature_dir}: the frame-level content loss on the content subspace's sum of "
                             f"rows {rows} needs frames of every row, but the dir holds frames of layers "

@@ -124,29 +124,33 @@ class SubspaceProjector(nn.Module):
         self.input_pcs = dict(cfg.subspace_input_pcs or {})  # names checked by the config
         if self.input_pcs:
             self._init_input_pcs(in_dim)
+        self.frame_layers: torch.Tensor | None = None  # set_frame_layers: the frame loss on a sum
 
+    def _initial_row_blocks(self) -> tuple[nn.Linear, dict[str, slice]]:
+        """Return the output layer and each subspace's block of its rows."""
+        last = self.net if isinstance(self.net, nn.Linear) else self.net[-1]
+        blocks, start = {}, 0
+        for name, dim in self.subspaces.items():
+            blocks[name], start = slice(start, start + dim), start + dim
+        return last, blocks
+
+    @torch.no_grad()
     def _orthogonal_rows(self) -> None:
         """Make each subspace's block of initial output rows orthonormal times Kaiming uniform's norm."""
-        last = self.net if isinstance(self.net, nn.Linear) else self.net[-1]
-        start = 0
-        with torch.no_grad():
-            for dim in self.subspaces.values():
-                block = last.weight[start:start + dim]
-                norm = block.norm()
-                nn.init.orthogonal_(block)
-                block.mul_(norm / block.norm())
-                start += dim
+        last, blocks = self._initial_row_blocks()
+        for rows in blocks.values():
+            block = last.weight[rows]
+            norm = block.norm()
+            nn.init.orthogonal_(block)
+            block.mul_(norm / block.norm())
 
+    @torch.no_grad()
     def _scale_initial_rows(self, scales: dict[str, float]) -> None:
         """Multiply the initial output rows (weights and bias) of each named subspace by its factor."""
-        last = self.net if isinstance(self.net, nn.Linear) else self.net[-1]
-        start = 0
-        with torch.no_grad():
-            for name, dim in self.subspaces.items():
-                if name in scales:
-                    last.weight[start:start + dim].mul_(scales[name])
-                    last.bias[start:start + dim].mul_(scales[name])
-                start += dim
+        last, blocks = self._initial_row_blocks()
+        for name, factor in scales.items():
+            last.weight[blocks[name]].mul_(factor)
+            last.bias[blocks[name]].mul_(factor)
 
     def _init_input_pcs(self, in_dim: int) -> None:
         """Register each named subspace's [n, in_dim] basis and [in_dim] mean (set by fit_input_pcs)."""
@@ -240,12 +244,12 @@ class SubspaceProjector(nn.Module):
     def _content_view_of_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """Return frames [M, hidden] as the content view sees clips: layer-normed when it is, and for a
         weighted sum frames [M, slots, hidden] summed with the content view's own layer weights."""
-        if self.fusion is not None or self.cfg.input not in ("layer", "weighted_sum"):
+        if self.fusion is not None:
             raise TrainingError("the frame-level content loss needs one upstream")
         x = F.layer_norm(frames, (frames.shape[-1],)) if self.views[0].normalize else frames
         if self.cfg.input == "layer":
             return x
-        layers = getattr(self, "frame_layers", None)
+        layers = self.frame_layers
         if layers is None or x.ndim != 3 or x.shape[1] != len(layers):
             raise TrainingError("frames for a weighted-sum content view must be [M, slots, hidden] with the "
                                 "layer of each slot given (set_frame_layers)")

@@ -264,7 +264,6 @@ def test_a_weighted_sum_run_trains_the_frame_loss_on_its_content_rows(frame_feat
     summary = _train(frame_features, tmp_path / "run", "optim.steps=3", *overrides)
     assert summary["data"]["frame_layers"] == {"rows": [6], "stored": [6]}
     assert summary["final"]["frame_content"] > 0
-    _record_frames_layers(frame_features, [6])
     with pytest.raises(TrainingError, match=r"rows \[5, 6\] needs frames of every row, but the dir holds "
                                             r"frames of layers \[6\]; re-run `intervox features ... "
                                             r"--frames-layers 5,6`"):
