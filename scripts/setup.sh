@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-APT_PACKAGES="espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox libsndfile1 chromium klettres-data pocketsphinx-testdata asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav"
+APT_PACKAGES="espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox libsndfile1 chromium klettres-data pocketsphinx-testdata asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav ktuberling-data"
 
 missing=""
 for exe in espeak-ng flite text2wave sox chromium; do
@@ -15,6 +15,7 @@ done
 # The real-speech dev panel's recordings (`make devpanel`) are data packages, not programs.
 [ -f /usr/share/klettres/en/sounds.xml ] || missing="$missing klettres-data"
 [ -f /usr/share/pocketsphinx/test/data/librivox/transcription ] || missing="$missing pocketsphinx-testdata"
+[ -f /usr/share/ktuberling/sounds/en.soundtheme ] || missing="$missing ktuberling-data"  # the cohort (make ktuberling)
 for voice in en_US_f_Allison es_MX_f_Allison fr_CA_f_June it_IT_m_Carlo ru_RU_f_IvrvoiceRU it_IT_f_Menardi; do
   [ -f "/usr/share/asterisk/sounds/$voice/letters/a.wav" ] || missing="$missing asterisk-$voice"
 done

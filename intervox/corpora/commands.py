@@ -238,3 +238,35 @@ def devpanel_cmd(out_dir: Path, max_per_speaker: int) -> None:
         click.echo(f"{split}: {s['clips']} clips, {s['speakers']} speakers, {len(s['languages'])} languages, "
                    f"{s['cross_speaker_groups']} cross-speaker content groups")
     click.echo(f"wrote {table}")
+
+
+@corpus.command("ktuberling")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Output folder: audio/, panel.tsv (a `folder` corpus, split `cohort`), panel.json.",
+)
+def ktuberling_cmd(out_dir: Path) -> None:
+    """Build the real-speech cohort from ktuberling-data (words by one voice per language; offline).
+
+    Unlabelled real clips no dev-panel voice says: what `intervox cohort` fits a run's cohort
+    backend on, so that both panel splits are reported with it.
+
+    \b
+    Example:
+      intervox corpus ktuberling --out shards/ktuberling
+      intervox cohort runs/en-whisper-base shards/ktuberling --split cohort
+    """
+    import json
+
+    from intervox.corpora.ktuberling import build_ktuberling
+
+    table = build_ktuberling(out_dir)
+    info = json.loads((out_dir / "panel.json").read_text(encoding="utf-8"))
+    for split, s in info["splits"].items():
+        click.echo(f"{split}: {s['clips']} clips, {s['speakers']} voices, {len(s['languages'])} languages "
+                   f"({info['duplicate_files_skipped']} duplicate files skipped; left out: "
+                   f"{', '.join(info['excluded']) or 'none'})")
+    click.echo(f"wrote {table}")

@@ -257,6 +257,15 @@ def build_devpanel(out: str | Path, *, klettres_root: Path = KLETTRES_ROOT,
              + asterisk)
     if pocketsphinx_root is not None:
         items += pocketsphinx_items(Path(pocketsphinx_root))
+    return write_panel(out, items, SOURCES)
+
+
+def write_panel(out: Path, items: list[PanelItem], sources: dict, extra: dict | None = None) -> Path:
+    """Write `items` as a folder corpus under `out` (audio/*.flac trimmed, panel.tsv, panel.json).
+
+    Resumable: clips already written with the same trim settings are kept. panel.json holds the
+    counts per split, the `sources` and their licences, the trim rule and `extra`.
+    """
     rewrite = _preprocessing(out) != TRIM  # a panel made with other settings: every clip again
     rows = []
     for item in items:
@@ -271,7 +280,7 @@ def build_devpanel(out: str | Path, *, klettres_root: Path = KLETTRES_ROOT,
         writer = csv.DictWriter(f, fieldnames=COLUMNS, delimiter="\t", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    info = {"splits": panel_stats(rows), "sources": SOURCES, "trim_silence": TRIM}
+    info = {"splits": panel_stats(rows), "sources": sources, "trim_silence": TRIM} | (extra or {})
     (out / "panel.json").write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n")
     return table
 
