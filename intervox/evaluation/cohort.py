@@ -1,6 +1,8 @@
 """`intervox cohort RUN PANEL`: fit each seed's cohort backend (training.cohort) on real clips.
 
-The cohort is one split of a folder corpus (by default the dev panel's `dev` split). Its labels
+The cohort is one split of a folder corpus (`make demo`: the KTuberling cohort's `cohort` split,
+corpora/ktuberling.py, whose voices are not the dev panel's; the CLI's default is a panel's `dev`
+split, for panels of one's own). Its labels
 are never read: only the clips' audio, through the run's upstream and projector. The fitted
 content regression and speaker whitening land in RUN/seed-K/cohort.safetensors with the cohort's
 audio hashes, so `intervox.load(RUN).embed` applies them and `eval --real` refuses to report on a
