@@ -22,12 +22,10 @@ reported on the report split, never chosen where they are reported.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
-import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +37,14 @@ from intervox.evaluation.cohort import check_disjoint, whiten_systems
 from intervox.evaluation.data import layer_norm
 from intervox.evaluation.sv import compute_eer, l2_normalize, min_dcf
 from intervox.evaluation.trials import Trial, parse_trials
+from intervox.features.clips import (
+    cached,
+    clip_hash,
+    feature_dir_padded,
+    load_clip,
+    pooled_cache_name,
+    pooled_utterances,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,49 +131,6 @@ def load_panel(path: str | Path, work_dir: Path) -> Panel:
     return Panel(root.name, root, utts, manifest.parent, trials)
 
 
-def clip_hash(utt: Utterance, base: Path) -> str:
-    """Return a hash of the clip's audio file bytes and its offset/duration (the cache key)."""
-    h = hashlib.blake2b(digest_size=16)
-    path = utt.resolve_audio(base)
-    try:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    except OSError as exc:
-        raise AudioError(f"{path}: cannot read the audio of {utt.id} ({exc.strerror or exc})") from exc
-    h.update(f"|{utt.offset}|{utt.duration}".encode())
-    return h.hexdigest()
-
-
-def load_clip(utt: Utterance, base: Path, sr: int) -> np.ndarray:
-    """Return the clip's audio as mono float32 at `sr`."""
-    from intervox.audio import load_audio
-
-    duration = utt.duration if utt.offset else None
-    return load_audio(utt.resolve_audio(base), sr, offset=utt.offset, duration=duration)[0]
-
-
-def cached(rows: np.ndarray, hashes: Sequence[str], path: Path,
-           compute: Callable[[list[int]], np.ndarray]) -> np.ndarray:
-    """Return one array row per clip in `rows`, computing only clips whose hash is not in `path` (.npz)."""
-    store: dict[str, np.ndarray] = {}
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                store = dict(zip(z["hashes"].tolist(), z["values"], strict=True))
-        except (OSError, ValueError, KeyError) as exc:
-            log.warning("%s: unreadable cache (%s); recomputing", path, exc)
-    todo = [int(i) for i in rows if hashes[i] not in store]
-    if todo:
-        for i, v in zip(todo, compute(todo), strict=True):
-            store[hashes[i]] = v
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # two evals of one run never share it
-        np.savez(tmp, hashes=np.array(list(store)), values=np.stack(list(store.values())))
-        tmp.replace(path)
-    return np.stack([store[hashes[i]] for i in rows])
-
-
 def panel_hashes(panel: Panel, rows: np.ndarray) -> list[str]:
     """Return one entry per panel clip: the audio hash (`clip_hash`) for `rows`, "" for the rest."""
     hashes = [""] * len(panel.utts)
@@ -182,20 +145,8 @@ def pooled_features(panel: Panel, rows: np.ndarray, hashes: Sequence[str], upstr
 
     `padded`: Whisper's 30 s input, when the run's features were extracted that way.
     """
-    from intervox.features.extract import featurize, load_upstream
-
-    def compute(todo: list[int]) -> np.ndarray:
-        upstream = load_upstream(upstream_name, "cpu", padded)
-        audios = [load_clip(panel.utts[i], panel.base, upstream.sample_rate) for i in todo]
-        return np.stack([p for p, _ in featurize(upstream, audios, (), cfg.batch_seconds)])
-
-    safe = upstream_name.replace("/", "_").replace(":", "_") + ("-padded" if padded else "")
-    if upstream_name.startswith("finetuned:"):  # a re-merged model keeps its name: key by its weights
-        from intervox.features.base import cached_weights_sha256
-        from intervox.features.finetuned import merged_path
-
-        safe += "-" + cached_weights_sha256([merged_path(upstream_name)])[:12]
-    return cached(rows, hashes, work_dir / f"pooled-{safe}.npz", compute)
+    return pooled_utterances(panel.utts, panel.base, rows, hashes, upstream_name,
+                             work_dir / pooled_cache_name(upstream_name, padded), cfg.batch_seconds, padded)
 
 
 def features_padded(run_dir: Path) -> bool:
@@ -203,10 +154,9 @@ def features_padded(run_dir: Path) -> bool:
     from intervox.evaluation.run import features_from_config, read_run_config
 
     try:
-        index = features_from_config(read_run_config(run_dir), run_dir) / "index.json"
-        return bool(json.loads(index.read_text()).get("upstream", {}).get("padded", False))
-    except (IntervoxError, OSError, ValueError, AttributeError):
-        return False  # features gone or moved: the default (unpadded) input
+        return feature_dir_padded(features_from_config(read_run_config(run_dir), run_dir))
+    except IntervoxError:
+        return False  # no readable run config: the default (unpadded) input
 
 
 def ceiling_embeddings(panel: Panel, rows: np.ndarray, hashes: Sequence[str], judge: str,
