@@ -36,6 +36,11 @@ class DataConfig:
     num_workers: int = 0  # DataLoader workers for `blocks` (shards are split between them)
     max_bad_shard_fraction: float = 0.0
     frames: bool = False  # load KEY.frames.npy (needed by the frame-level content loss)
+    # Unlabelled real clips for the loss's cohort term (loss.cohort_weight): a folder corpus no
+    # evaluation panel holds (`make ktuberling` writes shards/ktuberling), and the split of it read
+    # (None: every clip). Pooled by the run's upstreams once, cached in RUN_DIR/cohort/.
+    cohort: str | None = None
+    cohort_split: str | None = "cohort"
 
     def __post_init__(self) -> None:
         if not self.features or not all(str(f).strip() for f in self.features):
@@ -153,12 +158,20 @@ class LossConfig:
     frame_layer: int | None = None
     frame_pairs: int = 16  # source/intervened pairs per step
     frames_per_pair: int = 16
+    # > 0: each step also projects `cohort_clips` clips drawn from data.cohort (real, unlabelled) and
+    # penalises the content subspace's centred cross-covariance with the speaker subspace on them
+    # (losses.cohort_decorrelation; the speaker side is held fixed), so the content subspace sheds
+    # the real speakers' directions synthetic voices never vary in.
+    cohort_weight: float = 0.0
+    cohort_clips: int = 512
 
     def __post_init__(self) -> None:
         check_range(self, "temperature", "sigreg_t_max", gt=0)
         check_range(self, "margin", "speaker_weight", "content_weight", "orthogonality_weight",
-                    "sigreg_weight", "frame_content_weight", "frame_layer", "leakage_weight", ge=0)
-        check_range(self, "sigreg_directions", "sigreg_knots", "frame_pairs", "frames_per_pair", ge=1)
+                    "sigreg_weight", "frame_content_weight", "frame_layer", "leakage_weight",
+                    "cohort_weight", ge=0)
+        check_range(self, "sigreg_directions", "sigreg_knots", "frame_pairs", "frames_per_pair",
+                    "cohort_clips", ge=1)
 
 
 @dataclass(frozen=True)
@@ -213,6 +226,9 @@ class TrainConfig:
             raise ConfigValueError("seeds", "needs at least one seed")
         check_range(self, "seeds", "keep_checkpoints", ge=0)
         check_range(self, "checkpoint_every", "log_every", "max_steps", ge=1)
+        if self.loss.cohort_weight > 0 and not self.data.cohort:
+            raise ConfigValueError("loss.cohort_weight", "needs data.cohort: a folder corpus of real clips "
+                                   "(`make ktuberling` writes shards/ktuberling)")
 
 
 # Keys that may change between a run and its resumption without changing the result.

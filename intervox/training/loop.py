@@ -32,6 +32,7 @@ from intervox.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from intervox.training.cohort_clips import cohort_inputs
 from intervox.training.config import LossConfig, TrainConfig
 from intervox.training.data import (
     Batch,
@@ -44,6 +45,7 @@ from intervox.training.data import (
 )
 from intervox.training.feature_index import index_feature_table
 from intervox.training.losses import (
+    cohort_decorrelation,
     frame_content_loss,
     leakage_loss,
     sigreg_loss,
@@ -56,7 +58,7 @@ from intervox.training.stream import StreamSource
 log = logging.getLogger(__name__)
 
 LOG_FIELDS = ("step", "loss", "speaker", "content", "orthogonality", "sigreg", "frame_content", "leakage",
-              "lr", "speaker_positives", "content_positives", "batch", "elapsed_s")
+              "cohort", "lr", "speaker_positives", "content_positives", "batch", "elapsed_s")
 
 
 def _frame_source(cfg: TrainConfig, feature_dir: Path) -> tuple[LossConfig, dict]:
@@ -145,10 +147,15 @@ def batch_stats(log_path: Path) -> dict:
 
 
 def compute_losses(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, generator: torch.Generator,
-                   device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
-    """Return (total loss, {term: value}) of one batch."""
+                   device: torch.device, cohort: list[torch.Tensor] | None = None
+                   ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Return (total loss, {term: value}) of one batch (`cohort`: the real clips of the cohort term)."""
     lc = cfg.loss
     pooled = [p.to(device, non_blocking=True) for p in batch.pooled]
+    n = pooled[0].shape[0]
+    if cohort is not None:  # one forward for both: DDP sees each parameter used once per step
+        pick = torch.randint(0, cohort[0].shape[0], (lc.cohort_clips,), generator=generator)
+        pooled = [torch.cat([p, c[pick].to(device)]) for p, c in zip(pooled, cohort, strict=True)]
     frames = None
     if lc.frame_content_weight > 0 and batch.frame_source is not None:
         frames = torch.cat([batch.frame_source.flatten(0, 1), batch.frame_copy.flatten(0, 1)]).to(device)
@@ -156,11 +163,14 @@ def compute_losses(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, gener
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
         out = model(pooled, frames)
     out = {k: v.float() for k, v in out.items()}
+    if cohort is not None:  # the cohort's rows, then the batch's (heads that gather ranks: no cohort)
+        real = {k: out[k][n:] for k in ("speaker", "content")}
+        out = {k: v if k == "frame_content" else v[:n] for k, v in out.items()}
     spk = supcon_loss(out["speaker"], batch.speaker.to(device), lc.temperature, lc.margin)
     con = supcon_loss(out["content"], batch.content.to(device), lc.temperature, lc.margin)
     zero = out["speaker"].sum() * 0.0
     terms = {"speaker": spk.loss, "content": con.loss, "orthogonality": zero, "sigreg": zero,
-             "frame_content": zero, "leakage": zero}
+             "frame_content": zero, "leakage": zero, "cohort": zero}
     total = lc.speaker_weight * spk.loss + lc.content_weight * con.loss
     parts = [out[k] for k in ("speaker", "content", "residual") if k in out]
     if lc.orthogonality != "none":
@@ -171,6 +181,9 @@ def compute_losses(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, gener
         terms["leakage"] = (leakage_loss(out["content"], content, speaker)
                             + leakage_loss(out["speaker"], speaker, content))
         total = total + lc.leakage_weight * terms["leakage"]
+    if cohort is not None:
+        terms["cohort"] = cohort_decorrelation(real["speaker"], real["content"])
+        total = total + lc.cohort_weight * terms["cohort"]
     if lc.regularizer == "sigreg":
         terms["sigreg"] = sum(sigreg_loss(out[k], generator, lc.sigreg_directions, lc.sigreg_knots,
                                           lc.sigreg_t_max, lc.sigreg_scale_by_n)
@@ -248,8 +261,9 @@ def train_seed(cfg: TrainConfig, seed_index: int, info: ddp.DistInfo) -> dict:
     seed = cfg.seeds[seed_index]
     seed_dir = Path(cfg.run_dir) / f"seed-{seed_index}"
     t_start = time.perf_counter()
-    torch.manual_seed(seed)  # model initialisation; nothing else draws from torch's RNG
     source, specs, desc = build_source(cfg, seed, info)
+    cohort = cohort_inputs(cfg, specs, info.rank)  # may build an upstream, which draws from torch's RNG
+    torch.manual_seed(seed)  # model initialisation; nothing else draws from torch's RNG
     model = SubspaceProjector(specs, cfg.model).to(info.device)
     if "frame_layers" in desc:  # the frame loss on the content view's sum: which layer each slot holds
         model.set_frame_layers(desc["frame_layers"]["stored"])
@@ -301,7 +315,7 @@ def train_seed(cfg: TrainConfig, seed_index: int, info: ddp.DistInfo) -> dict:
                 keys_file.write("".join(f"K\t{step + 1}\t{k}\n" for k in batch.keys)
                                 + "".join(f"S\t{step + 1}\t{s}\n" for s in batch.shards))
             generator = _step_generator(seed, info.rank, step)
-            total, terms = compute_losses(net, batch, cfg, generator, info.device)
+            total, terms = compute_losses(net, batch, cfg, generator, info.device, cohort)
             if not ddp.all_true(math.isfinite(terms["loss"]), info):
                 raise TrainingError(f"seed-{seed_index} step {step + 1}: non-finite loss {terms}; "
                                     f"last good checkpoint: {last_ckpt or 'none'} (kept)")

@@ -79,6 +79,19 @@ def subspace_orthogonality(parts: list[torch.Tensor], variant: str) -> torch.Ten
     return sum(orthogonality_loss(a, b, variant) for a, b in itertools.combinations(parts, 2))
 
 
+def cohort_decorrelation(speaker: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Return ||S^T C / N||_F^2 of the centred L2-normalised rows, the speaker side detached.
+
+    On unlabelled real clips: zero when no direction of the content subspace is linearly
+    predictable from the speaker subspace (what the cohort backend's regression removes after
+    training). The speaker subspace is held fixed, so only the content map moves.
+    """
+    s = F.normalize(speaker.detach().float(), dim=1)
+    c = F.normalize(content.float(), dim=1)
+    s, c = s - s.mean(dim=0), c - c.mean(dim=0)
+    return (s.T @ c / s.shape[0]).square().sum()
+
+
 def leakage_loss(z: torch.Tensor, held: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     """Return how much more alike the clips sharing the `other` factor are in subspace z.
 

@@ -1,0 +1,58 @@
+"""The loss's real-speech cohort: unlabelled real clips pooled by the run's upstreams.
+
+Training on synthetic voices moves the map only along the directions those voices vary in; real
+speakers also differ along others, where the content subspace keeps what the raw layers carry
+(configs/train/default.yaml measures it). A folder corpus of real clips no evaluation panel
+holds (`make ktuberling`) gives the loss those directions without labels: the content subspace
+is decorrelated from the speaker subspace on them (losses.cohort_decorrelation).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from intervox.errors import TrainingError
+from intervox.training.config import TrainConfig
+from intervox.training.model import InputSpec
+
+log = logging.getLogger(__name__)
+BATCH_SECONDS = 60.0  # audio per upstream forward while pooling the cohort (as eval --real)
+
+
+def cohort_inputs(cfg: TrainConfig, specs: list[InputSpec], rank: int) -> list[torch.Tensor] | None:
+    """Return the cohort's pooled features per upstream [N, layers + 1, hidden] float32, or None when off.
+
+    Pooled once per upstream and cached under RUN_DIR/cohort/ by audio hash.
+    """
+    if cfg.loss.cohort_weight == 0:
+        return None
+    from intervox.corpora.adapters import folder
+    from intervox.corpora.manifest import read_manifest
+    from intervox.features.clips import clip_hash, feature_dir_padded, pooled_cache_name, pooled_utterances
+
+    root = Path(str(cfg.data.cohort))
+    if not root.is_dir() or not any(p.suffix.lower() in (".tsv", ".csv") for p in root.iterdir()):
+        raise TrainingError(f"data.cohort {root}: not a folder corpus (audio + a .tsv/.csv table; "
+                            f"`make ktuberling` writes shards/ktuberling)")
+    work = Path(cfg.run_dir) / "cohort"
+    manifest = folder.prepare(root, work / f"prepared-rank{rank}")  # ranks never write one file
+    utts = [u for u in read_manifest(manifest) if cfg.data.cohort_split in (None, u.split)]
+    if len(utts) < 2:
+        raise TrainingError(f"data.cohort {root}: {len(utts)} clip(s) in split {cfg.data.cohort_split!r}")
+    base, rows = manifest.parent, np.arange(len(utts))
+    hashes = [clip_hash(u, base) for u in utts]
+    out = []
+    for spec, feature_dir in zip(specs, cfg.data.features, strict=True):
+        padded = feature_dir_padded(Path(feature_dir))
+        pooled = pooled_utterances(utts, base, rows, hashes, spec.name,
+                                   work / pooled_cache_name(spec.name, padded), BATCH_SECONDS, padded)
+        if pooled.shape[1:] != (spec.layers, spec.hidden):
+            raise TrainingError(f"data.cohort {root}: {spec.name} pools to {pooled.shape[1:]}, the "
+                                f"features to {(spec.layers, spec.hidden)}")
+        out.append(torch.from_numpy(pooled.astype(np.float32)))
+    log.info("cohort: %d real clips of %s (split %s)", len(utts), root, cfg.data.cohort_split)
+    return out
