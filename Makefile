@@ -45,7 +45,7 @@ shards: setup
 features: shards
 	$(IX) features $(SHARDS_DIR) --upstream $(upstream) --out $(FEATURES_DIR) --workers $(workers)
 
-train: features
+train: features ktuberling
 	OMP_NUM_THREADS=$(threads) $(IX) train --config configs/train/default.yaml "data.features=[$(FEATURES_DIR)]" run_dir=$(RUN_DIR)
 
 # Real human recordings (klettres-data, pocketsphinx-testdata), split dev/test: the real-speech yardstick.

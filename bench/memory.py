@@ -75,6 +75,7 @@ def training(bench: Bench) -> None:
                 f"run_dir={bench.work / f'mem-run-{mode}-{scale}'}",
                 "device=cpu",
                 f"max_steps={steps}",
+                "loss.cohort_weight=0",  # the grid's memory: the 1,636-clip real cohort is a constant
                 *extra,
             ]
             result, rss[scale] = run_child(
