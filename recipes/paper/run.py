@@ -68,7 +68,9 @@ class RecipeConfig:
     seeds: int = 5
     systems: dict[str, SystemSpec] = field(default_factory=lambda: {
         "paper": SystemSpec("configs/train/paper.yaml"),
-        "extensions": SystemSpec("configs/train/default.yaml")})
+        # without default.yaml's cohort term: it reads the KTuberling cohort (`make ktuberling`),
+        # which the recipe does not build; give data.cohort=<path> and drop the override to add it
+        "extensions": SystemSpec("configs/train/default.yaml", ("loss.cohort_weight=0",))})
     train: tuple[str, ...] = ()  # overrides for every system's training (e.g. optim.steps=...)
     eval: tuple[str, ...] = ()  # overrides for `intervox eval`
     workers: int = 1
