@@ -257,7 +257,7 @@ def ktuberling_cmd(out_dir: Path) -> None:
     \b
     Example:
       intervox corpus ktuberling --out shards/ktuberling
-      intervox cohort runs/en-whisper-base shards/ktuberling --split cohort
+      intervox cohort runs/en-whisper-base shards/ktuberling --split cohort --ridge 0.3
     """
     import json
 

@@ -4,9 +4,10 @@ KTuberling (a stamp toy) names its stamps aloud: /usr/share/ktuberling/sounds/<l
 one voice per language folder, 22 languages, 8-44.1 kHz, 11-200 words each (about 1,600 clips
 once the Serbian script variants, which hold the same files, are read once). No clip says what
 another voice says, so it is no panel: it is the **cohort** `make demo` fits the subspaces'
-cohort backend on (`intervox cohort RUN shards/ktuberling --split cohort`; training.cohort),
+cohort backend on (`intervox cohort RUN shards/ktuberling --split cohort --ridge 0.3`),
 unlabelled, so that both splits of the dev panel can be reported with it and none of their clips
-is used to fit it.
+is used to fit it; and the real clips configs/train/default.yaml's cohort term trains on
+(`data.cohort`).
 
 It shares no voice with the dev panel as far as CAM++ can tell: each voice's centroid (mean of
 its unit embeddings) has cosine <= 0.65 to every panel voice's, against 0.75-0.99 between two

@@ -38,6 +38,7 @@ from intervox.evaluation.data import layer_norm
 from intervox.evaluation.sv import compute_eer, l2_normalize, min_dcf
 from intervox.evaluation.trials import Trial, parse_trials
 from intervox.features.clips import (
+    BATCH_SECONDS,
     cached,
     clip_hash,
     feature_dir_padded,
@@ -65,7 +66,7 @@ class RealConfig:
     ceilings: tuple[str, ...] = ("resemblyzer", "campplus")
     keyword_probe: bool = True
     probe_ridge: float = 1.0  # L2 penalty of the keyword probe (standardised features)
-    batch_seconds: float = 60.0
+    batch_seconds: float = BATCH_SECONDS  # audio per upstream forward (features.clips)
     # Cohort whitening of every system (evaluation.cohort.whiten_systems): eigenvalues of the choosing
     # split's covariance floored at this fraction of the largest; 0 turns the whitened view off.
     whiten_floor: float = 0.01

@@ -20,6 +20,7 @@ from intervox.corpora.manifest import Utterance
 from intervox.errors import AudioError
 
 log = logging.getLogger(__name__)
+BATCH_SECONDS = 60.0  # audio per upstream forward when pooling loose clips
 
 
 def clip_hash(utt: Utterance, base: Path) -> str:
@@ -86,7 +87,7 @@ def pooled_cache_name(upstream_name: str, padded: bool) -> str:
 
 
 def pooled_utterances(utts: Sequence[Utterance], base: Path, rows: np.ndarray, hashes: Sequence[str],
-                      upstream_name: str, cache: Path, batch_seconds: float,
+                      upstream_name: str, cache: Path, batch_seconds: float = BATCH_SECONDS,
                       padded: bool = False) -> np.ndarray:
     """Return pooled [N, layers + 1, hidden] float16 of `rows` of `utts`, cached in `cache` (.npz)."""
     from intervox.features.extract import featurize, load_upstream

@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from intervox.errors import TrainingError
+from intervox.errors import ManifestError, TrainingError
 from intervox.training.config import TrainConfig
 from intervox.training.model import InputSpec
 
 log = logging.getLogger(__name__)
-BATCH_SECONDS = 60.0  # audio per upstream forward while pooling the cohort (as eval --real)
 
 
 def cohort_inputs(cfg: TrainConfig, specs: list[InputSpec], rank: int) -> list[torch.Tensor] | None:
@@ -35,11 +34,12 @@ def cohort_inputs(cfg: TrainConfig, specs: list[InputSpec], rank: int) -> list[t
     from intervox.features.clips import clip_hash, feature_dir_padded, pooled_cache_name, pooled_utterances
 
     root = Path(str(cfg.data.cohort))
-    if not root.is_dir() or not any(p.suffix.lower() in (".tsv", ".csv") for p in root.iterdir()):
-        raise TrainingError(f"data.cohort {root}: not a folder corpus (audio + a .tsv/.csv table; "
-                            f"`make ktuberling` writes shards/ktuberling)")
     work = Path(cfg.run_dir) / "cohort"
-    manifest = folder.prepare(root, work / f"prepared-rank{rank}")  # ranks never write one file
+    try:  # the folder adapter checks the dir and its table
+        manifest = folder.prepare(root, work / f"prepared-rank{rank}")  # ranks never write one file
+    except ManifestError as exc:
+        raise TrainingError(f"data.cohort {root}: not a folder corpus ({exc}; `make ktuberling` "
+                            f"writes shards/ktuberling)") from exc
     utts = [u for u in read_manifest(manifest) if cfg.data.cohort_split in (None, u.split)]
     if len(utts) < 2:
         raise TrainingError(f"data.cohort {root}: {len(utts)} clip(s) in split {cfg.data.cohort_split!r}")
@@ -49,7 +49,7 @@ def cohort_inputs(cfg: TrainConfig, specs: list[InputSpec], rank: int) -> list[t
     for spec, feature_dir in zip(specs, cfg.data.features, strict=True):
         padded = feature_dir_padded(Path(feature_dir))
         pooled = pooled_utterances(utts, base, rows, hashes, spec.name,
-                                   work / pooled_cache_name(spec.name, padded), BATCH_SECONDS, padded)
+                                   work / pooled_cache_name(spec.name, padded), padded=padded)
         if pooled.shape[1:] != (spec.layers, spec.hidden):
             raise TrainingError(f"data.cohort {root}: {spec.name} pools to {pooled.shape[1:]}, the "
                                 f"features to {(spec.layers, spec.hidden)}")
