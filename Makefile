@@ -42,11 +42,17 @@ shards: setup
 	$(IX) shards build --config $(SHARDS_CFG) --out $(SHARDS_DIR) --workers $(workers)
 	$(IX) shards verify $(SHARDS_DIR)
 
+# The default size keeps the frames of rows 5-6 for the frame-level content loss (its train grid has
+# a praat_gender copy of every anchor); size=paper has no copies in train (the paper's grid), so it
+# stores no frames and trains without that loss.
+FRAMES_ARGS  := $(if $(SIZE_TAG),,--frames-layers 5,6)
+TRAIN_ARGS   := $(if $(SIZE_TAG),loss.frame_content_weight=0,)
+
 features: shards
-	$(IX) features $(SHARDS_DIR) --upstream $(upstream) --out $(FEATURES_DIR) --workers $(workers)
+	$(IX) features $(SHARDS_DIR) --upstream $(upstream) --out $(FEATURES_DIR) --workers $(workers) $(FRAMES_ARGS)
 
 train: features ktuberling
-	OMP_NUM_THREADS=$(threads) $(IX) train --config configs/train/default.yaml "data.features=[$(FEATURES_DIR)]" run_dir=$(RUN_DIR)
+	OMP_NUM_THREADS=$(threads) $(IX) train --config configs/train/default.yaml "data.features=[$(FEATURES_DIR)]" run_dir=$(RUN_DIR) $(TRAIN_ARGS)
 
 # Real human recordings (klettres-data, pocketsphinx-testdata), split dev/test: the real-speech yardstick.
 devpanel: setup

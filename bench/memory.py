@@ -76,6 +76,7 @@ def training(bench: Bench) -> None:
                 "device=cpu",
                 f"max_steps={steps}",
                 "loss.cohort_weight=0",  # the grid's memory: the 1,636-clip real cohort is a constant
+                "loss.frame_content_weight=0",  # the synthetic features hold no frames
                 *extra,
             ]
             result, rss[scale] = run_child(

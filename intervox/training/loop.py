@@ -98,6 +98,11 @@ def build_source(cfg: TrainConfig, seed: int, info: ddp.DistInfo) -> tuple[objec
     if cfg.data.batching == "grid":
         table = index_feature_table(dirs, cfg.data.split, cfg.data.frames or frame_loss, names,
                                     cfg.data.max_bad_shard_fraction, reuse=True)
+        if frame_loss and not len(table.pairs):  # the loss would silently add nothing
+            raise TrainingError(f"{dirs[0]}: loss.frame_content_weight > 0, but no '{cfg.data.split}' clip "
+                                "has a timing-preserving copy (praat_gender) with frames: build the shards "
+                                "with one in train (configs/shards/default.yaml), or set "
+                                "loss.frame_content_weight=0")
         sampler = GridSampler(table, cfg.data, seed, info.rank, info.world,
                               cfg.loss.frame_pairs if frame_loss else 0, cfg.loss.frames_per_pair,
                               loss_cfg.frame_layer)

@@ -65,21 +65,25 @@ def test_make_runs_the_stages_on_those_paths(target):
         assert "run_dir=runs/en-wavlm-base-plus" in words
 
 
-def test_frame_content_recipe_reads_what_its_documented_commands_write():
+def test_default_frame_loss_reads_what_make_writes():
     from intervox.pipeline.run import load_shards_config
 
-    header = [line.lstrip("# ").strip() for line in
-              (ROOT / "configs/train/frame_content.yaml").read_text().splitlines() if line.startswith("#")]
-    build = "intervox shards build --config configs/shards/frames.yaml --out shards/en-frames --workers 2"
-    features = ("intervox features shards/en-frames --upstream whisper-base --out "
-                "shards/en-frames-features-whisper-base --frames-layers 5,6")
-    assert build in header and features in header
-    assert "intervox train --config configs/train/frame_content.yaml" in header
-    cfg = train_config("frame_content.yaml")
-    # the frame loss reads the frames of every row the content view sums: those the command stores
-    assert cfg.data.features == ("shards/en-frames-features-whisper-base",)
-    assert tuple(cfg.model.subspace_layer_ranges["content"]) == (5, 6) and cfg.loss.frame_content_weight > 0
+    cfg = train_config("default.yaml")
+    lo, hi = cfg.model.subspace_layer_ranges["content"]
+    # the frame loss reads the frames of every row the content view sums: those make features stores
+    assert cfg.loss.frame_content_weight > 0
+    assert make_var("FRAMES_ARGS") == f"--frames-layers {','.join(map(str, range(lo, hi + 1)))}"
+    assert make_var("TRAIN_ARGS") == ""
     # every train anchor gets a timing-preserving speaker copy: the frame loss's pairs
-    plan = load_shards_config(ROOT / "configs/shards/frames.yaml")
+    plan = load_shards_config(ROOT / "configs/shards/default.yaml")
     ops = {spec.op["name"]: spec.splits for spec in plan.interventions}
     assert "train" in ops["praat_gender"]
+
+
+def test_paper_size_has_no_train_copies_and_trains_without_the_frame_loss():
+    from intervox.pipeline.run import load_shards_config
+
+    plan = load_shards_config(ROOT / "configs/shards/paper.yaml")
+    assert not [spec for spec in plan.interventions if "train" in spec.splits]
+    assert make_var("FRAMES_ARGS", size="paper") == ""
+    assert make_var("TRAIN_ARGS", size="paper") == "loss.frame_content_weight=0"

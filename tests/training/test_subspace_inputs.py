@@ -269,3 +269,26 @@ def test_a_weighted_sum_run_trains_the_frame_loss_on_its_content_rows(frame_feat
                                             r"--frames-layers 5,6`"):
         _train(frame_features, tmp_path / "b", "optim.steps=2", *overrides[:2],
                "model.subspace_layer_ranges={speaker: [1, 2], content: [5, 6]}", *overrides[3:])
+
+
+def test_frame_loss_without_timing_preserving_copies_is_refused(tmp_path: Path) -> None:
+    """Frames but no praat_gender-like copies in train: the loss would add nothing, so training stops."""
+    from intervox.shards.read import iter_tar_samples
+    from intervox.shards.write import write_shard
+
+    feats = tmp_path / "feats"
+    write_synthetic_features(feats, speakers=8, contents=16, layers=6, hidden=16, blocks_per_shard=2,
+                             frames=4)
+    _record_frames_layers(feats, [6])
+    for tar in sorted(feats.glob("train-*.tar")):  # the same clips, none of them an op's copy
+        samples = []
+        for s in iter_tar_samples(tar):
+            meta = {**json.loads(s["json"]), "op": None, "source_key": None}
+            samples.append({"__key__": s["__key__"], "json": meta, "pooled.npy": s["pooled.npy"],
+                            "frames.npy": s["frames.npy"]})
+        write_shard(tar, samples, plan_hash="synthetic")
+    with pytest.raises(TrainingError, match=r"loss.frame_content_weight > 0, but no 'train' clip has a "
+                                            r"timing-preserving copy .* or set loss.frame_content_weight=0"):
+        _train(feats, tmp_path / "run", "optim.steps=2", "loss.frame_content_weight=1.0")
+    summary = _train(feats, tmp_path / "plain", "optim.steps=2", "loss.frame_content_weight=0")
+    assert summary["final"]["frame_content"] == 0
