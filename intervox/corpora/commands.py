@@ -6,9 +6,16 @@ Subcommands: `synth` (the synthetic voice-bank grid) and `validate`; corpus adap
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
+
+
+def out_dir_option(help_text: str) -> Callable:
+    """The `--out DIR` option every corpus command writes to (a folder, created by the command)."""
+    return click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+                        help=help_text)
 
 
 @click.group("corpus")
@@ -39,13 +46,7 @@ def corpus() -> None:
     show_default=True,
     help="Train sentences (held-out sentences default to a quarter, at least 2).",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Output folder: audio/, manifest.jsonl, quarantine.jsonl, grid.json.",
-)
+@out_dir_option("Output folder: audio/, manifest.jsonl, quarantine.jsonl, grid.json.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Render processes.")
 @click.option(
@@ -100,8 +101,7 @@ def synth_cmd(
 @corpus.command("clone")
 @click.option("--refs", "refs", type=click.Path(dir_okay=False, exists=True, path_type=Path), required=True,
               help="Manifest of the reference speakers (e.g. `corpus prepare libritts` output).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Output folder: audio/, manifest.jsonl, quarantine.jsonl, clone.json.")
+@out_dir_option("Output folder: audio/, manifest.jsonl, quarantine.jsonl, clone.json.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="YAML of the clone spec (op, speakers, sentences, ...).")
 @click.argument("overrides", nargs=-1)
@@ -160,13 +160,7 @@ def validate_cmd(manifest: Path, no_audio_check: bool) -> None:
     required=True,
     help="Corpus root as distributed (for lhotse: a cuts*.jsonl[.gz] file or its folder).",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Output folder: manifest.jsonl, quarantine.jsonl, prepare_summary.json.",
-)
+@out_dir_option("Output folder: manifest.jsonl, quarantine.jsonl, prepare_summary.json.")
 @click.option(
     "--lhotse",
     "lhotse_out",
@@ -212,13 +206,7 @@ def prepare_cmd(
 
 
 @corpus.command("devpanel")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Output folder: audio/, panel.tsv (a `folder` corpus with split dev/test), panel.json.",
-)
+@out_dir_option("Output folder: audio/, panel.tsv (a `folder` corpus with split dev/test), panel.json.")
 @click.option("--max-per-speaker", type=click.IntRange(1), default=40, show_default=True,
               help="Clips per KLettres speaker (shared letters/syllables first).")
 def devpanel_cmd(out_dir: Path, max_per_speaker: int) -> None:
@@ -241,13 +229,7 @@ def devpanel_cmd(out_dir: Path, max_per_speaker: int) -> None:
 
 
 @corpus.command("ktuberling")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Output folder: audio/, panel.tsv (a `folder` corpus, split `cohort`), panel.json.",
-)
+@out_dir_option("Output folder: audio/, panel.tsv (a `folder` corpus, split `cohort`), panel.json.")
 def ktuberling_cmd(out_dir: Path) -> None:
     """Build the real-speech cohort from ktuberling-data (words by one voice per language; offline).
 
