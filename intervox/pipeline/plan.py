@@ -228,9 +228,8 @@ def build_plan(
     Without a table, every derived identity keeps its first draw, unmeasured (judge "none");
     a table derived for another config or manifest is a ConfigError.
     """
-    from intervox.interventions.base import Factor
     from intervox.interventions.registry import from_dict
-    from intervox.pipeline.identities import clip_params, derive_identities, identity_key
+    from intervox.pipeline.identities import derive_identities, identity_key
 
     if identities is None:
         identities = derive_identities(cfg, utterances, None)
@@ -247,9 +246,6 @@ def build_plan(
     blocks: list[Block] = []
     shards: list[ShardPlan] = []
     for split in splits:
-        sid = split_id(split)
-        slots = op_slots(cfg, split)
-        slot_numbers = ([0] if cfg.include_sources else []) + list(range(1, len(slots) + 1))
         split_blocks = [
             Block(split, b, tuple(sp), tuple(ct), tuple(an), dense)
             for b, (sp, ct, an, dense) in enumerate(
@@ -257,74 +253,97 @@ def build_plan(
             )
         ]
         blocks.extend(split_blocks)
-        # pack whole blocks into shards so a block never straddles two tars
-        packed: list[list[tuple[Block, str, int]]] = [[]]
-        dropped = {(e.base, e.slot) for e in identities.dropped() if e.split == split}
-        for block in split_blocks:
-            # a derived identity the judge could not separate from the others has no clips
-            entries = [(block, a, slot) for slot in slot_numbers for a in block.anchors
-                       if not slot or (utts[a].speaker, slot) not in dropped]
-            if packed[-1] and len(packed[-1]) + len(entries) > cfg.shard_size:
-                packed.append([])
-            packed[-1].extend(entries)
-        if not packed[-1]:
-            continue
+        slot_numbers = ([0] if cfg.include_sources else []) + list(range(1, len(op_slots(cfg, split)) + 1))
+        packed = _pack_blocks(split_blocks, slot_numbers, utts, identities, cfg.shard_size)
         for shard_index, entries in enumerate(packed):
+            items = [_plan_item(cfg, ops, identities, utts[anchor], block, shard_index, item_index, slot)
+                     for item_index, (block, anchor, slot) in enumerate(entries)]
             name = f"{split}-{shard_index:06d}"
-            items = []
-            for item_index, (block, anchor, slot) in enumerate(entries):
-                utt = utts[anchor]
-                key = f"{name}-{item_index:06d}"
-                speaker, content, channel, text, op = utt.speaker, content_of(utt), "clean", utt.text, None
-                if slot:
-                    iv_index, _ = slots[slot - 1]
-                    inst = ops[iv_index]
-                    clip_seed = [cfg.seed, sid, shard_index, item_index]
-                    if inst.target == Factor.SPEAKER:
-                        ident = identities.recipe(split, utt.speaker, slot)
-                        seed = list(ident.seed)  # the identity's draw: [seed, split, base, slot, attempt]
-                        params, error = clip_params(inst, ident, clip_seed, utt)
-                        speaker = ident.id
-                    else:
-                        seed = clip_seed
-                        params, error = sample_params(inst, seed, utt)
-                        if inst.target == Factor.CONTENT and error is None:
-                            content, new_text = _new_content(inst.name, params, utt)
-                            text = new_text or text
-                        elif inst.target == Factor.CHANNEL:
-                            channel = f"{inst.name}{slot}"
-                    op = {
-                        "name": inst.name,
-                        "target": inst.target.value,
-                        "keeps_timing": inst.keeps_timing,
-                        "spec": inst.to_dict(),
-                        "params": params,
-                        "seed": seed,
-                    }
-                    if inst.target == Factor.SPEAKER and getattr(inst, "voice_params", None) is not None:
-                        op["clip_seed"] = clip_seed  # the params that are not the voice are drawn per clip
-                    if error is not None:
-                        op["error"] = error  # the run quarantines this item (stage "op")
-                items.append(
-                    PlanItem(
-                        key=key,
-                        split=split,
-                        shard=shard_index,
-                        item=item_index,
-                        block=block.index,
-                        anchor=anchor,
-                        slot=slot,
-                        speaker=speaker,
-                        content=content,
-                        channel=channel,
-                        text=text,
-                        source_key=None,
-                        op=op,
-                    )
-                )
             shards.append(ShardPlan(name, split, shard_index, tuple(_link_sources(items))))
 
     m_hash = manifest_hash(utterances)
+    return Plan(
+        config=to_plain(cfg),
+        plan_hash=_plan_hash(cfg, m_hash, identities),
+        manifest_hash=m_hash,
+        blocks=tuple(blocks),
+        shards=tuple(shards),
+        utterances=utts,
+        identities=identities,
+    )
+
+
+def _pack_blocks(split_blocks: list[Block], slot_numbers: list[int], utts: dict[str, Utterance],
+                 identities: IdentityTable, shard_size: int) -> list[list[tuple[Block, str, int]]]:
+    """Return a split's (block, anchor id, slot) entries packed into shards, whole blocks only.
+
+    A block never straddles two tars; an empty split gives no shards.
+    """
+    packed: list[list[tuple[Block, str, int]]] = [[]]
+    split = split_blocks[0].split if split_blocks else None
+    dropped = {(e.base, e.slot) for e in identities.dropped() if e.split == split}
+    for block in split_blocks:
+        # a derived identity the judge could not separate from the others has no clips
+        entries = [(block, a, slot) for slot in slot_numbers for a in block.anchors
+                   if not slot or (utts[a].speaker, slot) not in dropped]
+        if packed[-1] and len(packed[-1]) + len(entries) > shard_size:
+            packed.append([])
+        packed[-1].extend(entries)
+    return packed if packed[-1] else []
+
+
+def _plan_item(cfg: ShardsConfig, ops: list, identities: IdentityTable, utt: Utterance, block: Block,
+               shard_index: int, item_index: int, slot: int) -> PlanItem:
+    """Return the PlanItem of one (anchor, slot): the anchor itself (slot 0) or its slot-th op copy."""
+    labels = {"speaker": utt.speaker, "content": content_of(utt), "channel": "clean", "text": utt.text}
+    op = None
+    if slot:
+        clip_seed = [cfg.seed, split_id(block.split), shard_index, item_index]
+        op, changed = _op_record(cfg, ops, identities, utt, slot, clip_seed)
+        labels.update(changed)
+    return PlanItem(key=f"{block.split}-{shard_index:06d}-{item_index:06d}", split=block.split,
+                    shard=shard_index, item=item_index, block=block.index, anchor=utt.id, slot=slot,
+                    source_key=None, op=op, **labels)
+
+
+def _op_record(cfg: ShardsConfig, ops: list, identities: IdentityTable, utt: Utterance, slot: int,
+               clip_seed: list[int]) -> tuple[dict, dict]:
+    """Return (the item's op record, the labels the op changes) for `utt`'s copy in `slot`.
+
+    A speaker op takes its derived identity's voice draw; other ops draw per clip from `clip_seed`.
+    """
+    from intervox.interventions.base import Factor
+    from intervox.pipeline.identities import clip_params
+
+    iv_index, _ = op_slots(cfg, utt.split or DEFAULT_SPLIT)[slot - 1]
+    inst = ops[iv_index]
+    labels: dict[str, str] = {}
+    if inst.target == Factor.SPEAKER:
+        ident = identities.recipe(utt.split or DEFAULT_SPLIT, utt.speaker, slot)
+        seed = list(ident.seed)  # the identity's draw: [seed, split, base, slot, attempt]
+        params, error = clip_params(inst, ident, clip_seed, utt)
+        labels["speaker"] = ident.id
+    else:
+        seed = clip_seed
+        params, error = sample_params(inst, seed, utt)
+        if inst.target == Factor.CONTENT and error is None:
+            content, new_text = _new_content(inst.name, params, utt)
+            labels["content"] = content
+            if new_text:
+                labels["text"] = new_text
+        elif inst.target == Factor.CHANNEL:
+            labels["channel"] = f"{inst.name}{slot}"
+    op = {"name": inst.name, "target": inst.target.value, "keeps_timing": inst.keeps_timing,
+          "spec": inst.to_dict(), "params": params, "seed": seed}
+    if inst.target == Factor.SPEAKER and getattr(inst, "voice_params", None) is not None:
+        op["clip_seed"] = clip_seed  # the params that are not the voice are drawn per clip
+    if error is not None:
+        op["error"] = error  # the run quarantines this item (stage "op")
+    return op, labels
+
+
+def _plan_hash(cfg: ShardsConfig, m_hash: str, identities: IdentityTable) -> str:
+    """Return the sha256 naming a plan: its config (less run-only settings), manifest, identities, version."""
     config = to_plain(cfg)
     # settings that change how a build runs but not a byte of its shards stay out of the hash
     hashed = {**config, "source": {k: v for k, v in config["source"].items() if k != "synth_workers"}}
@@ -336,18 +355,9 @@ def build_plan(
         hashed.pop("qc", None)
     if hashed.get("audio_format") == "flac":  # the default: same hash as before the field existed
         hashed.pop("audio_format")
-    plan_hash = hashlib.sha256(
+    return hashlib.sha256(
         canonical_json({"config": hashed, "manifest": m_hash, "intervox": __version__}).encode()
     ).hexdigest()
-    return Plan(
-        config=config,
-        plan_hash=plan_hash,
-        manifest_hash=m_hash,
-        blocks=tuple(blocks),
-        shards=tuple(shards),
-        utterances=utts,
-        identities=identities,
-    )
 
 
 def sample_params(inst: object, seed: list[int], utt: Utterance) -> tuple[dict | None, str | None]:
