@@ -261,13 +261,70 @@ def _fit_input_pcs(model: SubspaceProjector, cfg: TrainConfig, seed_index: int, 
              ", ".join(f"{k} {v:.3f}" for k, v in kept.items()))
 
 
-def train_seed(cfg: TrainConfig, seed_index: int, info: ddp.DistInfo) -> dict:
-    """Train one seed into run_dir/seed-K and return its summary."""
-    seed = cfg.seeds[seed_index]
-    seed_dir = Path(cfg.run_dir) / f"seed-{seed_index}"
-    t_start = time.perf_counter()
-    source, specs, desc = build_source(cfg, seed, info)
-    cohort = cohort_inputs(cfg, specs, info.rank)  # may build an upstream, which draws from torch's RNG
+class _SeedLog:
+    """What a seed writes while it trains: train_log.csv and TensorBoard (main rank), debug keys (any)."""
+
+    def __init__(self, cfg: TrainConfig, seed_dir: Path, start: int, info: ddp.DistInfo) -> None:
+        self.cfg, self.main, self.row = cfg, info.is_main, {}
+        self.writer = self.tb = self.keys_file = None
+        self.t_train = time.perf_counter()
+        if self.main:
+            self.writer = _open_log(seed_dir / "train_log.csv", start)
+            self.tb = _tensorboard(seed_dir)
+        if cfg.debug.log_keys:
+            (seed_dir / "debug").mkdir(parents=True, exist_ok=True)
+            self.keys_file = open(seed_dir / "debug" / f"rank-{info.rank}.txt", "a")  # noqa: SIM115
+
+    def keys(self, step: int, batch: Batch) -> None:
+        """Record which clips (and shards) step `step` drew (cfg.debug.log_keys)."""
+        if self.keys_file is not None:
+            self.keys_file.write("".join(f"K\t{step + 1}\t{k}\n" for k in batch.keys)
+                                 + "".join(f"S\t{step + 1}\t{s}\n" for s in batch.shards))
+
+    def step(self, done: int, stop: int, batch: Batch, terms: dict, lr: float, seed_index: int) -> None:
+        """Write step `done`'s row to the CSV and TensorBoard, and log it every cfg.log_every steps."""
+        if not self.main:
+            return
+        n = max(len(batch.keys), 1)
+        self.row = {"step": done, **{k: f"{v:.6g}" for k, v in terms.items()}, "lr": f"{lr:.6g}",
+                    "speaker_positives": f"{batch.positives['speaker'] / n:.4f}",
+                    "content_positives": f"{batch.positives['content'] / n:.4f}", "batch": len(batch.keys),
+                    "elapsed_s": f"{time.perf_counter() - self.t_train:.2f}"}
+        self.writer.writerow(self.row)
+        if self.tb is not None:
+            for k, v in terms.items():
+                self.tb.add_scalar(f"loss/{k}", v, done)
+            self.tb.add_scalar("lr", lr, done)
+        if done % self.cfg.log_every == 0 or done == stop:
+            log.info("seed-%d step %d/%d loss %.4f (speaker %.4f content %.4f orth %.4g) lr %.3g",
+                     seed_index, done, self.cfg.optim.steps, terms["loss"], terms["speaker"],
+                     terms["content"], terms["orthogonality"], lr)
+
+    def close(self) -> None:
+        if self.keys_file is not None:
+            self.keys_file.close()
+        if self.writer is not None:
+            self.writer.file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+@dataclasses.dataclass
+class _SeedState:
+    """One seed's model, optimiser and schedule, and where its run stands."""
+
+    model: SubspaceProjector
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    config_hash: str
+    start: int = 0
+    resumed_from: int | None = None
+    last_checkpoint: Path | None = None
+
+
+def _new_state(cfg: TrainConfig, specs: list[InputSpec], desc: dict, seed: int,
+               info: ddp.DistInfo) -> _SeedState:
+    """Return a fresh model (seeded from `seed`), its AdamW and its one-cycle schedule."""
     torch.manual_seed(seed)  # model initialisation; nothing else draws from torch's RNG
     model = SubspaceProjector(specs, cfg.model).to(info.device)
     if "frame_layers" in desc:  # the frame loss on the content view's sum: which layer each slot holds
@@ -277,116 +334,127 @@ def train_seed(cfg: TrainConfig, seed_index: int, info: ddp.DistInfo) -> dict:
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.optim.max_lr, total_steps=cfg.optim.steps,
                                                 pct_start=pct_start,
                                                 anneal_strategy=cfg.optim.anneal_strategy)
-    chash = config_hash(cfg)
-    start, resumed_from = 0, None
+    return _SeedState(model, opt, sched, config_hash(cfg))
+
+
+def _resume(state: _SeedState, cfg: TrainConfig, seed: int, seed_dir: Path, source: object) -> None:
+    """Load the seed's last checkpoint into `state` and `source` (cfg.resume and one exists)."""
     found = list_checkpoints(seed_dir) if cfg.resume else []
-    if found:
-        state = load_checkpoint(found[-1][1])
-        if state["config_hash"] != chash or state["seed"] != seed:
-            raise TrainingError(f"{found[-1][1]} was written by a different config or seed; "
-                                "use a new run_dir or resume=false")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-        source.restore(state["data"])
-        start = resumed_from = int(state["step"])
-        log.info("seed-%d: resumed from %s", seed_index, found[-1][1])
-    if model.input_pcs and resumed_from is None:  # a resumed model has its bases from the checkpoint
-        _fit_input_pcs(model, cfg, seed_index, info)
-    net = DistributedDataParallel(model) if info.distributed else model
+    if not found:
+        return
+    path = found[-1][1]
+    saved = load_checkpoint(path)
+    if saved["config_hash"] != state.config_hash or saved["seed"] != seed:
+        raise TrainingError(f"{path} was written by a different config or seed; "
+                            "use a new run_dir or resume=false")
+    state.model.load_state_dict(saved["model"])
+    state.opt.load_state_dict(saved["optimizer"])
+    state.sched.load_state_dict(saved["scheduler"])
+    set_rng_state(saved["rng"])
+    source.restore(saved["data"])
+    state.start = state.resumed_from = int(saved["step"])
+    state.last_checkpoint = path
+    log.info("%s: resumed from %s", seed_dir.name, path)
+
+
+def _checkpoint(state: _SeedState, cfg: TrainConfig, seed: int, seed_dir: Path, source: object,
+                done: int) -> None:
+    """Save step `done` (main rank), keep the newest cfg.keep_checkpoints, then the fault point tests use."""
+    state.last_checkpoint = checkpoint_path(seed_dir, done)
+    save_checkpoint(state.last_checkpoint, {
+        "step": done, "seed": seed, "config_hash": state.config_hash, "model": state.model.state_dict(),
+        "optimizer": state.opt.state_dict(), "scheduler": state.sched.state_dict(), "rng": rng_state(),
+        "data": source.state()})
+    prune_checkpoints(seed_dir, cfg.keep_checkpoints)
+    fault_point("train.after_checkpoint", done)  # tests: INTERVOX_FAULT
+
+
+def train_seed(cfg: TrainConfig, seed_index: int, info: ddp.DistInfo) -> dict:
+    """Train one seed into run_dir/seed-K and return its summary."""
+    seed = cfg.seeds[seed_index]
+    seed_dir = Path(cfg.run_dir) / f"seed-{seed_index}"
+    t_start = time.perf_counter()
+    source, specs, desc = build_source(cfg, seed, info)
+    cohort = cohort_inputs(cfg, specs, info.rank)  # may build an upstream, which draws from torch's RNG
+    state = _new_state(cfg, specs, desc, seed, info)
+    _resume(state, cfg, seed, seed_dir, source)
+    if state.model.input_pcs and state.resumed_from is None:  # a resumed model has them from its checkpoint
+        _fit_input_pcs(state.model, cfg, seed_index, info)
+    net = DistributedDataParallel(state.model) if info.distributed else state.model
     stop = min(cfg.optim.steps, cfg.max_steps) if cfg.max_steps is not None else cfg.optim.steps
     load_s = time.perf_counter() - t_start
     if info.is_main:
         seed_dir.mkdir(parents=True, exist_ok=True)
         dump_config(dataclasses.replace(cfg, seeds=(seed,)), seed_dir / "config.yaml")
-        writer = _open_log(seed_dir / "train_log.csv", start)
-        tb = _tensorboard(seed_dir)
-    keys_file = None
-    if cfg.debug.log_keys:
-        (seed_dir / "debug").mkdir(parents=True, exist_ok=True)
-        keys_file = open(seed_dir / "debug" / f"rank-{info.rank}.txt", "a")  # noqa: SIM115
-    last_ckpt = found[-1][1] if found else None
+    out = _SeedLog(cfg, seed_dir, state.start, info)
     pos_sums = {"speaker": 0.0, "content": 0.0}
-    row: dict = {}
-    t_train = time.perf_counter()
     try:
-        for step in range(start, stop):
+        for step in range(state.start, stop):
             batch = source.batch(step)
-            n = len(batch.keys)
             if cfg.debug.nan_at_step == step + 1:
                 batch.pooled[0][0] = float("nan")
-            if keys_file is not None:
-                keys_file.write("".join(f"K\t{step + 1}\t{k}\n" for k in batch.keys)
-                                + "".join(f"S\t{step + 1}\t{s}\n" for s in batch.shards))
+            out.keys(step, batch)
             generator = _step_generator(seed, info.rank, step)
-            total, terms = compute_losses(net, batch, cfg, generator, info.device, cohort)
-            if not ddp.all_true(math.isfinite(terms["loss"]), info):
-                raise TrainingError(f"seed-{seed_index} step {step + 1}: non-finite loss {terms}; "
-                                    f"last good checkpoint: {last_ckpt or 'none'} (kept)")
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            if cfg.optim.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            lr = sched.get_last_lr()[0]
-            opt.step()
-            sched.step()
+            lr, terms = _train_step(net, state, batch, cfg, generator, info, cohort,
+                                    where=f"seed-{seed_index} step {step + 1}")
             for k in pos_sums:
-                pos_sums[k] += batch.positives[k] / max(n, 1)
-            done = step + 1
-            if step == start:
+                pos_sums[k] += batch.positives[k] / max(len(batch.keys), 1)
+            if step == state.start:
                 log.info("seed-%d: batch of %d clips; anchors with positives: speaker %d, content %d",
-                         seed_index, n, batch.positives["speaker"], batch.positives["content"])
-            if info.is_main:
-                row = {"step": done, **{k: f"{v:.6g}" for k, v in terms.items()}, "lr": f"{lr:.6g}",
-                       "speaker_positives": f"{batch.positives['speaker'] / max(n, 1):.4f}",
-                       "content_positives": f"{batch.positives['content'] / max(n, 1):.4f}", "batch": n,
-                       "elapsed_s": f"{time.perf_counter() - t_train:.2f}"}
-                writer.writerow(row)
-                if tb is not None:
-                    for k, v in terms.items():
-                        tb.add_scalar(f"loss/{k}", v, done)
-                    tb.add_scalar("lr", lr, done)
-                if done % cfg.log_every == 0 or done == stop:
-                    log.info("seed-%d step %d/%d loss %.4f (speaker %.4f content %.4f orth %.4g) lr %.3g",
-                             seed_index, done, cfg.optim.steps, terms["loss"], terms["speaker"],
-                             terms["content"], terms["orthogonality"], lr)
-                if done % cfg.checkpoint_every == 0 or done == stop:
-                    last_ckpt = checkpoint_path(seed_dir, done)
-                    save_checkpoint(last_ckpt, {
-                        "step": done, "seed": seed, "config_hash": chash, "model": model.state_dict(),
-                        "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng_state(),
-                        "data": source.state()})
-                    prune_checkpoints(seed_dir, cfg.keep_checkpoints)
-                    fault_point("train.after_checkpoint", done)  # tests: INTERVOX_FAULT
+                         seed_index, len(batch.keys), batch.positives["speaker"], batch.positives["content"])
+            out.step(step + 1, stop, batch, terms, lr, seed_index)
+            if info.is_main and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == stop):
+                _checkpoint(state, cfg, seed, seed_dir, source, step + 1)
     finally:
-        if keys_file is not None:
-            keys_file.close()
-        if info.is_main:
-            writer.file.close()
-            if tb is not None:
-                tb.close()
-    steps_run = stop - start
-    completed = stop == cfg.optim.steps
-    summary = {
-        "seed": seed, "seed_index": seed_index, "steps": stop, "completed": completed,
-        "resumed_from": resumed_from, "world_size": info.world, "device": str(info.device),
-        "load_s": round(load_s, 3), "train_s": round(time.perf_counter() - t_train, 3),
-        "data": desc, "inputs": [s.to_dict() for s in specs],
-        "final": {k: float(v) for k, v in row.items() if k not in ("step", "batch", "elapsed_s")},
-        "mean_positives": {k: v / steps_run for k, v in pos_sums.items()} if steps_run else {},
-        "layer_weights": model.layer_weights(),
-        "subspace_inputs": model.subspace_inputs(),
-    }
+        out.close()
+    summary = _seed_summary(cfg, state, specs, desc, seed_index, stop, info, pos_sums, out, load_s)
     if info.is_main:
-        if completed:
-            export_projector(seed_dir / "projector.safetensors", model, {
-                "inputs": [s.to_dict() for s in specs], "subspaces": model.subspaces,
+        if summary["completed"]:
+            export_projector(seed_dir / "projector.safetensors", state.model, {
+                "inputs": [s.to_dict() for s in specs], "subspaces": state.model.subspaces,
                 "model": to_plain(cfg.model), "seed": seed, "steps": stop, "intervox": __version__})
         summary["batches"] = batch_stats(seed_dir / "train_log.csv")
         (seed_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     ddp.barrier(info)
     return summary
+
+
+def _train_step(net: torch.nn.Module, state: _SeedState, batch: Batch, cfg: TrainConfig,
+                generator: torch.Generator, info: ddp.DistInfo, cohort: object, *,
+                where: str) -> tuple[float, dict]:
+    """Run one optimiser step on `batch`; return (the step's learning rate, its loss terms).
+
+    A non-finite loss on any rank stops every rank before the step, naming the last good checkpoint.
+    """
+    total, terms = compute_losses(net, batch, cfg, generator, info.device, cohort)
+    if not ddp.all_true(math.isfinite(terms["loss"]), info):
+        raise TrainingError(f"{where}: non-finite loss {terms}; "
+                            f"last good checkpoint: {state.last_checkpoint or 'none'} (kept)")
+    state.opt.zero_grad(set_to_none=True)
+    total.backward()
+    if cfg.optim.grad_clip:
+        torch.nn.utils.clip_grad_norm_(state.model.parameters(), cfg.optim.grad_clip)
+    lr = state.sched.get_last_lr()[0]
+    state.opt.step()
+    state.sched.step()
+    return lr, terms
+
+
+def _seed_summary(cfg: TrainConfig, state: _SeedState, specs: list[InputSpec], desc: dict, seed_index: int,
+                  stop: int, info: ddp.DistInfo, pos_sums: dict, out: _SeedLog, load_s: float) -> dict:
+    """Return the seed's summary.json (less "batches", which the main rank reads from its log)."""
+    steps_run = stop - state.start
+    return {
+        "seed": cfg.seeds[seed_index], "seed_index": seed_index, "steps": stop,
+        "completed": stop == cfg.optim.steps, "resumed_from": state.resumed_from, "world_size": info.world,
+        "device": str(info.device), "load_s": round(load_s, 3),
+        "train_s": round(time.perf_counter() - out.t_train, 3),
+        "data": desc, "inputs": [s.to_dict() for s in specs],
+        "final": {k: float(v) for k, v in out.row.items() if k not in ("step", "batch", "elapsed_s")},
+        "mean_positives": {k: v / steps_run for k, v in pos_sums.items()} if steps_run else {},
+        "layer_weights": state.model.layer_weights(),
+        "subspace_inputs": state.model.subspace_inputs(),
+    }
 
 
 def train(cfg: TrainConfig) -> list[dict]:
