@@ -131,7 +131,8 @@ def specs_of(upstreams: list, shapes: list[tuple[int, ...]], where: str) -> list
     return specs
 
 
-def _is_keeps_timing(meta: dict) -> bool:
+def is_frame_pair_copy(meta: dict) -> bool:
+    """Return whether a clip is a timing-preserving op copy of another (the frame loss pairs the two)."""
     op = meta.get("op") or {}
     return bool(op.get("keeps_timing")) and meta.get("source_key") not in (None, "")
 
@@ -184,7 +185,7 @@ def load_feature_table(dirs: Iterable[str | Path], split: str = "train", frames:
     index = {k: i for i, k in enumerate(keys)}
     frame_map = {i: s["frames"] for i, s in enumerate(samples) if s["frames"] is not None}
     pairs = [(index[s["meta"]["source_key"]], i) for i, s in enumerate(samples)
-             if _is_keeps_timing(s["meta"]) and s["meta"]["source_key"] in index
+             if is_frame_pair_copy(s["meta"]) and s["meta"]["source_key"] in index
              and i in frame_map and index[s["meta"]["source_key"]] in frame_map]
     return FeatureTable(
         keys=keys, shards=[s["shard"] for s in samples],

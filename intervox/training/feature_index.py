@@ -34,7 +34,7 @@ from intervox.shards.random_access import (
     stamp,
 )
 from intervox.training.config import DataConfig
-from intervox.training.data import _is_keeps_timing, common_shards, specs_of
+from intervox.training.data import common_shards, is_frame_pair_copy, specs_of
 from intervox.training.model import InputSpec
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ class _IndexBuilder:
         spans = [s.spans.get("frames.npy") for s in first]
         c["frames_at"].append(np.array([(f.offset, f.size) if f else (-1, -1) for f in spans],
                                        dtype=np.int64).reshape(-1, 2))
-        copies = [i for i, (m, f) in enumerate(zip(metas, spans, strict=True)) if f and _is_keeps_timing(m)]
+        copies = [i for i, (m, f) in enumerate(zip(metas, spans, strict=True)) if f and is_frame_pair_copy(m)]
         c["copy"].append(np.array(copies, dtype=np.int64) + self.clips)
         c["source"].append(np.array([metas[i]["source_key"].encode() for i in copies], dtype=bytes))
         self.names.append(name)

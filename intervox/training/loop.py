@@ -41,6 +41,7 @@ from intervox.training.data import (
     frame_layers_for_sum,
     frame_slot,
     input_specs,
+    is_frame_pair_copy,
     iter_fused_samples,
 )
 from intervox.training.feature_index import index_feature_table
@@ -99,10 +100,7 @@ def build_source(cfg: TrainConfig, seed: int, info: ddp.DistInfo) -> tuple[objec
         table = index_feature_table(dirs, cfg.data.split, cfg.data.frames or frame_loss, names,
                                     cfg.data.max_bad_shard_fraction, reuse=True)
         if frame_loss and not len(table.pairs):  # the loss would silently add nothing
-            raise TrainingError(f"{dirs[0]}: loss.frame_content_weight > 0, but no '{cfg.data.split}' clip "
-                                "has a timing-preserving copy (praat_gender) with frames: build the shards "
-                                "with one in train (configs/shards/default.yaml), or set "
-                                "loss.frame_content_weight=0")
+            raise _no_frame_pairs(dirs[0], cfg.data.split, "clip")
         sampler = GridSampler(table, cfg.data, seed, info.rank, info.world,
                               cfg.loss.frame_pairs if frame_loss else 0, cfg.loss.frames_per_pair,
                               loss_cfg.frame_layer)
@@ -118,11 +116,31 @@ def build_source(cfg: TrainConfig, seed: int, info: ddp.DistInfo) -> tuple[objec
     data_cfg = dataclasses.replace(cfg.data, frames=cfg.data.frames or frame_loss)
     source = StreamSource(dirs, names, data_cfg, seed, resampled, loss_cfg)  # ranks: wds.split_by_node
     # the first readable shard describes the inputs (a bad first shard is skipped like any other)
-    first = next(iter_fused_samples(dirs, names, False, cfg.data.max_bad_shard_fraction, len(names)), None)
-    if first is None:
+    first = _first_shard(dirs, names, frame_loss, cfg.data.max_bad_shard_fraction)
+    if not first:
         raise TrainingError(f"{dirs[0]}: no readable '{cfg.data.split}' feature shard")
-    specs = input_specs(first)
+    # shards hold whole blocks, each with its op copies: a shard without a pair means data without any
+    if frame_loss and not any(is_frame_pair_copy(s["meta"]) and s["frames"] is not None for s in first):
+        raise _no_frame_pairs(dirs[0], cfg.data.split, f"clip of its first shard ({first[0]['shard']})")
+    specs = input_specs(first[0])
     return source, specs, {"shards": len(names), "resampled": resampled, **frames_desc}
+
+
+def _first_shard(dirs: list[Path], names: list[str], frames: bool, max_bad_fraction: float) -> list[dict]:
+    """Return the joined samples of the first readable shard of `names` ([] when none is readable)."""
+    samples: list[dict] = []
+    for sample in iter_fused_samples(dirs, names, frames, max_bad_fraction, len(names)):
+        if samples and sample["shard"] != samples[0]["shard"]:
+            break
+        samples.append(sample)
+    return samples
+
+
+def _no_frame_pairs(feature_dir: Path, split: str, where: str) -> TrainingError:
+    """Return the error for a frame loss that would silently add nothing: no copy to pair frames with."""
+    return TrainingError(f"{feature_dir}: loss.frame_content_weight > 0, but no '{split}' {where} has a "
+                         "timing-preserving copy (praat_gender) with frames: build the shards with one in "
+                         "train (configs/shards/default.yaml), or set loss.frame_content_weight=0")
 
 
 def _log_grid(grid: dict, speakers: int, contents: int) -> None:

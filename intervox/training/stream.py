@@ -32,6 +32,7 @@ from intervox.training.config import DataConfig, LossConfig
 from intervox.training.data import (
     Batch,
     anchors_with_positives,
+    is_frame_pair_copy,
     iter_fused_shard,
     sample_frame_pairs,
 )
@@ -105,7 +106,7 @@ def collate_blocks(blocks: list[list[dict]], loss: LossConfig | None, rng: np.ra
     if loss is not None and loss.frame_content_weight > 0:
         index = {s["key"]: s for s in samples}
         pairs = [(index[s["meta"]["source_key"]], s) for s in samples
-                 if (s["meta"].get("op") or {}).get("keeps_timing") and s["meta"].get("source_key") in index
+                 if is_frame_pair_copy(s["meta"]) and s["meta"]["source_key"] in index
                  and s["frames"] is not None and index[s["meta"]["source_key"]]["frames"] is not None]
         if pairs:
             chosen = np.sort(rng.choice(len(pairs), min(loss.frame_pairs, len(pairs)), replace=False))
