@@ -530,30 +530,36 @@ def extract_features(
         if failures:
             raise failures[0][1]
         results.sort(key=lambda r: r["shard"])  # tasks finish in any order; the report lists them by name
-        bad = [r for r in results if "bad" in r]
-        good = [r for r in results if "bad" not in r]
-        audio_s = sum(r["audio_seconds"] for r in good)
-        wall = time.perf_counter() - t0
-        report = {
-            "upstream": identity, "device": execution.device,
-            "workers": None if execution.scheduler else execution.dask_workers or 1,  # None: a scheduler's
-            "execution": execution.to_dict(),
-            "retries": {"limit": retries, "used": sum(r["attempts"] - 1 for r in good),
-                        "shards": sorted(r["shard"] for r in good if r["attempts"] > 1)},
-            "frames_layers": list(spec.frames_layers), "shards": len(shards), "written": len(good),
-            "skipped_complete": len(done),
-            "bad_shards": [{"shard": r["shard"], "reason": r["bad"]} for r in bad],
-            "clips": sum(r["clips"] for r in good), "audio_seconds": audio_s,
-            "forward_seconds": sum(r["forward_seconds"] for r in good),
-            "shard_seconds": sum(r["seconds"] for r in good), "wall_seconds": wall,
-            "rtf": wall / audio_s if audio_s else None,
-        }
+        report = _report(identity, execution, spec, shards, done, results, retries, time.perf_counter() - t0)
+        bad = report["bad_shards"]
         if len(bad) > max_bad_fraction * len(shards):
             names = ", ".join(r["shard"] for r in bad)
             raise ShardError(f"{len(bad)} of {len(shards)} source shards are corrupt (allowed fraction "
-                             f"{max_bad_fraction}): {names}; first: {bad[0]['bad']}")
+                             f"{max_bad_fraction}): {names}; first: {bad[0]['reason']}")
         _write_index(audio_dir, out_dir, identity, spec, report, sources, command)
     return report
+
+
+def _report(identity: dict, execution: Execution, spec: ExtractSpec, shards: list[Location], done: list,
+            results: list[dict], retries: int, wall: float) -> dict:
+    """Return the feature stage's report: where it ran, what it wrote, skipped or found corrupt, how fast."""
+    bad = [r for r in results if "bad" in r]
+    good = [r for r in results if "bad" not in r]
+    audio_s = sum(r["audio_seconds"] for r in good)
+    return {
+        "upstream": identity, "device": execution.device,
+        "workers": None if execution.scheduler else execution.dask_workers or 1,  # None: a scheduler's
+        "execution": execution.to_dict(),
+        "retries": {"limit": retries, "used": sum(r["attempts"] - 1 for r in good),
+                    "shards": sorted(r["shard"] for r in good if r["attempts"] > 1)},
+        "frames_layers": list(spec.frames_layers), "shards": len(shards), "written": len(good),
+        "skipped_complete": len(done),
+        "bad_shards": [{"shard": r["shard"], "reason": r["bad"]} for r in bad],
+        "clips": sum(r["clips"] for r in good), "audio_seconds": audio_s,
+        "forward_seconds": sum(r["forward_seconds"] for r in good),
+        "shard_seconds": sum(r["seconds"] for r in good), "wall_seconds": wall,
+        "rtf": wall / audio_s if audio_s else None,
+    }
 
 
 def _plan_tasks(shards: list[Location], sources: dict[str, str], out_dir: Location, identity: dict,
