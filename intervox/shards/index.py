@@ -82,9 +82,37 @@ def build_index(
     source_quarantine: int = 0,
 ) -> dict:
     """Return the index.json dict of a finished build."""
-    from intervox.pipeline.plan import plan_summary
-
     lost = {q.item for q in quarantine}
+    vocab = _vocab_sets(plan, lost)
+    splits = _split_stats(plan, stats, quarantine)
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": "audio",
+        "audio_format": plan.config.get("audio_format", "flac"),  # KEY.flac or KEY.wav, 16-bit mono
+        "plan_hash": plan.plan_hash,
+        "manifest_hash": plan.manifest_hash,
+        "command": command,
+        "counts": {
+            "input": plan.n_items + source_quarantine,
+            "written": sum(s["count"] for s in stats),
+            "quarantined": len(quarantine),
+            "source_quarantined": source_quarantine,
+        },
+        "quarantine": len(quarantine),
+        "splits": splits,
+        "shards": _shard_entries(stats),
+        "vocab": {split: {k: sorted(v) for k, v in d.items()} for split, d in sorted(vocab.items())},
+        "blocks": _blocks_section(plan),
+        "plan": plan.config,
+        **({"identities": identities_section(plan, speaker_rows(plan, lost))} if plan.identities else {}),
+        **({"qc": build_qc_section(plan.config["qc"], stats)} if plan.config.get("qc") else {}),
+        "versions": versions(),
+    }
+
+
+def _vocab_sets(plan: Plan, lost: set[str]) -> dict[str, dict[str, set]]:
+    """Return split -> the sets of speakers, contents and channels of its written (not lost) items."""
     vocab: dict[str, dict[str, set]] = defaultdict(
         lambda: {"speakers": set(), "contents": set(), "channels": set()}
     )
@@ -95,6 +123,13 @@ def build_index(
                 v["speakers"].add(it.speaker)
                 v["contents"].add(it.content)
                 v["channels"].add(it.channel)
+    return vocab
+
+
+def _split_stats(plan: Plan, stats: list[dict], quarantine: list[QuarantineEntry]) -> dict[str, dict]:
+    """Return index.json's "splits": per split clips, shards, seconds (and by op), blocks, quarantined."""
+    from intervox.pipeline.plan import plan_summary
+
     summary = plan_summary(plan)
     splits: dict[str, dict] = {}
     for s in stats:
@@ -112,51 +147,38 @@ def build_index(
     for split, d in splits.items():
         d.update({k: summary[split][k] for k in ("anchors", "blocks", "dense_blocks", "speaker_only_blocks")})
         d["quarantined"] = sum(1 for q in quarantine if q.split == split)
+    return splits
+
+
+def _shard_entries(stats: list[dict]) -> list[dict]:
+    """Return index.json's "shards": one entry per shard that has a tar."""
+    return [
+        {
+            "shard": f"{s['shard']}.tar",
+            "split": s["split"],
+            "count": s["count"],
+            "planned": s["planned"],
+            "bytes": s["bytes"],
+            "sha256": s["sha256"],
+            "seconds": s["seconds"],
+        }
+        for s in stats
+        if s["sha256"] is not None
+    ]  # a failed shard has no tar
+
+
+def _blocks_section(plan: Plan) -> dict:
+    """Return index.json's "blocks": the block shape, whether every block is dense, and a note."""
     return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "kind": "audio",
-        "audio_format": plan.config.get("audio_format", "flac"),  # KEY.flac or KEY.wav, 16-bit mono
-        "plan_hash": plan.plan_hash,
-        "manifest_hash": plan.manifest_hash,
-        "command": command,
-        "counts": {
-            "input": plan.n_items + source_quarantine,
-            "written": sum(s["count"] for s in stats),
-            "quarantined": len(quarantine),
-            "source_quarantined": source_quarantine,
-        },
-        "quarantine": len(quarantine),
-        "splits": splits,
-        "shards": [
-            {
-                "shard": f"{s['shard']}.tar",
-                "split": s["split"],
-                "count": s["count"],
-                "planned": s["planned"],
-                "bytes": s["bytes"],
-                "sha256": s["sha256"],
-                "seconds": s["seconds"],
-            }
-            for s in stats
-            if s["sha256"] is not None
-        ],  # a failed shard has no tar
-        "vocab": {split: {k: sorted(v) for k, v in d.items()} for split, d in sorted(vocab.items())},
-        "blocks": {
-            "speakers": plan.config["block"]["speakers"],
-            "contents": plan.config["block"]["contents"],
-            "dense": all(b.dense for b in plan.blocks),
-            "note": (
-                "every block is a full speakers x contents sub-grid"
-                if all(b.dense for b in plan.blocks)
-                else "sparse source: speakers sharing contents form dense blocks, the rest "
-                "speaker-only blocks (no content-positives)"
-            ),
-        },
-        "plan": plan.config,
-        **({"identities": identities_section(plan, speaker_rows(plan, lost))} if plan.identities else {}),
-        **({"qc": build_qc_section(plan.config["qc"], stats)} if plan.config.get("qc") else {}),
-        "versions": versions(),
+        "speakers": plan.config["block"]["speakers"],
+        "contents": plan.config["block"]["contents"],
+        "dense": all(b.dense for b in plan.blocks),
+        "note": (
+            "every block is a full speakers x contents sub-grid"
+            if all(b.dense for b in plan.blocks)
+            else "sparse source: speakers sharing contents form dense blocks, the rest "
+            "speaker-only blocks (no content-positives)"
+        ),
     }
 
 
@@ -275,16 +297,30 @@ def render_card(index: dict, qc_summary: dict | None = None, speakers: list[dict
     counts = index["counts"]
     all_speakers = {s for v in index["vocab"].values() for s in v["speakers"]}
     engines = sorted({engine_of(s) for s in all_speakers})
+    lines = _made_lines(index, _source_text(src), plan)
+    lines += _statistics_lines(index, counts)
+    lines += _identity_lines(index, speakers)
+    lines += _validity_lines(index, qc_summary)
+    lines += _licence_lines(engines)
+    lines += _format_lines(index)
+    return "\n".join(lines)
+
+
+def _source_text(src: dict) -> str:
+    """Return the card's one-phrase description of the plan's source (the grid or the manifest)."""
     if src["kind"] == "grid":
-        source = (
+        return (
             f"a synthetic dense grid rendered offline by the intervox voice bank (language `{src['lang']}`, "
             f"{src['train_speakers']} training voices x {src['train_sentences']} sentences, "
             f"{src['val_speakers']} x {src['val_sentences']} validation, {src['ood_voices']} out-of-domain "
             f"voices, {src['keyword_voices']} keyword voices)"
         )
-    else:
-        source = f"the manifest `{src['path']}`"
-    lines = [
+    return f"the manifest `{src['path']}`"
+
+
+def _made_lines(index: dict, source: str, plan: dict) -> list[str]:
+    """Return the card's title, intro and "How it was made" section (source, command, plan, blocks, ops)."""
+    return [
         "# intervox interventional speech shards",
         "",
         "WebDataset tar shards of source speech clips and *intervened* copies: each copy changes exactly one "
@@ -310,16 +346,27 @@ def render_card(index: dict, qc_summary: dict | None = None, speakers: list[dict
         "",
         "Interventions:",
         "",
+        *_intervention_lines(plan["interventions"]),
     ]
-    for iv in plan["interventions"]:
+
+
+def _intervention_lines(interventions: list[dict]) -> list[str]:
+    """Return one bullet per intervention of the plan (op, copies per anchor, splits, params)."""
+    lines: list[str] = []
+    for iv in interventions:
         spec = ", ".join(f"{k}={v}" for k, v in iv["op"].items() if k != "name")
         lines.append(
             f"- `{iv['op']['name']}` x{iv['per_anchor']} per anchor on {', '.join(iv['splits'])}"
             + (f" ({spec})" if spec else "")
         )
-    if not plan["interventions"]:
+    if not interventions:
         lines.append("- none (source clips only)")
-    lines += [
+    return lines
+
+
+def _statistics_lines(index: dict, counts: dict) -> list[str]:
+    """Return the card's "Statistics" section: the input reconciliation, per-split and per-op tables."""
+    lines = [
         "",
         "## Statistics",
         "",
@@ -339,14 +386,22 @@ def render_card(index: dict, qc_summary: dict | None = None, speakers: list[dict
     for split, d in index["splits"].items():
         for op, o in d["by_op"].items():
             lines.append(f"| {split} | {op} | {o['clips']} | {_hours(o['seconds'])} |")
-    lines += _identity_lines(index, speakers)
-    lines += _validity_lines(index, qc_summary)
-    lines += ["", "## Licences", ""]
+    return lines
+
+
+def _licence_lines(engines: list[str]) -> list[str]:
+    """Return the card's "Licences" section: one line per voice engine, then the code's licence."""
+    lines = ["", "## Licences", ""]
     for e in engines:
         name, licence = ENGINE_LICENCES.get(e, (e, "see the source corpus' licence"))
         lines.append(f"- {name}: {licence}")
-    lines += [
-        "- intervox code: MIT",
+    lines.append("- intervox code: MIT")
+    return lines
+
+
+def _format_lines(index: dict) -> list[str]:
+    """Return the card's "Format" section (clip files, keys, sidecars) and its versions line."""
+    return [
         "",
         "## Format",
         "",
@@ -358,7 +413,6 @@ def render_card(index: dict, qc_summary: dict | None = None, speakers: list[dict
         "Versions: " + ", ".join(f"{k} {v}" for k, v in index["versions"].items()),
         "",
     ]
-    return "\n".join(lines)
 
 
 def _identity_lines(index: dict, speakers: list[dict] | None) -> list[str]:
