@@ -17,6 +17,7 @@ import logging
 import math
 import time
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import torch
@@ -236,7 +237,7 @@ def train_step(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.DistInfo, hea
             "global_batch": int(labels["speaker"].shape[0])}
 
 
-def _open_log(path: Path, keep_until: int) -> tuple[csv.DictWriter, object]:
+def _open_log(path: Path, keep_until: int) -> tuple[csv.DictWriter, TextIO]:
     """Open train_log.csv for writing, keeping the rows up to `keep_until` (a resumed run redoes the rest)."""
     rows = []
     if path.is_file() and keep_until > 0:
@@ -283,21 +284,8 @@ def run_finetune(cfg: FinetuneConfig, info: ddp.DistInfo) -> dict:
                 batch = s.grid.batch(step)
                 keys_file.write("".join(f"K\t{done}\t{k}\n" for k in batch.keys)
                                 + "".join(f"S\t{done}\t{sh}\n" for sh in batch.shards))
-            if not info.is_main:
-                continue
-            writer.writerow({"step": done, "elapsed_s": f"{time.perf_counter() - t_train:.2f}",
-                             "cpu_s": f"{time.process_time() - cpu_train:.2f}",  # this process's CPU time
-                             **{k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()}})
-            if done % cfg.log_every == 0 or done == stop:
-                log.info("finetune step %d/%d loss %.4f (speaker %.4f content %.4f orth %.4g) lr %.3g%s",
-                         done, cfg.optim.steps, row["loss"], row["speaker"], row["content"],
-                         row["orthogonality"], row["lr"],
-                         "" if row["upstream_trained"] else " (upstream frozen)")
-            if done % cfg.checkpoint_every == 0 or done == stop:
-                f.flush()
-                save_checkpoint(checkpoint_path(run_dir, done), _state(s, cfg, done))
-                prune_checkpoints(run_dir, cfg.keep_checkpoints)
-                fault_point("finetune.after_checkpoint", done)  # tests: INTERVOX_FAULT
+            if info.is_main:
+                _record_step(s, cfg, run_dir, writer, f, row, done, stop, (t_train, cpu_train))
     finally:
         if keys_file is not None:
             keys_file.close()
@@ -311,17 +299,40 @@ def run_finetune(cfg: FinetuneConfig, info: ddp.DistInfo) -> dict:
                "step_s": {"heads_only": _mean(step_s[0]), "upstream_trained": _mean(step_s[1])},
                "data_rank0": desc, "final": {k: v for k, v in row.items() if k != "batch"}}
     if info.is_main and completed:
-        base = {"name": s.upstream.identity["name"], "weights_sha256": s.upstream.identity["weights_sha256"]}
-        export_upstream(run_dir / FINETUNED_FILE, s.upstream, {
-            "base": base, "config": to_plain(cfg), "steps": stop, "intervox": __version__})
-        spec = s.heads.inputs[0]
-        export_projector(run_dir / "heads.safetensors", s.heads, {
-            "inputs": [spec.to_dict()], "subspaces": s.heads.subspaces, "model": to_plain(cfg.model),
-            "seed": cfg.seed, "steps": stop, "intervox": __version__})
+        _export(s, cfg, run_dir, stop)
     if info.is_main:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     ddp.barrier(info)
     return summary
+
+
+def _record_step(s: Setup, cfg: FinetuneConfig, run_dir: Path, writer: csv.DictWriter, f: TextIO,
+                 row: dict, done: int, stop: int, started: tuple[float, float]) -> None:
+    """Write step `done`'s log row (main rank), log it every cfg.log_every steps, checkpoint when due."""
+    writer.writerow({"step": done, "elapsed_s": f"{time.perf_counter() - started[0]:.2f}",
+                     "cpu_s": f"{time.process_time() - started[1]:.2f}",  # this process's CPU time
+                     **{k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()}})
+    if done % cfg.log_every == 0 or done == stop:
+        log.info("finetune step %d/%d loss %.4f (speaker %.4f content %.4f orth %.4g) lr %.3g%s",
+                 done, cfg.optim.steps, row["loss"], row["speaker"], row["content"],
+                 row["orthogonality"], row["lr"],
+                 "" if row["upstream_trained"] else " (upstream frozen)")
+    if done % cfg.checkpoint_every == 0 or done == stop:
+        f.flush()
+        save_checkpoint(checkpoint_path(run_dir, done), _state(s, cfg, done))
+        prune_checkpoints(run_dir, cfg.keep_checkpoints)
+        fault_point("finetune.after_checkpoint", done)  # tests: INTERVOX_FAULT
+
+
+def _export(s: Setup, cfg: FinetuneConfig, run_dir: Path, steps: int) -> None:
+    """Write the fine-tuned upstream and the heads of a completed run."""
+    base = {"name": s.upstream.identity["name"], "weights_sha256": s.upstream.identity["weights_sha256"]}
+    export_upstream(run_dir / FINETUNED_FILE, s.upstream, {
+        "base": base, "config": to_plain(cfg), "steps": steps, "intervox": __version__})
+    spec = s.heads.inputs[0]
+    export_projector(run_dir / "heads.safetensors", s.heads, {
+        "inputs": [spec.to_dict()], "subspaces": s.heads.subspaces, "model": to_plain(cfg.model),
+        "seed": cfg.seed, "steps": steps, "intervox": __version__})
 
 
 def _mean(values: list[float]) -> float | None:
