@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,26 @@ def _plan_hash(shards: list[Path]) -> str | None:
     return hashes.pop() if len(hashes) == 1 else None
 
 
+@dataclass(frozen=True)
+class _Picked:
+    """The clips pass 1 picked: those to score, their sources and references, and which to decode how."""
+
+    selected: list[str]
+    sources: dict[str, str | None]
+    refs: dict[str, list[str]]
+    full: set[str]
+    embed_only: set[str]
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """What pass 2 kept: full measures, speaker embeddings, and why a clip could not be measured."""
+
+    measures: dict[str, ClipMeasures]
+    embeddings: dict[str, np.ndarray]
+    errors: dict[str, str]
+
+
 def score_shard_dir(shard_dir: Path, cfg: QCConfig, out: Path | None = None) -> dict:
     """Score a shard set's clips against their sources; write qc.jsonl, qc_summary.json, qc_validity.md.
 
@@ -93,6 +114,16 @@ def score_shard_dir(shard_dir: Path, cfg: QCConfig, out: Path | None = None) -> 
         raise ShardError(f"{shard_dir}: no *.tar shards to score")
     t_start = time.perf_counter()
     metas = _read_metas(shards)
+    picked = _pick_clips(metas, cfg)
+    got = _measure_clips(shards, picked, cfg)
+    records = _score_records(metas, picked, got, shard_dir, cfg)
+    summary = _summary(shard_dir, shards, metas, records, got.measures, cfg, t_start)
+    _write_reports(out, records, summary)
+    return summary
+
+
+def _pick_clips(metas: dict[str, dict], cfg: QCConfig) -> _Picked:
+    """Return the clips to score and those their comparisons need (sources measured, references embedded)."""
     by_speaker: dict[str, list[str]] = {}
     for k, m in metas.items():
         by_speaker.setdefault(m.get("speaker"), []).append(k)
@@ -103,53 +134,69 @@ def score_shard_dir(shard_dir: Path, cfg: QCConfig, out: Path | None = None) -> 
     embed_only = {r for rs in refs.values() for r in rs} - full
     log.info("qc: %d clips, %d selected, %d measured, %d reference-only", len(metas), len(selected),
              len(full), len(embed_only))
+    return _Picked(selected, sources, refs, full, embed_only)
 
-    measures: dict[str, ClipMeasures] = {}
-    embeddings: dict[str, np.ndarray] = {}
-    errors: dict[str, str] = {}
+
+def _measure_clips(shards: list[Path], picked: _Picked, cfg: QCConfig) -> _Measured:
+    """Decode each clip that `picked` needs once, in shard order; keep its measures or its error."""
+    got = _Measured({}, {}, {})
     for shard in shards:
         for raw in iter_tar_samples(shard):
             key = raw["__key__"]
-            if key not in full and key not in embed_only:
+            if key not in picked.full and key not in picked.embed_only:
                 continue
             try:
                 sample = decode_sample({k: v for k, v in raw.items() if k in ("__key__", "__shard__", "json",
                                                                              "flac", "wav")})
                 audio, sr = _audio_of(sample)
-                if key in full:
+                if key in picked.full:
                     m = sample["json"]
-                    measures[key] = measure_clip(audio, sr, m.get("text"), cfg, m.get("language") or "en")
-                    embeddings[key] = measures[key].embedding
+                    got.measures[key] = measure_clip(audio, sr, m.get("text"), cfg, m.get("language") or "en")
+                    got.embeddings[key] = got.measures[key].embedding
                 else:
-                    embeddings[key] = speaker_embedding(audio, sr, cfg)
+                    got.embeddings[key] = speaker_embedding(audio, sr, cfg)
             except IntervoxError as exc:
-                errors[key] = str(exc)
+                got.errors[key] = str(exc)
+    return got
 
+
+def _score_records(
+    metas: dict[str, dict], picked: _Picked, got: _Measured, shard_dir: Path, cfg: QCConfig
+) -> list[dict]:
+    """Return one record per selected clip: its scores against its source and the decision, or why not."""
     records = []
-    for key in selected:
+    for key in picked.selected:
         meta = metas[key]
         op = meta.get("op") or None
         rec = {"key": key, "shard": meta["__shard__"], "op": op.get("name") if op else None,
                "target": op.get("target") if op else None, "speaker": meta.get("speaker"),
                "source_key": meta.get("source_key")}
-        src_key = sources.get(key)
-        if key in errors:
-            rec.update(accepted=False, reason=f"not scorable: {errors[key]}", scores=None)
-        elif op and src_key not in measures:
-            why = errors.get(src_key) if src_key in errors else f"source clip {src_key!r} not in {shard_dir}"
+        src_key = picked.sources.get(key)
+        if key in got.errors:
+            rec.update(accepted=False, reason=f"not scorable: {got.errors[key]}", scores=None)
+        elif op and src_key not in got.measures:
+            why = (got.errors.get(src_key) if src_key in got.errors
+                   else f"source clip {src_key!r} not in {shard_dir}")
             rec.update(accepted=False, reason=f"not scorable: {why}", scores=None)
         else:
-            ref_embs = [embeddings[r] for r in refs.get(key, []) if r in embeddings]
-            scores = compare(measures[key], measures[src_key] if op else None, ref_embs,
+            ref_embs = [got.embeddings[r] for r in picked.refs.get(key, []) if r in got.embeddings]
+            scores = compare(got.measures[key], got.measures[src_key] if op else None, ref_embs,
                              op.get("params") if op else None)
             accepted, reason = decide(scores, rec["target"], cfg)
             rec.update(accepted=accepted, reason=reason, scores=scores.to_dict())
         records.append(rec)
+    return records
 
+
+def _summary(
+    shard_dir: Path, shards: list[Path], metas: dict[str, dict], records: list[dict],
+    measures: dict[str, ClipMeasures], cfg: QCConfig, t_start: float,
+) -> dict:
+    """Return the QC summary: counts, acceptance, the per-op validity table and the judges' seconds."""
     table = validity_table(records, cfg)
     secs = {j: [m.seconds[j] for m in measures.values() if j in m.seconds]
             for j in ("asr", "speaker", "pitch")}
-    summary = {
+    return {
         "shard_dir": str(shard_dir),
         "plan_hash": _plan_hash(shards),  # lets the dataset card tell a stale summary from a current one
         "n_clips": len(metas),
@@ -162,8 +209,12 @@ def score_shard_dir(shard_dir: Path, cfg: QCConfig, out: Path | None = None) -> 
         "seconds_total": round(time.perf_counter() - t_start, 2),
         "validity": table,
     }
+
+
+def _write_reports(out: Path, records: list[dict], summary: dict) -> None:
+    """Write qc.jsonl, qc_summary.json and qc_validity.md into `out`, each replaced whole."""
     out.mkdir(parents=True, exist_ok=True)
     _write_text(out / "qc.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
     _write_text(out / "qc_summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    _write_text(out / "qc_validity.md", "# Intervention validity\n\n" + validity_markdown(table))
-    return summary
+    _write_text(out / "qc_validity.md",
+                "# Intervention validity\n\n" + validity_markdown(summary["validity"]))

@@ -269,12 +269,7 @@ def _build_locked(
     removed = remove_stale_tmp(out_dir)
     if removed:
         log.info("removed %d leftover .tmp files of an interrupted run", removed)
-    manifest, audio_root = resolve_source(cfg, storage.work_dir(out_dir))
-    judge_root = audio_root = audio_root.resolve() if isinstance(audio_root, Path) else audio_root
-    if cfg.source.kind == "grid" and storage.is_url(out_dir):  # workers read the rendered grid from the store
-        audio_root = storage.join(out_dir, SOURCE_DIR)
-        n = storage.upload_tree(judge_root, audio_root)
-        log.info("uploaded %d source files to %s", n, audio_root)
+    manifest, audio_root, judge_root = _resolve_audio(cfg, out_dir)
     utterances = read_manifest(manifest)
     if not utterances:
         raise ConfigError(f"{manifest}: the source manifest has no utterances")
@@ -285,7 +280,42 @@ def _build_locked(
     plan = build_plan(cfg, utterances, identities)
     stale = remove_stale_shards(out_dir, plan)
     tasks = make_tasks(plan, out_dir, audio_root, cfg)
+    ran = _run_tasks(tasks, workers, scheduler, progress)
 
+    entries = source_entries + [QuarantineEntry(**q) for s in ran.stats for q in s["quarantine"]]
+    write_quarantine(entries, out_dir)
+    planned = plan.n_items + len(source_entries)  # a clip the source step failed to make is input too
+    report = _report(out_dir, plan, ran, planned, len(entries), stale, t0)
+    reconcile(report.planned, report.written, report.quarantined)
+    write_index(out_dir, plan, ran.stats, entries, command=command, source_quarantine=len(source_entries))
+    write_card(out_dir)
+    check_quarantine_fraction(entries, planned, cfg.max_quarantine_fraction, str(out_dir))
+    return report
+
+
+def _resolve_audio(cfg: ShardsConfig, out_dir: Location) -> tuple[Path, Location, Location]:
+    """Return (manifest, audio root of the shard tasks, audio root of the identity judge)."""
+    manifest, audio_root = resolve_source(cfg, storage.work_dir(out_dir))
+    judge_root = audio_root = audio_root.resolve() if isinstance(audio_root, Path) else audio_root
+    if cfg.source.kind == "grid" and storage.is_url(out_dir):  # workers read the rendered grid from the store
+        audio_root = storage.join(out_dir, SOURCE_DIR)
+        n = storage.upload_tree(judge_root, audio_root)
+        log.info("uploaded %d source files to %s", n, audio_root)
+    return manifest, audio_root, judge_root
+
+
+@dataclass(frozen=True)
+class _Executed:
+    """Every shard's stats in plan order (skipped ones too); the shards built now, their clips, seconds."""
+
+    stats: list[dict]
+    built: int
+    clips: int
+    seconds: float
+
+
+def _run_tasks(tasks: Sequence[ShardTask], workers: int, scheduler: str | None, progress: bool) -> _Executed:
+    """Run the tasks whose shard is not finished yet (with a progress bar); return all shards' stats."""
     results: dict[str, dict] = {}
     todo = []
     for task in tasks:
@@ -314,32 +344,29 @@ def _build_locked(
         if bar is not None:
             bar.close()
     exec_seconds = time.perf_counter() - t_exec
+    return _Executed([results[t.name] for t in tasks], len(todo), clips[0], exec_seconds)
 
-    entries = source_entries + [QuarantineEntry(**q) for t in tasks for q in results[t.name]["quarantine"]]
-    write_quarantine(entries, out_dir)
-    planned = plan.n_items + len(source_entries)  # a clip the source step failed to make is input too
-    written = sum(results[t.name]["count"] for t in tasks)
-    report = BuildReport(
+
+def _report(
+    out_dir: Location, plan: Plan, ran: _Executed, planned: int, quarantined: int, stale: tuple[str, ...],
+    t0: float,
+) -> BuildReport:
+    """Return the BuildReport of a build whose shard tasks have all finished."""
+    return BuildReport(
         out_dir=str(out_dir),
         plan_hash=plan.plan_hash,
         planned=planned,
-        written=written,
-        quarantined=len(entries),
-        shards_total=len(tasks),
-        shards_built=len(todo),
-        shards_skipped=len(tasks) - len(todo),
-        seconds_audio=round(sum(results[t.name]["seconds"] for t in tasks), 3),
+        written=sum(s["count"] for s in ran.stats),
+        quarantined=quarantined,
+        shards_total=len(ran.stats),
+        shards_built=ran.built,
+        shards_skipped=len(ran.stats) - ran.built,
+        seconds_audio=round(sum(s["seconds"] for s in ran.stats), 3),
         wall_seconds=time.perf_counter() - t0,
-        exec_seconds=exec_seconds if todo else 0.0,
-        clips_built=clips[0],
+        exec_seconds=ran.seconds if ran.built else 0.0,
+        clips_built=ran.clips,
         stale_removed=stale,
     )
-    reconcile(report.planned, report.written, report.quarantined)
-    stats = [results[t.name] for t in tasks]
-    write_index(out_dir, plan, stats, entries, command=command, source_quarantine=len(source_entries))
-    write_card(out_dir)
-    check_quarantine_fraction(entries, planned, cfg.max_quarantine_fraction, str(out_dir))
-    return report
 
 
 def _refuse_feature_folder(out_dir: Location) -> None:
