@@ -58,9 +58,11 @@ from intervox.training.model import InputSpec, SubspaceProjector
 
 log = logging.getLogger(__name__)
 
+FRAME_TIME_STREAM = 2  # which frames of each pair the frame loss compares: a seed stream of their own
+
 FINETUNED_FILE = "finetuned.safetensors"
-LOG_FIELDS = ("step", "loss", "speaker", "content", "orthogonality", "leakage", "lr", "upstream_lr",
-              "upstream_trained", "batch", "global_batch", "elapsed_s", "cpu_s")
+LOG_FIELDS = ("step", "loss", "speaker", "content", "orthogonality", "leakage", "frame_content", "lr",
+              "upstream_lr", "upstream_trained", "batch", "global_batch", "elapsed_s", "cpu_s")
 
 
 class _GatherRows(torch.autograd.Function):
@@ -115,7 +117,11 @@ class GatheredHeads(nn.Module):
         out = self.heads(pooled, frames)
         names = list(self.heads.subspaces)
         joined = gather_rows(torch.cat([out[k].float() for k in names], dim=1), self.info)
-        return dict(zip(names, joined.split([self.heads.subspaces[k] for k in names], dim=1), strict=True))
+        sizes = [self.heads.subspaces[k] for k in names]
+        gathered = dict(zip(names, joined.split(sizes, dim=1), strict=True))
+        if "frame_content" in out:  # each rank's own pairs: a frame's negatives are the rank's other frames
+            gathered["frame_content"] = out["frame_content"]
+        return gathered
 
 
 def average_gradients(params: list[nn.Parameter], info: ddp.DistInfo) -> None:
@@ -175,6 +181,11 @@ def build(cfg: FinetuneConfig, info: ddp.DistInfo) -> Setup:
                                    {"params": [p for _, p in trainable], "lr": cfg.optim.upstream_lr}],
                                   weight_decay=cfg.optim.weight_decay)
     grid = AudioGrid(cfg.data, upstream.sample_rate, cfg.seed, info.rank, info.world)
+    if cfg.loss.frame_content_weight > 0 and not len(grid.pairs):  # the loss would silently add nothing
+        raise TrainingError(f"{cfg.data.shards}: loss.frame_content_weight > 0, but no '{cfg.data.split}' "
+                            f"clip of rank {info.rank}'s shards has a timing-preserving copy (praat_gender): "
+                            "build the shards with one in train (configs/shards/default.yaml), or set "
+                            "loss.frame_content_weight=0")
     return Setup(upstream, heads, trainable, optimizer, grid)
 
 
@@ -219,6 +230,8 @@ def train_step(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.DistInfo, hea
     labels = {k: gather_rows(getattr(batch, k).to(device), info) for k in ("speaker", "content")}
     b = Batch(pooled=[pooled], speaker=labels["speaker"], content=labels["content"], keys=batch.keys,
               shards=batch.shards, positives=batch.positives)
+    if cfg.loss.frame_content_weight > 0:
+        b.frame_source, b.frame_copy = frame_pair_states(s, cfg, step, info, train_upstream)
     total, terms = compute_losses(heads, b, cfg, _step_generator(cfg.seed, 0, step), device)
     if not ddp.all_true(math.isfinite(terms["loss"]), info):
         raise TrainingError(f"step {step + 1}: non-finite loss {terms}")
@@ -235,6 +248,29 @@ def train_step(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.DistInfo, hea
     return {**terms, "lr": cfg.optim.lr * factor, "upstream_lr": cfg.optim.upstream_lr * factor,
             "upstream_trained": int(train_upstream), "batch": len(batch.keys),
             "global_batch": int(labels["speaker"].shape[0])}
+
+
+def frame_pair_states(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.DistInfo,
+                      train_upstream: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the content layer's states of the step's (anchor, copy) pairs at the same frames [P, F, H].
+
+    The upstream runs on the pairs' audio (with autograd once it trains), so the frame loss shapes
+    its frames as well as the content head; each pair's F frames are drawn from (seed, rank, step).
+    """
+    anchors, copies = s.grid.frame_pairs(step, cfg.loss.frame_pairs)
+    device = info.device
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda"), \
+            torch.set_grad_enabled(train_upstream):
+        states, frames = hidden_states(s.upstream, anchors + copies)
+    layer, n, p = cfg.model.subspace_layer("content"), cfg.loss.frames_per_pair, len(anchors)
+    rng = np.random.default_rng([cfg.seed, info.rank, step, FRAME_TIME_STREAM])
+    src, cpy = [], []
+    for i in range(p):
+        length = int(min(frames[i], frames[p + i]))  # praat_gender keeps the length; a resample may not
+        t = torch.as_tensor(np.sort(rng.choice(length, size=n, replace=length < n)), device=states.device)
+        src.append(states[layer, i, t])
+        cpy.append(states[layer, p + i, t])
+    return torch.stack(src).float(), torch.stack(cpy).float()
 
 
 def _open_log(path: Path, keep_until: int) -> tuple[csv.DictWriter, TextIO]:

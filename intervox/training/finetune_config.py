@@ -105,6 +105,9 @@ class FinetuneConfig:
             raise ConfigValueError("upstream", "must name an upstream (whisper-tiny.en, hf:<dir>, ...)")
         check_range(self, "seed", "keep_checkpoints", ge=0)
         check_range(self, "checkpoint_every", "log_every", "max_steps", ge=1)
-        if self.loss.frame_content_weight > 0:
-            raise ConfigValueError("loss.frame_content_weight", "must be 0: fine-tuning has no frame-level "
-                                   "content loss yet (it trains on pooled layers)")
+        if self.loss.frame_content_weight > 0 and self.model.input != "layer":
+            raise ConfigValueError("loss.frame_content_weight", "fine-tuning's frame loss reads the frames "
+                                   "of the content head's own layer: it needs model.input: layer")
+        if self.loss.frame_layer is not None:
+            raise ConfigValueError("loss.frame_layer", "must be unset: fine-tuning takes the frames of the "
+                                   "content head's layer (model.subspace_layers.content) from the upstream")

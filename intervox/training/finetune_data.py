@@ -22,10 +22,12 @@ from intervox.audio import resample
 from intervox.errors import ShardError, TrainingError
 from intervox.shards.read import AUDIO_EXTS, StreamStats, iter_shards, list_shards
 from intervox.training.config import DataConfig
-from intervox.training.data import FeatureTable, GridSampler, anchors_with_positives
+from intervox.training.data import FeatureTable, GridSampler, anchors_with_positives, is_frame_pair_copy
 from intervox.training.finetune_config import FinetuneDataConfig
 
 log = logging.getLogger(__name__)
+
+FRAME_PAIR_STREAM = 1  # the frame loss's draws: a seed stream of their own, apart from the grid's
 
 
 def label_id(label: str) -> int:
@@ -68,7 +70,7 @@ class AudioGrid:
     def __init__(self, cfg: FinetuneDataConfig, sample_rate: int, seed: int, rank: int, world: int) -> None:
         self.shard_paths = rank_shards(cfg.shards, cfg.split, rank, world)
         self.stats = StreamStats()
-        audio, keys, shards, speakers, contents = [], [], [], [], []
+        audio, keys, shards, speakers, contents, metas = [], [], [], [], [], []
         max_len = int(cfg.max_seconds * sample_rate)
         for s in iter_shards(self.shard_paths, stats=self.stats, max_bad_fraction=cfg.max_bad_shard_fraction):
             ext = next((e for e in AUDIO_EXTS if e in s), None)
@@ -81,6 +83,7 @@ class AudioGrid:
             shards.append(s["__shard__"])
             speakers.append(str(meta["speaker"]))
             contents.append(str(meta["content"]))
+            metas.append(meta)
         if not audio:
             raise TrainingError(f"{cfg.shards}: rank {rank} read no clips from its "
                                 f"{len(self.shard_paths)} shard(s)")
@@ -99,11 +102,26 @@ class AudioGrid:
                               contents_per_batch=cfg.contents_per_batch)
         # world=1: the shards are already this rank's own; `rank` still seeds its own draws
         self.sampler = GridSampler(table, grid_cfg, seed, rank, 1)
-        self.table = table
+        self.table, self.seed, self.rank = table, seed, rank
+        # (anchor, timing-preserving copy) clip pairs for the frame loss: a copy lives in its anchor's
+        # block, so in its anchor's shard and on its anchor's rank
+        index = {k: i for i, k in enumerate(keys)}
+        self.pairs = np.array([(index[m["source_key"]], i) for i, m in enumerate(metas)
+                               if is_frame_pair_copy(m) and m["source_key"] in index],
+                              dtype=np.int64).reshape(-1, 2)
+
+    def frame_pairs(self, step: int, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Return the audio of up to `n` (anchor, timing-preserving copy) pairs for step `step`.
+
+        The draw is a pure function of (seed, rank, step), so a resumed run draws the same pairs.
+        """
+        rng = np.random.default_rng([self.seed, self.rank, step, FRAME_PAIR_STREAM])
+        chosen = self.pairs[np.sort(rng.choice(len(self.pairs), size=min(n, len(self.pairs)), replace=False))]
+        return [self.audio[i] for i in chosen[:, 0]], [self.audio[i] for i in chosen[:, 1]]
 
     def describe(self) -> dict:
         """Return the rank's data: clips, speakers, sentences, shards and the grid's first draws."""
-        return {"clips": len(self.keys), "speakers": len(self.table.speakers),
+        return {"clips": len(self.keys), "speakers": len(self.table.speakers), "frame_pairs": len(self.pairs),
                 "contents": len(self.table.contents), "shards": [shard_name(p) for p in self.shard_paths],
                 "bad_shards": self.stats.to_dict()["bad_shards"], "grid": self.sampler.describe()}
 

@@ -230,8 +230,11 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_model: Pa
 def test_config_errors_name_the_key(capsys: pytest.CaptureFixture) -> None:
     from intervox.cli import main
 
-    with pytest.raises(ConfigError, match="loss.frame_content_weight"):
-        config("loss.frame_content_weight=1")
+    with pytest.raises(ConfigError, match=r"loss.frame_content_weight: .* needs model.input: layer"):
+        config("loss.frame_content_weight=1", "model.input=weighted_sum", "model.subspace_layers=null",
+               "model.subspace_layer_ranges={speaker: [0, 1], content: [3, 4]}")
+    with pytest.raises(ConfigError, match="loss.frame_layer"):
+        config("loss.frame_layer=0")
     with pytest.raises(ConfigError, match="hold_fraction"):
         config("optim.hold_fraction=0.95")
     with pytest.raises(SystemExit) as exit_info:
@@ -329,3 +332,83 @@ def test_gradient_checkpointing_gives_the_same_training(model: str, tiny_model: 
     for k, t in weights["false"].items():  # recomputing the layers' activations changes no number
         torch.testing.assert_close(weights["true"][k], t, rtol=1e-5, atol=1e-6)
     assert any(not torch.equal(weights["true"][k], base[k]) for k in base)
+
+
+def write_copy_shards(directory: Path) -> Path:
+    """Write 2 train shards in which every anchor has a timing-preserving copy, as praat_gender makes:
+    another voice (other harmonics) saying the same content (the same envelope, the same length)."""
+    from intervox.audio import encode_flac
+    from intervox.shards.write import write_shard
+
+    per = SPEAKERS // 2
+    op = {"name": "praat_gender", "target": "speaker", "keeps_timing": True}
+    for s in range(2):
+        samples, anchors = [], {}
+        for spk in range(s * per, (s + 1) * per):
+            for c in range(CONTENTS):
+                key = f"train-{s:06d}-{len(samples):06d}"
+                anchors[spk, c] = key
+                meta = {"key": key, "speaker": f"v{spk}", "content": f"c{c}", "split": "train", "sr": SR,
+                        "block": s, "slot": 0}
+                samples.append({"__key__": key, "flac": encode_flac(voice(spk, c), SR), "json": meta})
+        for spk in range(s * per, (s + 1) * per):
+            for c in range(CONTENTS):
+                key = f"train-{s:06d}-{len(samples):06d}"
+                meta = {"key": key, "speaker": f"v{spk}~praat_gender1", "content": f"c{c}", "split": "train",
+                        "sr": SR, "block": s, "slot": 1, "op": op, "source_key": anchors[spk, c]}
+                audio = encode_flac(voice(spk + SPEAKERS, c), SR)
+                samples.append({"__key__": key, "flac": audio, "json": meta})
+        write_shard(directory / f"train-{s:06d}.tar", samples, plan_hash="test")
+    return directory
+
+
+def test_frame_loss_trains_the_upstream_on_timing_preserving_pairs_and_resumes_exactly(
+        tiny_model: Path, tmp_path: Path) -> None:
+    """The frame loss pairs frame t of an anchor with frame t of its copy through the upstream itself."""
+    import csv
+
+    shards = write_copy_shards(tmp_path / "shards")
+    items = ("optim.steps=6", "optim.freeze_fraction=0.34", "loss.frame_content_weight=1",
+             "loss.frame_pairs=4", "loss.frames_per_pair=3")
+    straight = tmp_path / "straight"
+    summary = finetune(config(*overrides(tiny_model, shards, straight, *items)))
+    assert summary["data_rank0"]["frame_pairs"] == SPEAKERS * CONTENTS  # every copy found its anchor
+    with open(straight / "train_log.csv", newline="") as f:
+        logged = [float(r["frame_content"]) for r in csv.DictReader(f)]
+    assert len(logged) == 6 and all(v > 0 for v in logged)
+    plain = tmp_path / "plain"
+    finetune(config(*overrides(tiny_model, shards, plain, *items[:2])))
+    a, b = load_file(str(straight / FINETUNED_FILE)), load_file(str(plain / FINETUNED_FILE))
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # the frame loss reached the upstream's weights
+    stopped = tmp_path / "stopped"  # stopped after a trained step, then resumed: the same pairs and frames
+    finetune(config(*overrides(tiny_model, shards, stopped, *items, "max_steps=4")))
+    assert finetune(config(*overrides(tiny_model, shards, stopped, *items)))["resumed_from"] == 4
+    c = load_file(str(stopped / FINETUNED_FILE))
+    assert all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_frame_loss_without_copies_is_refused(tiny_model: Path, audio_shards: Path, tmp_path: Path) -> None:
+    from intervox.errors import TrainingError
+
+    with pytest.raises(TrainingError, match=r"no 'train' clip of rank 0's shards has a timing-preserving"):
+        finetune(config(*overrides(tiny_model, audio_shards, tmp_path / "run",
+                                   "loss.frame_content_weight=1")))
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_frame_loss_on_their_own_pairs(tiny_model: Path, tmp_path: Path) -> None:
+    """Under DDP each rank pairs its own anchors and copies (a copy's block is in its anchor's shard)."""
+    import csv
+
+    shards = write_copy_shards(tmp_path / "shards")
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "intervox", "finetune", "--config", str(REPO / "configs/finetune/default.yaml"),
+           *overrides(tiny_model, shards, run, "optim.steps=3", "optim.freeze_fraction=0.34",
+                      "loss.frame_content_weight=1", "loss.frame_pairs=4", "loss.frames_per_pair=3")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = list(csv.DictReader(open(run / "train_log.csv")))
+    assert len(rows) == 3 and all(float(r["frame_content"]) > 0 for r in rows)
+    assert all(int(r["global_batch"]) == 32 for r in rows)
