@@ -44,7 +44,7 @@ shards: setup
 
 # The default size keeps the frames of rows 5-6 for the frame-level content loss (its train grid has
 # a praat_gender copy of every anchor); size=paper has no copies in train (the paper's grid), so it
-# stores no frames and trains without that loss.
+# stores no frames, and trains and fine-tunes without that loss.
 FRAMES_ARGS  := $(if $(SIZE_TAG),,--frames-layers 5,6)
 TRAIN_ARGS   := $(if $(SIZE_TAG),loss.frame_content_weight=0,)
 
@@ -64,7 +64,7 @@ FT_RUN := runs/$(lang)$(SIZE_TAG)-finetune-whisper-tiny.en
 FT_ALPHAS := 0 0.1 0.25 0.5 1
 
 finetune: shards devpanel
-	OMP_NUM_THREADS=$(threads) $(IX) finetune --config configs/finetune/default.yaml "data.shards=$(SHARDS_DIR)" run_dir=$(FT_RUN)
+	OMP_NUM_THREADS=$(threads) $(IX) finetune --config configs/finetune/default.yaml "data.shards=$(SHARDS_DIR)" run_dir=$(FT_RUN) $(TRAIN_ARGS)
 	OMP_NUM_THREADS=$(threads) $(IX) merge $(FT_RUN) $(foreach a,$(FT_ALPHAS),--alpha $(a)) --real shards/devpanel
 
 # Real words by 22 other voices (ktuberling-data), unlabelled: the cohort the subspaces' cohort backend is fitted on.

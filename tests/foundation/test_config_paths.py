@@ -87,3 +87,18 @@ def test_paper_size_has_no_train_copies_and_trains_without_the_frame_loss():
     assert not [spec for spec in plan.interventions if "train" in spec.splits]
     assert make_var("FRAMES_ARGS", size="paper") == ""
     assert make_var("TRAIN_ARGS", size="paper") == "loss.frame_content_weight=0"
+
+
+@pytest.mark.parametrize("size", ["default", "paper"])
+def test_make_finetune_uses_the_frame_loss_only_on_shards_with_copies(size):
+    from intervox.config import load_config
+    from intervox.training.finetune_config import FinetuneConfig
+
+    dry = subprocess.run(["make", "-n", "-s", "finetune", f"size={size}"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    line = next(ln for ln in dry.splitlines() if " finetune --config " in ln)
+    words = shlex.split(line)
+    overrides = [w for w in words[words.index("--config") + 2:] if "=" in w]
+    cfg = load_config(ROOT / "configs/finetune/default.yaml", FinetuneConfig, overrides)
+    # default shards give every train anchor a praat_gender copy; the paper's grid has none in train
+    assert (cfg.loss.frame_content_weight > 0) == (size == "default")

@@ -291,8 +291,8 @@ def test_frame_loss_without_timing_preserving_copies_is_refused(tmp_path: Path) 
                                             r"timing-preserving copy .* or set loss.frame_content_weight=0"):
         _train(feats, tmp_path / "run", "optim.steps=2", "loss.frame_content_weight=1.0")
     # streamed blocks see the data a shard at a time: the first shard's lack of copies stops them too
-    with pytest.raises(TrainingError, match=r"no 'train' clip of its first shard \(.*train-000000.tar\) has a "
-                                            r"timing-preserving copy"):
+    with pytest.raises(TrainingError, match=r"no 'train' clip of its first shard \(.*train-000000.tar\) "
+                                            r"has a timing-preserving copy"):
         _train(feats, tmp_path / "blocks", "optim.steps=2", "loss.frame_content_weight=1.0",
                "data.batching=blocks", "data.blocks_per_batch=2")
     summary = _train(feats, tmp_path / "plain", "optim.steps=2", "loss.frame_content_weight=0")
