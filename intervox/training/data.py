@@ -137,6 +137,13 @@ def is_frame_pair_copy(meta: dict) -> bool:
     return bool(op.get("keeps_timing")) and meta.get("source_key") not in (None, "")
 
 
+def no_frame_pairs_error(data_dir: str | Path, split: str, where: str) -> TrainingError:
+    """Return the error for a frame loss that would silently add nothing: no copy to pair frames with."""
+    return TrainingError(f"{data_dir}: loss.frame_content_weight > 0, but no '{split}' {where} has a "
+                         "timing-preserving copy (praat_gender) to pair frames with: build the shards with "
+                         "one in train (configs/shards/default.yaml), or set loss.frame_content_weight=0")
+
+
 @dataclass
 class FeatureTable:
     """A split held in memory: pooled arrays per upstream and integer factor labels."""

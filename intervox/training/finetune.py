@@ -50,7 +50,7 @@ from intervox.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from intervox.training.data import Batch
+from intervox.training.data import Batch, no_frame_pairs_error
 from intervox.training.finetune_config import FinetuneConfig
 from intervox.training.finetune_data import AudioGrid
 from intervox.training.loop import _step_generator, compute_losses
@@ -181,11 +181,8 @@ def build(cfg: FinetuneConfig, info: ddp.DistInfo) -> Setup:
                                    {"params": [p for _, p in trainable], "lr": cfg.optim.upstream_lr}],
                                   weight_decay=cfg.optim.weight_decay)
     grid = AudioGrid(cfg.data, upstream.sample_rate, cfg.seed, info.rank, info.world)
-    if cfg.loss.frame_content_weight > 0 and not len(grid.pairs):  # the loss would silently add nothing
-        raise TrainingError(f"{cfg.data.shards}: loss.frame_content_weight > 0, but no '{cfg.data.split}' "
-                            f"clip of rank {info.rank}'s shards has a timing-preserving copy (praat_gender): "
-                            "build the shards with one in train (configs/shards/default.yaml), or set "
-                            "loss.frame_content_weight=0")
+    if cfg.loss.frame_content_weight > 0 and not len(grid.table.pairs):  # the loss would add nothing
+        raise no_frame_pairs_error(cfg.data.shards, cfg.data.split, f"clip of rank {info.rank}'s shards")
     return Setup(upstream, heads, trainable, optimizer, grid)
 
 
@@ -223,9 +220,7 @@ def train_step(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.DistInfo, hea
     if cfg.debug.nan_at_step == step + 1:
         batch.audio[0] = batch.audio[0] * np.float32("nan")
     device = info.device
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda"), \
-            torch.set_grad_enabled(train_upstream):
-        states, frames = hidden_states(s.upstream, batch.audio)
+    states, frames = _upstream_states(s, cfg, device, batch.audio, train_upstream)
     pooled = pool_frames(states.float(), frames)
     labels = {k: gather_rows(getattr(batch, k).to(device), info) for k in ("speaker", "content")}
     b = Batch(pooled=[pooled], speaker=labels["speaker"], content=labels["content"], keys=batch.keys,
@@ -250,6 +245,14 @@ def train_step(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.DistInfo, hea
             "global_batch": int(labels["speaker"].shape[0])}
 
 
+def _upstream_states(s: Setup, cfg: FinetuneConfig, device: torch.device, audio: list[np.ndarray],
+                     train_upstream: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the upstream's (states, valid frames) of `audio`: bf16 on a GPU, autograd once it trains."""
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda"), \
+            torch.set_grad_enabled(train_upstream):
+        return hidden_states(s.upstream, audio)
+
+
 def frame_pair_states(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.DistInfo,
                       train_upstream: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the content layer's states of the step's (anchor, copy) pairs at the same frames [P, F, H].
@@ -258,10 +261,7 @@ def frame_pair_states(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.DistIn
     its frames as well as the content head; each pair's F frames are drawn from (seed, rank, step).
     """
     anchors, copies = s.grid.frame_pairs(step, cfg.loss.frame_pairs)
-    device = info.device
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda"), \
-            torch.set_grad_enabled(train_upstream):
-        states, frames = hidden_states(s.upstream, anchors + copies)
+    states, frames = _upstream_states(s, cfg, info.device, anchors + copies, train_upstream)
     layer, n, p = cfg.model.subspace_layer("content"), cfg.loss.frames_per_pair, len(anchors)
     rng = np.random.default_rng([cfg.seed, info.rank, step, FRAME_TIME_STREAM])
     src, cpy = [], []

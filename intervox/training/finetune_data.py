@@ -92,37 +92,38 @@ class AudioGrid:
         self.content_ids = torch.tensor([label_id(c) for c in contents], dtype=torch.long)
         spk_vocab, con_vocab = sorted(set(speakers)), sorted(set(contents))
         sid, cid = {v: i for i, v in enumerate(spk_vocab)}, {v: i for i, v in enumerate(con_vocab)}
+        # (anchor, timing-preserving copy) clip pairs for the frame loss: a copy lives in its anchor's
+        # block, so in its anchor's shard and on its anchor's rank
+        index = {k: i for i, k in enumerate(keys)}
+        pairs = [(index[m["source_key"]], i) for i, m in enumerate(metas)
+                 if is_frame_pair_copy(m) and m["source_key"] in index]
         # a label-only table: the grid sampler reads nothing but the labels
         table = FeatureTable(keys=keys, shards=shards, pooled=[],
                              speaker=np.array([sid[s] for s in speakers]),
                              content=np.array([cid[c] for c in contents]), speakers=spk_vocab,
                              contents=con_vocab, block=np.full(len(keys), -1), inputs=[], frames={},
-                             pairs=np.zeros((0, 2), dtype=np.int64))
+                             pairs=np.array(pairs, dtype=np.int64).reshape(-1, 2))
         grid_cfg = DataConfig(features=(str(cfg.shards),), speakers_per_batch=cfg.speakers_per_batch,
                               contents_per_batch=cfg.contents_per_batch)
         # world=1: the shards are already this rank's own; `rank` still seeds its own draws
         self.sampler = GridSampler(table, grid_cfg, seed, rank, 1)
         self.table, self.seed, self.rank = table, seed, rank
-        # (anchor, timing-preserving copy) clip pairs for the frame loss: a copy lives in its anchor's
-        # block, so in its anchor's shard and on its anchor's rank
-        index = {k: i for i, k in enumerate(keys)}
-        self.pairs = np.array([(index[m["source_key"]], i) for i, m in enumerate(metas)
-                               if is_frame_pair_copy(m) and m["source_key"] in index],
-                              dtype=np.int64).reshape(-1, 2)
 
     def frame_pairs(self, step: int, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Return the audio of up to `n` (anchor, timing-preserving copy) pairs for step `step`.
 
         The draw is a pure function of (seed, rank, step), so a resumed run draws the same pairs.
         """
+        pairs = self.table.pairs
         rng = np.random.default_rng([self.seed, self.rank, step, FRAME_PAIR_STREAM])
-        chosen = self.pairs[np.sort(rng.choice(len(self.pairs), size=min(n, len(self.pairs)), replace=False))]
+        chosen = pairs[np.sort(rng.choice(len(pairs), size=min(n, len(pairs)), replace=False))]
         return [self.audio[i] for i in chosen[:, 0]], [self.audio[i] for i in chosen[:, 1]]
 
     def describe(self) -> dict:
         """Return the rank's data: clips, speakers, sentences, shards and the grid's first draws."""
-        return {"clips": len(self.keys), "speakers": len(self.table.speakers), "frame_pairs": len(self.pairs),
-                "contents": len(self.table.contents), "shards": [shard_name(p) for p in self.shard_paths],
+        return {"clips": len(self.keys), "speakers": len(self.table.speakers),
+                "frame_pairs": len(self.table.pairs), "contents": len(self.table.contents),
+                "shards": [shard_name(p) for p in self.shard_paths],
                 "bad_shards": self.stats.to_dict()["bad_shards"], "grid": self.sampler.describe()}
 
     def batch(self, step: int) -> AudioBatch:

@@ -43,6 +43,7 @@ from intervox.training.data import (
     input_specs,
     is_frame_pair_copy,
     iter_fused_samples,
+    no_frame_pairs_error,
 )
 from intervox.training.feature_index import index_feature_table
 from intervox.training.losses import (
@@ -100,7 +101,7 @@ def build_source(cfg: TrainConfig, seed: int, info: ddp.DistInfo) -> tuple[objec
         table = index_feature_table(dirs, cfg.data.split, cfg.data.frames or frame_loss, names,
                                     cfg.data.max_bad_shard_fraction, reuse=True)
         if frame_loss and not len(table.pairs):  # the loss would silently add nothing
-            raise _no_frame_pairs(dirs[0], cfg.data.split, "clip")
+            raise no_frame_pairs_error(dirs[0], cfg.data.split, "clip")
         sampler = GridSampler(table, cfg.data, seed, info.rank, info.world,
                               cfg.loss.frame_pairs if frame_loss else 0, cfg.loss.frames_per_pair,
                               loss_cfg.frame_layer)
@@ -121,7 +122,7 @@ def build_source(cfg: TrainConfig, seed: int, info: ddp.DistInfo) -> tuple[objec
         raise TrainingError(f"{dirs[0]}: no readable '{cfg.data.split}' feature shard")
     # shards hold whole blocks, each with its op copies: a shard without a pair means data without any
     if frame_loss and not any(is_frame_pair_copy(s["meta"]) and s["frames"] is not None for s in first):
-        raise _no_frame_pairs(dirs[0], cfg.data.split, f"clip of its first shard ({first[0]['shard']})")
+        raise no_frame_pairs_error(dirs[0], cfg.data.split, f"clip of its first shard ({first[0]['shard']})")
     specs = input_specs(first[0])
     return source, specs, {"shards": len(names), "resampled": resampled, **frames_desc}
 
@@ -134,13 +135,6 @@ def _first_shard(dirs: list[Path], names: list[str], frames: bool, max_bad_fract
             break
         samples.append(sample)
     return samples
-
-
-def _no_frame_pairs(feature_dir: Path, split: str, where: str) -> TrainingError:
-    """Return the error for a frame loss that would silently add nothing: no copy to pair frames with."""
-    return TrainingError(f"{feature_dir}: loss.frame_content_weight > 0, but no '{split}' {where} has a "
-                         "timing-preserving copy (praat_gender) with frames: build the shards with one in "
-                         "train (configs/shards/default.yaml), or set loss.frame_content_weight=0")
 
 
 def _log_grid(grid: dict, speakers: int, contents: int) -> None:
