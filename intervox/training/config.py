@@ -130,6 +130,8 @@ class LossConfig:
     """Weights and options of the loss terms."""
 
     temperature: float = 0.1
+    # The speaker SupCon's own temperature (None: `temperature`); content and frame terms keep `temperature`.
+    speaker_temperature: float | None = None
     margin: float = 0.0  # additive margin m: positive logits get -m/tau
     speaker_weight: float = 1.0
     content_weight: float = 1.0
@@ -166,7 +168,7 @@ class LossConfig:
     cohort_clips: int = 512
 
     def __post_init__(self) -> None:
-        check_range(self, "temperature", "sigreg_t_max", gt=0)
+        check_range(self, "temperature", "speaker_temperature", "sigreg_t_max", gt=0)
         check_range(self, "margin", "speaker_weight", "content_weight", "orthogonality_weight",
                     "sigreg_weight", "frame_content_weight", "frame_layer", "leakage_weight",
                     "cohort_weight", ge=0)

@@ -189,3 +189,25 @@ def test_short_runs_do_not_trip_one_cycle(tmp_path, steps):
     for _ in range(steps):
         opt.step()
         sched.step()
+
+
+@pytest.mark.parametrize("speaker_temperature", [None, 0.05])
+def test_speaker_temperature_scales_only_the_speaker_term(speaker_temperature: float | None) -> None:
+    from intervox.training.data import Batch
+    from intervox.training.loop import compute_losses
+    from intervox.training.losses import supcon_loss
+    from intervox.training.model import InputSpec, SubspaceProjector
+
+    override = f"loss.speaker_temperature={speaker_temperature or 'null'}"
+    cfg = load_config(None, TrainConfig, [*SMALL, override])
+    model = SubspaceProjector([InputSpec("x", 3, 8)], cfg.model)
+    gen = torch.Generator().manual_seed(0)
+    pooled = torch.randn(12, 3, 8, generator=gen)
+    speaker, content = torch.arange(12) // 4, torch.arange(12) % 4
+    batch = Batch([pooled], speaker, content, keys=[str(i) for i in range(12)], shards=["s"] * 12)
+    _, terms = compute_losses(model, batch, cfg, gen, torch.device("cpu"))
+    out = model([pooled])
+    expected_speaker = supcon_loss(out["speaker"], speaker, speaker_temperature or 0.1).loss
+    assert terms["speaker"] == pytest.approx(float(expected_speaker.detach()), rel=1e-5)
+    expected_content = supcon_loss(out["content"], content, 0.1).loss
+    assert terms["content"] == pytest.approx(float(expected_content.detach()), rel=1e-5)
