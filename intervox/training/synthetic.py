@@ -47,20 +47,11 @@ def write_synthetic_features(out_dirs: str | Path | list[str | Path], *, speaker
         spk_vec = srng.standard_normal((n_spk, latent)).astype(np.float32)
         con_vec = srng.standard_normal((n_con, latent)).astype(np.float32)
         con_frames = srng.standard_normal((n_con, max(frames, 1), latent)).astype(np.float32)
-        clips = []  # (speaker, content, block)
-        bs, bc = min(block_speakers, n_spk), min(block_contents, n_con)
-        n_bc = n_con // bc
-        for k in range(n_spk):
-            for j in range(n_con):
-                block = (k // bs) * n_bc + j // bc if (j // bc) < n_bc and (k // bs) < n_spk // bs else -1
-                clips.append((k, j, block))
-        clips.sort(key=lambda c: (c[2] < 0, c[2], c[0], c[1]))
-        per_shard = bs * bc * blocks_per_shard
-        keys = {}
+        clips = _grid_clips(n_spk, n_con, min(block_speakers, n_spk), min(block_contents, n_con))
+        per_shard = min(block_speakers, n_spk) * min(block_contents, n_con) * blocks_per_shard
         shards = [clips[i:i + per_shard] for i in range(0, len(clips), per_shard)]
-        for si, shard in enumerate(shards):
-            for ci, (k, j, _) in enumerate(shard):
-                keys[(k, j)] = f"{split}-{si:06d}-{ci:06d}"
+        keys = {(k, j): f"{split}-{si:06d}-{ci:06d}"
+                for si, shard in enumerate(shards) for ci, (k, j, _) in enumerate(shard)}
         for u, d in enumerate(dirs):
             a, b = maps[u]
             for si, shard in enumerate(shards):
@@ -69,15 +60,8 @@ def write_synthetic_features(out_dirs: str | Path | list[str | Path], *, speaker
                     crng = np.random.default_rng([seed, 3, u, zlib.crc32(keys[(k, j)].encode())])
                     pooled = (w_s[:, None] * (spk_vec[k] @ a) + w_c[:, None] * (con_vec[j] @ b)
                               + noise * crng.standard_normal((layers + 1, hiddens[u])))
-                    intervened = frames > 0 and k > 0
-                    meta = {"key": keys[(k, j)], "speaker": f"spk{split[0]}{k:04d}",
-                            "content": f"con{split[0]}{j:04d}", "channel": "clean", "split": split,
-                            "block": int(block), "source_key": keys[(0, j)] if intervened else None,
-                            "op": ({"name": "synthetic_voice", "target": "speaker", "keeps_timing": True}
-                                   if intervened else None),
-                            "upstream": {"name": f"synthetic{u}", "layers": layers, "hidden": hiddens[u]}}
-                    sample = {"__key__": keys[(k, j)], "json": meta,
-                              "pooled.npy": _npy(pooled.astype(np.float16))}
+                    sample = _sample(keys, split, k, j, block, pooled, frames,
+                                     {"name": f"synthetic{u}", "layers": layers, "hidden": hiddens[u]})
                     if frames:
                         fr = (con_frames[j] + 0.5 * spk_vec[k]) @ frame_maps[u]
                         fr = fr + noise * crng.standard_normal(fr.shape)
@@ -87,6 +71,31 @@ def write_synthetic_features(out_dirs: str | Path | list[str | Path], *, speaker
         summary["splits"][split] = {"clips": len(clips), "shards": len(shards), "speakers": n_spk,
                                     "contents": n_con}
     return summary
+
+
+def _grid_clips(n_spk: int, n_con: int, bs: int, bc: int) -> list[tuple[int, int, int]]:
+    """Return every (speaker, content, block) of the grid, whole bs x bc blocks first (block -1: the rest)."""
+    n_bc = n_con // bc
+    clips = []
+    for k in range(n_spk):
+        for j in range(n_con):
+            block = (k // bs) * n_bc + j // bc if (j // bc) < n_bc and (k // bs) < n_spk // bs else -1
+            clips.append((k, j, block))
+    clips.sort(key=lambda c: (c[2] < 0, c[2], c[0], c[1]))
+    return clips
+
+
+def _sample(keys: dict, split: str, k: int, j: int, block: int, pooled: np.ndarray, frames: int,
+            upstream: dict) -> dict:
+    """Return clip (k, j)'s sample; with frames, each speaker but 0 says a timing-preserving copy of 0's."""
+    intervened = frames > 0 and k > 0
+    meta = {"key": keys[(k, j)], "speaker": f"spk{split[0]}{k:04d}",
+            "content": f"con{split[0]}{j:04d}", "channel": "clean", "split": split,
+            "block": int(block), "source_key": keys[(0, j)] if intervened else None,
+            "op": ({"name": "synthetic_voice", "target": "speaker", "keeps_timing": True}
+                   if intervened else None),
+            "upstream": upstream}
+    return {"__key__": keys[(k, j)], "json": meta, "pooled.npy": _npy(pooled.astype(np.float16))}
 
 
 def _npy(array: np.ndarray) -> bytes:
