@@ -87,6 +87,12 @@ class ModelConfig:
     # input: weighted_sum only. Restrict a subspace's learned layer weights to an inclusive
     # range of pooled rows, e.g. {speaker: [1, 3], content: [4, 6]}; None = all layers.
     subspace_layer_ranges: dict[str, tuple[int, int]] | None = None
+    # Subspaces with no head: the embedding is the subspace's own input view (its layer-normed
+    # pooled layer or layer sum, the width of the upstream), e.g. [speaker]. For fine-tuning
+    # (issue 17): the loss then shapes the upstream's layer itself, which is what a raw layer's
+    # evaluation measures; a head would absorb part of what the loss asks for. Needs each
+    # subspace its own view (subspace_layers, or input: weighted_sum) and one upstream.
+    raw_subspaces: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_range(self, "layer", "residual_dim", ge=0)
@@ -101,6 +107,7 @@ class ModelConfig:
         self._check_per_subspace("subspace_layer_ranges", "weighted_sum")
         self._check_per_subspace("subspace_init_scale", None)
         self._check_per_subspace("subspace_input_pcs", None)
+        self._check_raw_subspaces()
         for name, (lo, hi) in (self.subspace_layer_ranges or {}).items():
             if not 0 <= lo <= hi:
                 raise ValueError(f"model.subspace_layer_ranges.{name}: [{lo}, {hi}] is not a range "
@@ -108,6 +115,19 @@ class ModelConfig:
         for name, layer in (self.subspace_layers or {}).items():
             if layer < 0:
                 raise ValueError(f"model.subspace_layers.{name} must be >= 0, got {layer}")
+
+    def _check_raw_subspaces(self) -> None:
+        if not self.raw_subspaces:
+            return
+        self._check_per_subspace("raw_subspaces", None)
+        if self.input == "layer" and self.subspace_layers is None:
+            raise ValueError("model.raw_subspaces needs each subspace its own view: set "
+                             "model.subspace_layers (or model.input: weighted_sum)")
+        for key in ("subspace_input_pcs", "subspace_init_scale"):
+            both = sorted(set(self.raw_subspaces) & set(getattr(self, key) or {}))
+            if both:
+                raise ValueError(f"model.{key}.{both[0]}: subspace '{both[0]}' is in model.raw_subspaces "
+                                 "and has no head to apply it to")
 
     def _check_per_subspace(self, key: str, needs_input: str | None) -> None:
         value = getattr(self, key)

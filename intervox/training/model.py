@@ -117,7 +117,12 @@ class SubspaceProjector(nn.Module):
         concat = sum(spec.hidden for spec in self.inputs)
         self.fusion = nn.Linear(concat, cfg.fusion_dim) if len(self.inputs) > 1 else None
         in_dim = cfg.fusion_dim if self.fusion is not None else concat
-        self.net = build_net(in_dim, cfg, sum(self.subspaces.values()))
+        if cfg.raw_subspaces and self.fusion is not None:
+            raise TrainingError("model.raw_subspaces needs one upstream (a fused view is a learned map)")
+        for name in cfg.raw_subspaces:
+            self.subspaces[name] = in_dim  # the view itself
+        self.head_dims = {n: d for n, d in self.subspaces.items() if n not in cfg.raw_subspaces}
+        self.net = build_net(in_dim, cfg, sum(self.head_dims.values()))
         if cfg.init == "orthogonal":
             self._orthogonal_rows()
         self._scale_initial_rows(cfg.subspace_init_scale or {})
@@ -130,7 +135,7 @@ class SubspaceProjector(nn.Module):
         """Return the output layer and each subspace's block of its rows."""
         last = self.net if isinstance(self.net, nn.Linear) else self.net[-1]
         blocks, start = {}, 0
-        for name, dim in self.subspaces.items():
+        for name, dim in self.head_dims.items():
             blocks[name], start = slice(start, start + dim), start + dim
         return last, blocks
 
@@ -223,19 +228,28 @@ class SubspaceProjector(nn.Module):
             h = self.fusion(h)
         if self.input_pcs:
             h = self._project_inputs(h)
-        out = self.net(h)  # [V, B, total]
+        out = self.net(h)  # [V, B, head dims]
+        starts = self._head_starts()
         result = {}
-        start = 0
-        for k, (name, dim) in enumerate(self.subspaces.items()):
-            result[name] = out[k if self.n_views > 1 else 0, :, start:start + dim]
-            start += dim
+        for k, name in enumerate(self.subspaces):
+            view = k if self.n_views > 1 else 0
+            result[name] = (h[view] if name not in starts
+                            else out[view, :, starts[name]:starts[name] + self.head_dims[name]])
         if frames is not None:
             x = self._content_view_of_frames(frames)
             if "content" in self.input_pcs:  # the same input the clip-level content view gets
                 x = self._project_input("content", x)
-            start = self.subspaces["speaker"]
-            result["frame_content"] = self.net(x)[:, start:start + self.subspaces["content"]]
+            if "content" in starts:
+                x = self.net(x)[:, starts["content"]:starts["content"] + self.head_dims["content"]]
+            result["frame_content"] = x
         return result
+
+    def _head_starts(self) -> dict[str, int]:
+        """Return where each headed subspace's block starts in the network's output."""
+        starts, start = {}, 0
+        for name, dim in self.head_dims.items():
+            starts[name], start = start, start + dim
+        return starts
 
     def set_frame_layers(self, layers: Sequence[int]) -> None:
         """Say which pooled row each slot of the frames holds (frame loss on a weighted-sum view)."""
@@ -277,4 +291,6 @@ class SubspaceProjector(nn.Module):
                 out[name] = f"weighted sum of layers {lo}-{hi}"
             if name in self.input_pcs:
                 out[name] += f", its top {self.input_pcs[name]} training PCs"
+            if name in self.cfg.raw_subspaces:
+                out[name] += ", no head"
         return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from intervox.config import load_config
@@ -123,6 +125,25 @@ def test_frozen_phase_keeps_upstream_bit_identical_then_trains_all_but_frontend(
     assert any(n.startswith("encoder.layers.1.") for n in changed)
     step4 = upstream_weights(run / "checkpoints" / "step-000004.pt")
     assert any(not torch.equal(t, base[n]) for n, t in step4.items())  # the first unfrozen step moves it
+
+
+def test_a_raw_speaker_subspace_trains_the_upstreams_own_layer(tiny_model: Path, audio_shards: Path,
+                                                               tmp_path: Path) -> None:
+    run = tmp_path / "run"  # the speaker loss alone, on pooled layer 1 itself: no head between them
+    summary = finetune(config(*overrides(tiny_model, audio_shards, run, "model.raw_subspaces=[speaker]",
+                                         "loss.content_weight=0", "loss.orthogonality=none",
+                                         "optim.weight_decay=0")))
+    assert summary["completed"]
+    with safe_open(str(run / "heads.safetensors"), "pt") as f:
+        meta = json.loads(f.metadata()["intervox"])
+        assert f.get_tensor("net.2.weight").shape[0] == 8  # the content head's rows only
+    assert meta["subspaces"] == {"speaker": int(get_upstream(f"hf:{tiny_model}").identity["hidden"]),
+                                 "content": 8}
+    base = upstream_module(get_upstream(f"hf:{tiny_model}")).state_dict()
+    tuned = upstream_weights(run / FINETUNED_FILE)
+    changed = {n for n in base if not torch.equal(tuned[n], base[n])}
+    assert any(n.startswith("encoder.layers.0.") for n in changed)  # layer 1's states come from it
+    assert not any(n.startswith("encoder.layers.1.") for n in changed)  # above the speaker layer
 
 
 def test_whisper_ct2_frontend_never_trains(audio_shards: Path, tmp_path: Path) -> None:

@@ -59,6 +59,41 @@ def test_frames_go_through_the_content_view() -> None:
     assert torch.allclose(out["frame_content"], out["content"], atol=1e-6)
 
 
+@pytest.mark.parametrize("raw", [("speaker",), ("content",), ("speaker", "content")])
+def test_a_raw_subspace_is_its_layer_normed_view_and_the_others_keep_the_head(raw: tuple[str, ...]) -> None:
+    headed = model_of(subspace_layers={"speaker": 1, "content": 5}, normalize_layers=True)
+    model = model_of(subspace_layers={"speaker": 1, "content": 5}, normalize_layers=True, raw_subspaces=raw)
+    x = torch.randn(6, 7, 16)
+    out, ref = model([x], frames=x[:, 5]), headed([x], frames=x[:, 5])
+    layer = {"speaker": 1, "content": 5}
+    for name in ("speaker", "content"):
+        if name in raw:
+            assert torch.equal(out[name], torch.nn.functional.layer_norm(x[:, layer[name]], (16,)))
+            assert model.subspaces[name] == 16
+        else:  # the same output rows as the model with every head: the raw block is simply not there
+            model.net.load_state_dict(_rows_of(headed, model, name))
+            assert torch.allclose(model([x])[name], ref[name], atol=1e-6)
+    assert torch.allclose(out["frame_content"], out["content"], atol=1e-6)  # frames: the content view
+    assert model.net[-1].out_features == sum(8 for n in ("speaker", "content") if n not in raw)
+    assert all(model.subspace_inputs()[n].endswith("no head") == (n in raw) for n in ("speaker", "content"))
+
+
+def _rows_of(headed: SubspaceProjector, model: SubspaceProjector, name: str) -> dict[str, torch.Tensor]:
+    """Return headed's network weights with the last layer cut to subspace `name`'s rows."""
+    state = dict(headed.net.state_dict())
+    last = str(len(headed.net) - 1)
+    rows = slice(0, 8) if name == "speaker" else slice(8, 16)
+    for part in ("weight", "bias"):
+        state[f"{last}.{part}"] = state[f"{last}.{part}"][rows]
+    return state
+
+
+def test_a_raw_subspace_needs_one_upstream() -> None:
+    cfg = ModelConfig(hidden_dims=(32,), subspace_layers={"speaker": 1}, raw_subspaces=("speaker",))
+    with pytest.raises(TrainingError, match="raw_subspaces needs one upstream"):
+        SubspaceProjector([SPEC, InputSpec("other", 7, 16)], cfg)
+
+
 def test_layer_ranges_restrict_the_learned_sums() -> None:
     model = model_of(input="weighted_sum", subspace_layer_ranges={"speaker": [1, 3], "content": [4, 6]})
     with torch.no_grad():
@@ -115,6 +150,10 @@ def test_orthogonal_init_gives_each_subspace_orthonormal_rows_at_the_default_nor
     (["model.subspace_layers={residual: 1}"], "unknown subspace 'residual'"),  # residual_dim is 0
     (["model.subspace_layer_ranges={speaker: [1, 3]}"], "needs model.input: weighted_sum"),
     (["model.input=weighted_sum", "model.subspace_layer_ranges={content: [5, 2]}"], "not a range"),
+    (["model.raw_subspaces=[speaker]"], "raw_subspaces needs each subspace its own view"),
+    (["model.raw_subspaces=[voice]", "model.subspace_layers={speaker: 1}"], "unknown subspace 'voice'"),
+    (["model.raw_subspaces=[speaker]", "model.subspace_layers={speaker: 1}",
+      "model.subspace_init_scale={speaker: 0.5}"], "subspace_init_scale.speaker: .* has no head"),
 ])
 def test_bad_per_subspace_keys_are_config_errors(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
