@@ -63,7 +63,10 @@ def test_out_of_range_value_in_a_file_names_the_file(tmp_path):
 
 
 def test_shipped_configs_are_in_range():
-    for folder, cls in (("train", TrainConfig), ("shards", ShardsConfig), ("eval", EvalConfig)):
+    from intervox.training.finetune_config import FinetuneConfig
+
+    for folder, cls in (("train", TrainConfig), ("shards", ShardsConfig), ("eval", EvalConfig),
+                        ("finetune", FinetuneConfig)):
         for path in sorted((ROOT / "configs" / folder).glob("*.yaml")):
             load_config(path, cls)
 
