@@ -36,6 +36,10 @@ class DataConfig:
     num_workers: int = 0  # DataLoader workers for `blocks` (shards are split between them)
     max_bad_shard_fraction: float = 0.0
     frames: bool = False  # load KEY.frames.npy (needed by the frame-level content loss)
+    # Leave out the clips made by these ops (by the op name in each clip's JSON), in grid and block
+    # batching alike, e.g. [praat_gender] to train without the timing-preserving copies (and the
+    # identities they derive) that the default shards hold for the frame-level content loss.
+    exclude_ops: tuple[str, ...] = ()
     # Unlabelled real clips for the loss's cohort term (loss.cohort_weight): a folder corpus no
     # evaluation panel holds (`make ktuberling` writes shards/ktuberling), and the split of it read
     # (None: every clip). Pooled by the run's upstreams once, cached in RUN_DIR/cohort/.
@@ -49,6 +53,13 @@ class DataConfig:
                     "shuffle_buffer_blocks", "epoch_batches", ge=1)
         check_range(self, "num_workers", ge=0)
         check_range(self, "max_bad_shard_fraction", ge=0, le=1)
+        if self.exclude_ops:  # a typo would leave every clip in, silently
+            from intervox.interventions.registry import available
+
+            unknown = sorted(set(self.exclude_ops) - set(available()))
+            if unknown:
+                known = ", ".join(available())
+                raise ConfigValueError("exclude_ops", f"names no op: '{unknown[0]}' (ops: {known})")
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from intervox.shards.random_access import (
     stamp,
 )
 from intervox.training.config import DataConfig
-from intervox.training.data import common_shards, is_frame_pair_copy, specs_of
+from intervox.training.data import common_shards, is_frame_pair_copy, made_by_excluded_op, specs_of
 from intervox.training.model import InputSpec
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class FeatureIndex:
     pairs: np.ndarray  # [P, 2] (source index, timing-preserving intervened copy index), both with frames
     stamps: dict[str, ShardStamp]  # the offsets hold only for these sizes and mtimes
     bad_shards: list[dict] = field(default_factory=list)
+    excluded: int = 0  # clips left out by data.exclude_ops
     _reader: MemberReader | None = field(default=None, repr=False)
 
     @property
@@ -139,8 +140,9 @@ def scan_fused_shard(dirs: list[Path], name: str, frames: bool) -> tuple[list[li
 class _IndexBuilder:
     """Accumulates scanned shards as compact per-shard arrays (no per-clip Python objects kept)."""
 
-    def __init__(self, dirs: list[Path], frames: bool) -> None:
-        self.dirs, self.frames = dirs, frames
+    def __init__(self, dirs: list[Path], frames: bool, exclude_ops: tuple[str, ...] = ()) -> None:
+        self.dirs, self.frames, self.exclude_ops = dirs, frames, exclude_ops
+        self.excluded = 0
         self.names: list[str] = []
         self.chunks: dict[str, list[np.ndarray]] = {k: [] for k in
                                                     ("keys", "shard", "speaker", "content", "block",
@@ -152,6 +154,10 @@ class _IndexBuilder:
         self.clips = 0
 
     def add(self, name: str, per_dir: list[list[IndexedSample]], stamps: dict[str, ShardStamp]) -> None:
+        if self.exclude_ops:
+            keep = [i for i, s in enumerate(per_dir[0]) if not made_by_excluded_op(s.json, self.exclude_ops)]
+            self.excluded += len(per_dir[0]) - len(keep)
+            per_dir = [[samples[i] for i in keep] for samples in per_dir]
         first = per_dir[0]
         if not first:
             return
@@ -201,7 +207,7 @@ class _IndexBuilder:
             pooled_npy=list(self.headers), speaker=labels["speaker"][0], content=labels["content"][0],
             speakers=labels["speaker"][1], contents=labels["content"][1], block=c["block"].astype(np.int64),
             inputs=specs_of(self.upstreams, [h.shape for h in self.headers], where), pairs=pairs,
-            stamps=self.stamps, bad_shards=bad_shards)
+            stamps=self.stamps, bad_shards=bad_shards, excluded=self.excluded)
 
 
 def _timing_pairs(keys: np.ndarray, source: np.ndarray, copy: np.ndarray,
@@ -224,22 +230,23 @@ _LAST: tuple[tuple, FeatureIndex] | None = None  # the last index built with reu
 
 def index_feature_table(dirs: Iterable[str | Path], split: str = "train", frames: bool = False,
                         names: list[str] | None = None, max_bad_fraction: float = 0.0,
-                        reuse: bool = False) -> FeatureIndex:
+                        reuse: bool = False, exclude_ops: tuple[str, ...] = ()) -> FeatureIndex:
     """Return a FeatureIndex of every clip of `split` in the (fused) feature dirs.
 
     A shard that fails the scan is skipped, logged and counted in `bad_shards`; past
     `max_bad_fraction` of the shards the ShardError is raised (as load_feature_table does).
+    Clips made by an op in `exclude_ops` are left out (data.exclude_ops).
     `reuse=True` returns the previous reuse=True index when it was built from the same
     arguments and every shard still has its size and mtime (the seeds of one run share it).
     """
     global _LAST
     dirs = [Path(d) for d in dirs]
     names = names if names is not None else common_shards(dirs, split)
-    key = (tuple(dirs), tuple(names), frames, max_bad_fraction, _stamps(dirs, names))
+    key = (tuple(dirs), tuple(names), frames, max_bad_fraction, tuple(exclude_ops), _stamps(dirs, names))
     if reuse and _LAST is not None and _LAST[0] == key:
         log.info("%s: reusing the index of %d '%s' clips", dirs[0], len(_LAST[1].keys), split)
         return _LAST[1]
-    builder, bad_shards = _IndexBuilder(dirs, frames), []
+    builder, bad_shards = _IndexBuilder(dirs, frames, tuple(exclude_ops)), []
     for name in names:
         try:
             builder.add(name, *scan_fused_shard(dirs, name, frames))
@@ -249,7 +256,8 @@ def index_feature_table(dirs: Iterable[str | Path], split: str = "train", frames
             if len(bad_shards) > max_bad_fraction * len(names):
                 raise
     if not builder.clips:
-        raise TrainingError(f"{dirs[0]}: no usable '{split}' clips")
+        left_out = f" ({builder.excluded} left out by data.exclude_ops)" if builder.excluded else ""
+        raise TrainingError(f"{dirs[0]}: no usable '{split}' clips{left_out}")
     index = builder.finish(bad_shards)
     if reuse:
         _LAST = (key, index)

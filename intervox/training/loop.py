@@ -43,6 +43,7 @@ from intervox.training.data import (
     input_specs,
     is_frame_pair_copy,
     iter_fused_samples,
+    made_by_excluded_op,
     no_frame_pairs_error,
 )
 from intervox.training.feature_index import index_feature_table
@@ -99,7 +100,8 @@ def build_source(cfg: TrainConfig, seed: int, info: ddp.DistInfo) -> tuple[objec
         loss_cfg, frames_desc = _frame_source(cfg, dirs[0])
     if cfg.data.batching == "grid":
         table = index_feature_table(dirs, cfg.data.split, cfg.data.frames or frame_loss, names,
-                                    cfg.data.max_bad_shard_fraction, reuse=True)
+                                    cfg.data.max_bad_shard_fraction, reuse=True,
+                                    exclude_ops=cfg.data.exclude_ops)
         if frame_loss and not len(table.pairs):  # the loss would silently add nothing
             raise no_frame_pairs_error(dirs[0], cfg.data.split, "clip")
         sampler = GridSampler(table, cfg.data, seed, info.rank, info.world,
@@ -108,6 +110,7 @@ def build_source(cfg: TrainConfig, seed: int, info: ddp.DistInfo) -> tuple[objec
         desc = {"clips": len(table.keys), "speakers": len(table.speakers), "contents": len(table.contents),
                 "shards": len(names), "frame_pairs": int(len(sampler.pairs)),
                 "rank_speakers": int(len(sampler.my_speakers)), "bad_shards": table.bad_shards,
+                "excluded_clips": table.excluded,
                 "grid": sampler.describe(), **frames_desc}
         _log_grid(desc["grid"], len(table.speakers), len(table.contents))
         return sampler, table.inputs, desc
@@ -117,9 +120,13 @@ def build_source(cfg: TrainConfig, seed: int, info: ddp.DistInfo) -> tuple[objec
     data_cfg = dataclasses.replace(cfg.data, frames=cfg.data.frames or frame_loss)
     source = StreamSource(dirs, names, data_cfg, seed, resampled, loss_cfg)  # ranks: wds.split_by_node
     # the first readable shard describes the inputs (a bad first shard is skipped like any other)
-    first = _first_shard(dirs, names, frame_loss, cfg.data.max_bad_shard_fraction)
-    if not first:
+    read = _first_shard(dirs, names, frame_loss, cfg.data.max_bad_shard_fraction)
+    if not read:
         raise TrainingError(f"{dirs[0]}: no readable '{cfg.data.split}' feature shard")
+    first = [s for s in read if not made_by_excluded_op(s["meta"], cfg.data.exclude_ops)]
+    if not first:
+        raise TrainingError(f"{dirs[0]}: every clip of {read[0]['shard']} was made by an op in "
+                            "data.exclude_ops")
     # shards hold whole blocks, each with its op copies: a shard without a pair means data without any
     if frame_loss and not any(is_frame_pair_copy(s["meta"]) and s["frames"] is not None for s in first):
         raise no_frame_pairs_error(dirs[0], cfg.data.split, f"clip of its first shard ({first[0]['shard']})")

@@ -34,6 +34,7 @@ from intervox.training.data import (
     anchors_with_positives,
     is_frame_pair_copy,
     iter_fused_shard,
+    made_by_excluded_op,
     sample_frame_pairs,
 )
 from intervox.training.losses import labels_to_ids
@@ -46,9 +47,12 @@ def group_blocks(samples: Iterable[dict]) -> Iterator[list[dict]]:
             yield list(group)
 
 
-def shard_blocks(dirs: list[Path], frames: bool, name: str) -> Iterator[list[dict]]:
-    """Yield the whole blocks of feature shard `name` (joined over the fused dirs)."""
-    yield from group_blocks(iter_fused_shard(dirs, name, frames))
+def shard_blocks(dirs: list[Path], frames: bool, name: str, exclude_ops: tuple[str, ...] = ()
+                 ) -> Iterator[list[dict]]:
+    """Yield the whole blocks of feature shard `name` (joined over the fused dirs), less the clips
+    made by an op in `exclude_ops`."""
+    samples = iter_fused_shard(dirs, name, frames)
+    yield from group_blocks(s for s in samples if not made_by_excluded_op(s["meta"], exclude_ops))
 
 
 def worker_seed(seed: int, epoch: int) -> list[int]:
@@ -135,7 +139,7 @@ def block_pipeline(dirs: list[Path], names: list[str], cfg: DataConfig, seed: in
               partial(batch_blocks, per_batch=cfg.blocks_per_batch),
               partial(_collated, loss=loss, seed=seed, epoch=epoch)]
     per_worker = math.ceil(cfg.epoch_batches / max(cfg.num_workers, 1))  # with_epoch when resampled
-    return shard_pipeline(names, read=partial(shard_blocks, dirs, cfg.frames),
+    return shard_pipeline(names, read=partial(shard_blocks, dirs, cfg.frames, exclude_ops=cfg.exclude_ops),
                           max_bad_fraction=cfg.max_bad_shard_fraction,
                           seed=int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]),
                           resampled=resampled, stages=stages, epoch_length=per_worker if resampled else None)

@@ -92,7 +92,7 @@ def _sample(keys: dict, split: str, k: int, j: int, block: int, pooled: np.ndarr
     meta = {"key": keys[(k, j)], "speaker": f"spk{split[0]}{k:04d}",
             "content": f"con{split[0]}{j:04d}", "channel": "clean", "split": split,
             "block": int(block), "source_key": keys[(0, j)] if intervened else None,
-            "op": ({"name": "synthetic_voice", "target": "speaker", "keeps_timing": True}
+            "op": ({"name": "praat_gender", "target": "speaker", "keeps_timing": True}
                    if intervened else None),
             "upstream": upstream}
     return {"__key__": keys[(k, j)], "json": meta, "pooled.npy": _npy(pooled.astype(np.float16))}
