@@ -78,6 +78,9 @@ def test_default_frame_loss_reads_what_make_writes():
     plan = load_shards_config(ROOT / "configs/shards/default.yaml")
     ops = {spec.op["name"]: spec.splits for spec in plan.interventions}
     assert "train" in ops["praat_gender"]
+    # paper.yaml on these shards trains on the reference's plain grid: every train op's copies left out
+    assert {name for name, splits in ops.items() if "train" in splits} <= set(
+        train_config("paper.yaml").data.exclude_ops)
 
 
 def test_paper_size_has_no_train_copies_and_trains_without_the_frame_loss():
