@@ -59,7 +59,9 @@ def sweep(run_dir: str | Path, alphas: list[float], real_dirs: list[str | Path],
                              "best": best_figures(layers, section["best_layer"], section["report_split"]),
                              "layers": {str(k): v for k, v in sorted(layers.items())}}
         rows.append({"alpha": float(alpha), "upstream": name, "weights_sha256": digest, "panels": panels})
-    result = {"run_dir": str(run_dir), "sweep": rows, "versus_alpha_0": versus_base(rows)}
+    versus = versus_base(rows)
+    chosen = {panel: choose_alpha(rows, versus, panel) for panel in sorted(rows[0]["panels"])} if rows else {}
+    result = {"run_dir": str(run_dir), "sweep": rows, "versus_alpha_0": versus, "chosen_alpha": chosen}
     (run_dir / "alpha_sweep.json").write_text(json.dumps(result, indent=1) + "\n")
     write_sweep_report(run_dir, result)
     return result
@@ -90,6 +92,37 @@ def versus_base(rows: list[dict]) -> dict:
                                        ref["layers"][k][report]["keyword"])
                            for k, v in p["layers"].items() if k in ref["layers"]}}
     return out
+
+
+CONTENT_DROP_POINTS = 2.0  # issue 17: the merge may cost content retrieval at most 2 points
+
+
+def choose_alpha(rows: list[dict], versus: dict, panel: str) -> dict | None:
+    """Return the alpha chosen on `panel`'s choosing split, and its report-split changes against alpha 0.
+
+    The rule: among the alphas whose content 1-NN on the choosing split (dev-chosen layer) is at most
+    CONTENT_DROP_POINTS below alpha 0's, the one with the lowest speaker EER there (ties: the
+    smaller alpha). None without alpha 0 in the sweep.
+    """
+    if not any(r["alpha"] == 0 for r in rows):
+        return None
+    figures = {r["alpha"]: _choosing_figures(r["panels"][panel]) for r in rows}
+    eer0, top1_0 = figures[0.0]
+    allowed = [a for a, (_, top1) in figures.items() if _points(top1, top1_0) >= -CONTENT_DROP_POINTS]
+    alpha = min(allowed, key=lambda a: (figures[a][0], a))
+    eer, top1 = figures[alpha]
+    return {"alpha": alpha, "rule": f"lowest speaker EER with content 1-NN within {CONTENT_DROP_POINTS:g} "
+            "points of alpha 0's, on the choosing split",
+            "choosing": {"speaker_eer_ratio": _ratio(eer, eer0),
+                         "content_top1_points": _points(top1, top1_0)},
+            "report": versus[panel][alpha_tag(alpha)]["best"]}
+
+
+def _choosing_figures(p: dict) -> tuple[float, float]:
+    """Return (speaker EER, content 1-NN) of the dev-chosen layers on the choosing split."""
+    best, layers = p["best_layer"], p["layers"]
+    split = best["chosen_on"]
+    return layers[str(best["speaker"])][split]["eer"], layers[str(best["content"])][split]["top1"]
 
 
 def _changes(eer: float | None, eer0: float | None, top1: float | None, top1_0: float | None,
@@ -145,7 +178,22 @@ def tables(result: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                     HEADER, sweep_rows(result, panel)))
         out.append((f"alpha sweep on {panel}: every raw layer, report split", LAYER_HEADER,
                     layer_rows(result, panel)))
+        chosen = (result.get("chosen_alpha") or {}).get(panel)
+        if chosen:
+            out.append((f"alpha chosen on {panel}'s dev split ({chosen['rule']}); changes against alpha 0",
+                        CHOSEN_HEADER, [chosen_row(chosen)]))
     return out
+
+
+def chosen_row(chosen: dict) -> list[str]:
+    """Return the chosen alpha's row of text cells (CHOSEN_HEADER's columns)."""
+    c, r = chosen["choosing"], chosen["report"]
+    return [alpha_tag(chosen["alpha"]), _cell(c["speaker_eer_ratio"]), _cell(c["content_top1_points"]),
+            _cell(r["speaker_eer_ratio"]), _cell(r["content_top1_points"]), _cell(r["keyword_points"])]
+
+
+CHOSEN_HEADER = ["alpha", "dev spk EER ratio", "dev 1-NN points", "spk EER ratio", "1-NN points",
+                 "keyword points"]
 
 
 def format_sweep(result: dict) -> str:

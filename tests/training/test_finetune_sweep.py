@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from intervox.evaluation.alpha_sweep import format_sweep, layer_figures, sweep
+from intervox.evaluation.alpha_sweep import choose_alpha, format_sweep, layer_figures, sweep, versus_base
 from intervox.evaluation.real import RealConfig, evaluate_panel
 from intervox.training.finetune import finetune
 from intervox.training.merge import merge_run
@@ -91,8 +91,37 @@ def test_sweep_scores_each_alpha_and_alpha_0_is_the_base_model(tmp_path: Path) -
     assert versus["0"]["best"] == unchanged and versus["0"]["layers"] == {k: unchanged for k in "012"}
     eer1, eer0 = rows[1.0]["layers"]["2"]["test"]["eer"], rows[0.0]["layers"]["2"]["test"]["eer"]
     assert versus["1"]["layers"]["2"]["speaker_eer_ratio"] == pytest.approx(eer1 / eer0, abs=1e-4)
-    table = format_sweep(result)  # 2 tables: a title, a header and 2 rows; a title, a header and 2 x 3 rows
-    assert "alpha sweep on panel" in table and len(table.splitlines()) == 4 + 8
+    # 3 tables: a title, a header and 2 rows; a title, a header and 2 x 3 rows; the chosen alpha's row
+    table = format_sweep(result)
+    assert "alpha sweep on panel" in table and len(table.splitlines()) == 4 + 8 + 3
+    assert result["chosen_alpha"]["panel"]["alpha"] in (0.0, 1.0) and "alpha chosen on panel's dev" in table
     page = (run / "report.html").read_text()  # the plot against alpha, inlined, and the table
     assert "data:image/png;base64," in page and "alpha sweep on panel" in page
     assert (run / "plots" / "alpha_sweep.png").stat().st_size > 1000
+
+
+def _row(alpha: float, dev_eer: float, dev_top1: float, test_eer: float, test_top1: float) -> dict:
+    """A sweep row whose dev-chosen layers are speaker 1 and content 2 (layer 0: frozen, never chosen)."""
+    layers = {"0": {s: {"eer": 0.3, "top1": 0.0, "keyword": 0.1} for s in ("dev", "test")},
+              "1": {"dev": {"eer": dev_eer, "top1": 0.0, "keyword": None},
+                    "test": {"eer": test_eer, "top1": 0.0, "keyword": 0.1}},
+              "2": {"dev": {"eer": 0.4, "top1": dev_top1, "keyword": None},
+                    "test": {"eer": 0.4, "top1": test_top1, "keyword": 0.2 + alpha / 10}}}
+    best = {"speaker_layer": 1, "speaker_eer": test_eer, "content_layer": 2, "content_top1": test_top1,
+            "keyword_accuracy": 0.2 + alpha / 10}
+    return {"alpha": alpha, "panels": {"p": {"report_split": "test", "layers": layers, "best": best,
+                                             "best_layer": {"speaker": 1, "content": 2, "chosen_on": "dev"}}}}
+
+
+def test_the_chosen_alpha_has_the_best_dev_speakers_within_2_points_of_dev_content() -> None:
+    rows = [_row(0.0, 0.20, 0.30, 0.30, 0.30), _row(0.25, 0.19, 0.29, 0.28, 0.31),
+            _row(0.5, 0.17, 0.285, 0.25, 0.20),  # content 1.5 points down on dev: allowed (test: -10)
+            _row(1.0, 0.10, 0.27, 0.20, 0.30)]  # the best speakers, but 3 points of dev content lost
+    chosen = choose_alpha(rows, versus_base(rows), "p")
+    assert chosen["alpha"] == 0.5  # chosen on dev alone: its test content loss does not move the choice
+    assert chosen["choosing"] == {"speaker_eer_ratio": 0.85, "content_top1_points": -1.5}
+    assert chosen["report"] == {"speaker_eer_ratio": pytest.approx(0.25 / 0.30, abs=1e-4),
+                                "content_top1_points": -10.0, "keyword_points": 5.0}
+    assert choose_alpha([_row(0.0, 0.2, 0.3, 0.3, 0.3), _row(1.0, 0.2, 0.3, 0.3, 0.3)],
+                        versus_base(rows), "p")["alpha"] == 0.0  # a tie keeps the less changed model
+    assert choose_alpha(rows[1:], {}, "p") is None  # no alpha 0 to compare with
