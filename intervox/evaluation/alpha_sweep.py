@@ -120,9 +120,9 @@ def choose_alpha(rows: list[dict], versus: dict, panel: str) -> dict | None:
 
 def _choosing_figures(p: dict) -> tuple[float, float]:
     """Return (speaker EER, content 1-NN) of the dev-chosen layers on the choosing split."""
-    best, layers = p["best_layer"], p["layers"]
-    split = best["chosen_on"]
-    return layers[str(best["speaker"])][split]["eer"], layers[str(best["content"])][split]["top1"]
+    layers, best = {int(k): v for k, v in p["layers"].items()}, p["best_layer"]
+    fig = best_figures(layers, best, best["chosen_on"])
+    return fig["speaker_eer"], fig["content_top1"]
 
 
 def _changes(eer: float | None, eer0: float | None, top1: float | None, top1_0: float | None,

@@ -137,9 +137,9 @@ def is_frame_pair_copy(meta: dict) -> bool:
     return bool(op.get("keeps_timing")) and meta.get("source_key") not in (None, "")
 
 
-def made_by_excluded_op(meta: dict, exclude_ops: Iterable[str]) -> bool:
+def made_by_excluded_op(meta: dict, exclude_ops: tuple[str, ...]) -> bool:
     """Return whether a clip was made by one of the ops `data.exclude_ops` leaves out."""
-    return (meta.get("op") or {}).get("name") in set(exclude_ops)
+    return bool(exclude_ops) and (meta.get("op") or {}).get("name") in exclude_ops
 
 
 def no_frame_pairs_error(data_dir: str | Path, split: str, where: str) -> TrainingError:

@@ -121,8 +121,13 @@ class SubspaceProjector(nn.Module):
             raise TrainingError("model.raw_subspaces needs one upstream (a fused view is a learned map)")
         for name in cfg.raw_subspaces:
             self.subspaces[name] = in_dim  # the view itself
-        self.head_dims = {n: d for n, d in self.subspaces.items() if n not in cfg.raw_subspaces}
-        self.net = build_net(in_dim, cfg, sum(self.head_dims.values()))
+        # each headed subspace's block of the network's output rows (raw subspaces have none)
+        self.head_rows: dict[str, slice] = {}
+        rows = 0
+        for name, dim in self.subspaces.items():
+            if name not in cfg.raw_subspaces:
+                self.head_rows[name], rows = slice(rows, rows + dim), rows + dim
+        self.net = build_net(in_dim, cfg, rows)
         if cfg.init == "orthogonal":
             self._orthogonal_rows()
         self._scale_initial_rows(cfg.subspace_init_scale or {})
@@ -134,10 +139,7 @@ class SubspaceProjector(nn.Module):
     def _initial_row_blocks(self) -> tuple[nn.Linear, dict[str, slice]]:
         """Return the output layer and each subspace's block of its rows."""
         last = self.net if isinstance(self.net, nn.Linear) else self.net[-1]
-        blocks, start = {}, 0
-        for name, dim in self.head_dims.items():
-            blocks[name], start = slice(start, start + dim), start + dim
-        return last, blocks
+        return last, self.head_rows
 
     @torch.no_grad()
     def _orthogonal_rows(self) -> None:
@@ -228,28 +230,19 @@ class SubspaceProjector(nn.Module):
             h = self.fusion(h)
         if self.input_pcs:
             h = self._project_inputs(h)
-        out = self.net(h)  # [V, B, head dims]
-        starts = self._head_starts()
+        out = self.net(h)  # [V, B, head rows]
         result = {}
         for k, name in enumerate(self.subspaces):
             view = k if self.n_views > 1 else 0
-            result[name] = (h[view] if name not in starts
-                            else out[view, :, starts[name]:starts[name] + self.head_dims[name]])
+            result[name] = out[view, :, self.head_rows[name]] if name in self.head_rows else h[view]
         if frames is not None:
             x = self._content_view_of_frames(frames)
             if "content" in self.input_pcs:  # the same input the clip-level content view gets
                 x = self._project_input("content", x)
-            if "content" in starts:
-                x = self.net(x)[:, starts["content"]:starts["content"] + self.head_dims["content"]]
+            if "content" in self.head_rows:
+                x = self.net(x)[:, self.head_rows["content"]]
             result["frame_content"] = x
         return result
-
-    def _head_starts(self) -> dict[str, int]:
-        """Return where each headed subspace's block starts in the network's output."""
-        starts, start = {}, 0
-        for name, dim in self.head_dims.items():
-            starts[name], start = start, start + dim
-        return starts
 
     def set_frame_layers(self, layers: Sequence[int]) -> None:
         """Say which pooled row each slot of the frames holds (frame loss on a weighted-sum view)."""
