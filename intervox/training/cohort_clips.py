@@ -1,15 +1,18 @@
-"""The loss's real-speech cohort: unlabelled real clips pooled by the run's upstreams.
+"""The loss's real-speech cohort: real clips pooled by the run's upstreams, with their speakers.
 
 Training on synthetic voices moves the map only along the directions those voices vary in; real
 speakers also differ along others, where the content subspace keeps what the raw layers carry
 (configs/train/default.yaml measures it). A folder corpus of real clips no evaluation panel
 holds (`make ktuberling`) gives the loss those directions without labels: the content subspace
-is decorrelated from the speaker subspace on them (losses.cohort_decorrelation).
+is decorrelated from the speaker subspace on them (losses.cohort_decorrelation). Their speaker
+column, when a loss term asks for it (loss.cohort_speaker_weight), gives the speaker subspace real
+voices to tell apart beside the synthetic grid's.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +25,20 @@ from intervox.training.model import InputSpec
 log = logging.getLogger(__name__)
 
 
-def cohort_inputs(cfg: TrainConfig, specs: list[InputSpec], rank: int) -> list[torch.Tensor] | None:
-    """Return the cohort's pooled features per upstream [N, layers + 1, hidden] float32, or None when off.
+@dataclass(frozen=True)
+class CohortClips:
+    """The cohort's pooled features per upstream [N, layers + 1, hidden] and speaker ids [N]."""
+
+    pooled: list[torch.Tensor]
+    speaker: torch.Tensor
+
+
+def cohort_inputs(cfg: TrainConfig, specs: list[InputSpec], rank: int) -> CohortClips | None:
+    """Return the cohort's clips, or None when no loss term uses them.
 
     Pooled once per upstream and cached under RUN_DIR/cohort/ by audio hash.
     """
-    if cfg.loss.cohort_weight == 0:
+    if cfg.loss.cohort_weight == 0 and cfg.loss.cohort_speaker_weight == 0:
         return None
     from intervox.corpora.adapters import folder
     from intervox.corpora.manifest import read_manifest
@@ -54,5 +65,8 @@ def cohort_inputs(cfg: TrainConfig, specs: list[InputSpec], rank: int) -> list[t
             raise TrainingError(f"data.cohort {root}: {spec.name} pools to {pooled.shape[1:]}, the "
                                 f"features to {(spec.layers, spec.hidden)}")
         out.append(torch.from_numpy(pooled.astype(np.float32)))
-    log.info("cohort: %d real clips of %s (split %s)", len(utts), root, cfg.data.cohort_split)
-    return out
+    names = sorted({u.speaker for u in utts})
+    speaker = torch.tensor([names.index(u.speaker) for u in utts])
+    log.info("cohort: %d real clips of %d speakers in %s (split %s)", len(utts), len(names), root,
+             cfg.data.cohort_split)
+    return CohortClips(out, speaker)

@@ -40,9 +40,10 @@ class DataConfig:
     # batching alike, e.g. [praat_gender] to train without the timing-preserving copies (and the
     # identities they derive) that the default shards hold for the frame-level content loss.
     exclude_ops: tuple[str, ...] = ()
-    # Unlabelled real clips for the loss's cohort term (loss.cohort_weight): a folder corpus no
-    # evaluation panel holds (`make ktuberling` writes shards/ktuberling), and the split of it read
-    # (None: every clip). Pooled by the run's upstreams once, cached in RUN_DIR/cohort/.
+    # Real clips for the loss's cohort terms (loss.cohort_weight reads them unlabelled,
+    # loss.cohort_speaker_weight with their speaker column): a folder corpus no evaluation panel
+    # holds (`make ktuberling` writes shards/ktuberling), and the split of it read (None: every
+    # clip). Pooled by the run's upstreams once, cached in RUN_DIR/cohort/.
     cohort: str | None = None
     cohort_split: str | None = "cohort"
 
@@ -197,12 +198,15 @@ class LossConfig:
     # the real speakers' directions synthetic voices never vary in.
     cohort_weight: float = 0.0
     cohort_clips: int = 512
+    # > 0: the same cohort clips, labelled by their speaker column, also train the speaker subspace
+    # (a SupCon term at the speaker temperature): real voices next to the synthetic grid's.
+    cohort_speaker_weight: float = 0.0
 
     def __post_init__(self) -> None:
         check_range(self, "temperature", "speaker_temperature", "sigreg_t_max", gt=0)
         check_range(self, "margin", "speaker_weight", "content_weight", "orthogonality_weight",
                     "sigreg_weight", "frame_content_weight", "frame_layer", "leakage_weight",
-                    "cohort_weight", ge=0)
+                    "cohort_weight", "cohort_speaker_weight", ge=0)
         check_range(self, "sigreg_directions", "sigreg_knots", "frame_pairs", "frames_per_pair",
                     "cohort_clips", ge=1)
 
@@ -259,9 +263,10 @@ class TrainConfig:
             raise ConfigValueError("seeds", "needs at least one seed")
         check_range(self, "seeds", "keep_checkpoints", ge=0)
         check_range(self, "checkpoint_every", "log_every", "max_steps", ge=1)
-        if self.loss.cohort_weight > 0 and not self.data.cohort:
-            raise ConfigValueError("loss.cohort_weight", "needs data.cohort: a folder corpus of real clips "
-                                   "(`make ktuberling` writes shards/ktuberling)")
+        for key in ("cohort_weight", "cohort_speaker_weight"):
+            if getattr(self.loss, key) > 0 and not self.data.cohort:
+                raise ConfigValueError(f"loss.{key}", "needs data.cohort: a folder corpus of real clips "
+                                       "(`make ktuberling` writes shards/ktuberling)")
 
 
 # Keys that may change between a run and its resumption without changing the result.

@@ -32,7 +32,7 @@ from intervox.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from intervox.training.cohort_clips import cohort_inputs
+from intervox.training.cohort_clips import CohortClips, cohort_inputs
 from intervox.training.config import LossConfig, TrainConfig
 from intervox.training.data import (
     Batch,
@@ -61,7 +61,8 @@ from intervox.training.stream import StreamSource
 log = logging.getLogger(__name__)
 
 LOG_FIELDS = ("step", "loss", "speaker", "content", "orthogonality", "sigreg", "frame_content", "leakage",
-              "cohort", "lr", "speaker_positives", "content_positives", "batch", "elapsed_s")
+              "cohort", "cohort_speaker", "lr", "speaker_positives", "content_positives", "batch",
+              "elapsed_s")
 
 
 def _frame_source(cfg: TrainConfig, feature_dir: Path) -> tuple[LossConfig, dict]:
@@ -171,15 +172,15 @@ def batch_stats(log_path: Path) -> dict:
 
 
 def compute_losses(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, generator: torch.Generator,
-                   device: torch.device, cohort: list[torch.Tensor] | None = None
+                   device: torch.device, cohort: CohortClips | None = None
                    ) -> tuple[torch.Tensor, dict[str, float]]:
     """Return (total loss, {term: value}) of one batch (`cohort`: the real clips of the cohort term)."""
     lc = cfg.loss
     pooled = [p.to(device, non_blocking=True) for p in batch.pooled]
     n = pooled[0].shape[0]
     if cohort is not None:  # one forward for both: DDP sees each parameter used once per step
-        pick = torch.randint(0, cohort[0].shape[0], (lc.cohort_clips,), generator=generator)
-        pooled = [torch.cat([p, c[pick].to(device)]) for p, c in zip(pooled, cohort, strict=True)]
+        pick = torch.randint(0, cohort.speaker.shape[0], (lc.cohort_clips,), generator=generator)
+        pooled = [torch.cat([p, c[pick].to(device)]) for p, c in zip(pooled, cohort.pooled, strict=True)]
     frames = None
     if lc.frame_content_weight > 0 and batch.frame_source is not None:
         frames = torch.cat([batch.frame_source.flatten(0, 1), batch.frame_copy.flatten(0, 1)]).to(device)
@@ -195,7 +196,7 @@ def compute_losses(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, gener
     con = supcon_loss(out["content"], batch.content.to(device), lc.temperature, lc.margin)
     zero = out["speaker"].sum() * 0.0
     terms = {"speaker": spk.loss, "content": con.loss, "orthogonality": zero, "sigreg": zero,
-             "frame_content": zero, "leakage": zero, "cohort": zero}
+             "frame_content": zero, "leakage": zero, "cohort": zero, "cohort_speaker": zero}
     total = lc.speaker_weight * spk.loss + lc.content_weight * con.loss
     parts = [out[k] for k in ("speaker", "content", "residual") if k in out]
     if lc.orthogonality != "none":
@@ -206,9 +207,13 @@ def compute_losses(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, gener
         terms["leakage"] = (leakage_loss(out["content"], content, speaker)
                             + leakage_loss(out["speaker"], speaker, content))
         total = total + lc.leakage_weight * terms["leakage"]
-    if cohort is not None:
+    if cohort is not None and lc.cohort_weight > 0:
         terms["cohort"] = cohort_decorrelation(real["speaker"], real["content"])
         total = total + lc.cohort_weight * terms["cohort"]
+    if cohort is not None and lc.cohort_speaker_weight > 0:
+        labels = cohort.speaker[pick].to(device)
+        terms["cohort_speaker"] = supcon_loss(real["speaker"], labels, speaker_temperature, lc.margin).loss
+        total = total + lc.cohort_speaker_weight * terms["cohort_speaker"]
     if lc.regularizer == "sigreg":
         terms["sigreg"] = sum(sigreg_loss(out[k], generator, lc.sigreg_directions, lc.sigreg_knots,
                                           lc.sigreg_t_max, lc.sigreg_scale_by_n)
@@ -440,7 +445,7 @@ def train_seed(cfg: TrainConfig, seed_index: int, info: ddp.DistInfo) -> dict:
 
 
 def _train_step(net: torch.nn.Module, state: _SeedState, batch: Batch, cfg: TrainConfig,
-                generator: torch.Generator, info: ddp.DistInfo, cohort: object, *,
+                generator: torch.Generator, info: ddp.DistInfo, cohort: CohortClips | None, *,
                 where: str) -> tuple[float, dict]:
     """Run one optimiser step on `batch`; return (the step's learning rate, its loss terms).
 

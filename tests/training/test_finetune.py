@@ -257,6 +257,8 @@ def test_config_errors_name_the_key(capsys: pytest.CaptureFixture) -> None:
                "model.subspace_layer_ranges={speaker: [0, 1], content: [3, 4]}")
     with pytest.raises(ConfigError, match="loss.frame_layer"):
         config("loss.frame_layer=0")
+    with pytest.raises(ConfigError, match="loss.cohort_speaker_weight: must be 0: fine-tuning has no cohort"):
+        config("loss.cohort_speaker_weight=1")
     with pytest.raises(ConfigError, match="hold_fraction"):
         config("optim.hold_fraction=0.95")
     with pytest.raises(SystemExit) as exit_info:
