@@ -68,11 +68,12 @@ class RecipeConfig:
     seeds: int = 5
     systems: dict[str, SystemSpec] = field(default_factory=lambda: {
         "paper": SystemSpec("configs/train/paper.yaml"),
-        # without default.yaml's cohort term (it reads the KTuberling cohort, `make ktuberling`, which
+        # without default.yaml's cohort terms (they read the KTuberling cohort, `make ktuberling`, which
         # the recipe does not build; give data.cohort=<path> and drop the override to add it) and its
         # frame loss (the recipe's grid has no timing-preserving copies, its features no frames)
         "extensions": SystemSpec("configs/train/default.yaml",
-                                 ("loss.cohort_weight=0", "loss.frame_content_weight=0"))})
+                                 ("loss.cohort_weight=0", "loss.cohort_speaker_weight=0",
+                                  "loss.frame_content_weight=0"))})
     train: tuple[str, ...] = ()  # overrides for every system's training (e.g. optim.steps=...)
     eval: tuple[str, ...] = ()  # overrides for `intervox eval`
     workers: int = 1

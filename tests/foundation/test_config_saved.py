@@ -22,7 +22,8 @@ def test_training_run_saves_the_composed_config(tmp_path):
                      "seeds: [0]\nmodel: {hidden_dims: [32], speaker_dim: 8, content_dim: 8,"
                      " subspace_layer_ranges: {speaker: [0, 1], content: [2, 3]}}\n"
                      "data: {speakers_per_batch: 4, contents_per_batch: 8}\n"
-                     "loss: {cohort_weight: 0, frame_content_weight: 0}\n")  # no real cohort, no frames
+                     # no real cohort, no frames
+                     "loss: {cohort_weight: 0, cohort_speaker_weight: 0, frame_content_weight: 0}\n")
     cfg = load_config(child, TrainConfig, [f"data.features=[{feats}]", f"run_dir={tmp_path / 'run'}",
                                            "optim.steps=2"])
     train(cfg)
