@@ -54,6 +54,10 @@ def cohort_inputs(cfg: TrainConfig, specs: list[InputSpec], rank: int) -> Cohort
     utts = [u for u in read_manifest(manifest) if cfg.data.cohort_split in (None, u.split)]
     if len(utts) < 2:
         raise TrainingError(f"data.cohort {root}: {len(utts)} clip(s) in split {cfg.data.cohort_split!r}")
+    names = {name: i for i, name in enumerate(sorted({u.speaker for u in utts}))}
+    if cfg.loss.cohort_speaker_weight > 0 and len(names) < 2:  # every clip would be every other's positive
+        raise TrainingError(f"data.cohort {root}: loss.cohort_speaker_weight needs 2+ speakers, the "
+                            f"{len(utts)} clip(s) of split {cfg.data.cohort_split!r} have {len(names)}")
     base, rows = manifest.parent, np.arange(len(utts))
     hashes = [clip_hash(u, base) for u in utts]
     out = []
@@ -65,8 +69,7 @@ def cohort_inputs(cfg: TrainConfig, specs: list[InputSpec], rank: int) -> Cohort
             raise TrainingError(f"data.cohort {root}: {spec.name} pools to {pooled.shape[1:]}, the "
                                 f"features to {(spec.layers, spec.hidden)}")
         out.append(torch.from_numpy(pooled.astype(np.float32)))
-    names = sorted({u.speaker for u in utts})
-    speaker = torch.tensor([names.index(u.speaker) for u in utts])
+    speaker = torch.tensor([names[u.speaker] for u in utts])
     log.info("cohort: %d real clips of %d speakers in %s (split %s)", len(utts), len(names), root,
              cfg.data.cohort_split)
     return CohortClips(out, speaker)

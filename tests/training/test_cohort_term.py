@@ -166,3 +166,16 @@ def test_bad_cohort_settings_are_clear_errors(setup: dict, tmp_path: Path) -> No
                                           "loss.cohort_weight=1", *SMALL])
     with pytest.raises(TrainingError, match="0 clip\\(s\\) in split 'dev'"):
         loop.train(cfg)
+    one_voice = tmp_path / "one_voice"
+    (one_voice / "audio").mkdir(parents=True)
+    with (one_voice / "table.tsv").open("w") as f:
+        f.write("path\tspeaker\ttext\tsplit\n")
+        for i in range(3):
+            noise = 0.1 * np.random.default_rng(i).standard_normal(1600).astype(np.float32)
+            sf.write(str(one_voice / "audio" / f"c{i}.wav"), noise, 16000)
+            f.write(f"audio/c{i}.wav\tv0\tw{i}\tcohort\n")
+    cfg = load_config(None, TrainConfig, [f"data.features=[{setup['features']}]",
+                                          f"run_dir={tmp_path / 'r3'}", f"data.cohort={one_voice}",
+                                          "loss.cohort_speaker_weight=1", *SMALL])
+    with pytest.raises(TrainingError, match=r"one_voice: loss.cohort_speaker_weight needs 2\+ speakers"):
+        loop.train(cfg)
