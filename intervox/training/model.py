@@ -136,16 +136,15 @@ class SubspaceProjector(nn.Module):
             self._init_input_pcs(in_dim)
         self.frame_layers: torch.Tensor | None = None  # set_frame_layers: the frame loss on a sum
 
-    def _initial_row_blocks(self) -> tuple[nn.Linear, dict[str, slice]]:
-        """Return the output layer and each subspace's block of its rows."""
-        last = self.net if isinstance(self.net, nn.Linear) else self.net[-1]
-        return last, self.head_rows
+    def _output_layer(self) -> nn.Linear:
+        """Return the network's output layer, whose rows `head_rows` splits between the subspaces."""
+        return self.net if isinstance(self.net, nn.Linear) else self.net[-1]
 
     @torch.no_grad()
     def _orthogonal_rows(self) -> None:
         """Make each subspace's block of initial output rows orthonormal times Kaiming uniform's norm."""
-        last, blocks = self._initial_row_blocks()
-        for rows in blocks.values():
+        last = self._output_layer()
+        for rows in self.head_rows.values():
             block = last.weight[rows]
             norm = block.norm()
             nn.init.orthogonal_(block)
@@ -154,10 +153,10 @@ class SubspaceProjector(nn.Module):
     @torch.no_grad()
     def _scale_initial_rows(self, scales: dict[str, float]) -> None:
         """Multiply the initial output rows (weights and bias) of each named subspace by its factor."""
-        last, blocks = self._initial_row_blocks()
+        last = self._output_layer()
         for name, factor in scales.items():
-            last.weight[blocks[name]].mul_(factor)
-            last.bias[blocks[name]].mul_(factor)
+            last.weight[self.head_rows[name]].mul_(factor)
+            last.bias[self.head_rows[name]].mul_(factor)
 
     def _init_input_pcs(self, in_dim: int) -> None:
         """Register each named subspace's [n, in_dim] basis and [in_dim] mean (set by fit_input_pcs)."""
