@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from intervox.errors import ManifestError, TrainingError
-from intervox.training.config import TrainConfig
+from intervox.training.config import COHORT_WEIGHTS, TrainConfig
 from intervox.training.model import InputSpec
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def cohort_inputs(cfg: TrainConfig, specs: list[InputSpec], rank: int) -> Cohort
 
     Pooled once per upstream and cached under RUN_DIR/cohort/ by audio hash.
     """
-    if cfg.loss.cohort_weight == 0 and cfg.loss.cohort_speaker_weight == 0:
+    if not any(getattr(cfg.loss, key) > 0 for key in COHORT_WEIGHTS):
         return None
     from intervox.corpora.adapters import folder
     from intervox.corpora.manifest import read_manifest

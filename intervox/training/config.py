@@ -157,6 +157,10 @@ class ModelConfig:
         return (self.subspace_layers or {}).get(name, self.layer)
 
 
+# The loss terms that read data.cohort's real clips (training/cohort_clips.py)
+COHORT_WEIGHTS = ("cohort_weight", "cohort_speaker_weight")
+
+
 @dataclass(frozen=True)
 class LossConfig:
     """Weights and options of the loss terms."""
@@ -263,7 +267,7 @@ class TrainConfig:
             raise ConfigValueError("seeds", "needs at least one seed")
         check_range(self, "seeds", "keep_checkpoints", ge=0)
         check_range(self, "checkpoint_every", "log_every", "max_steps", ge=1)
-        for key in ("cohort_weight", "cohort_speaker_weight"):
+        for key in COHORT_WEIGHTS:
             if getattr(self.loss, key) > 0 and not self.data.cohort:
                 raise ConfigValueError(f"loss.{key}", "needs data.cohort: a folder corpus of real clips "
                                        "(`make ktuberling` writes shards/ktuberling)")

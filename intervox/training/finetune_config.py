@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from intervox.config import ConfigValueError, check_range
-from intervox.training.config import DebugConfig, LossConfig, ModelConfig
+from intervox.training.config import COHORT_WEIGHTS, DebugConfig, LossConfig, ModelConfig
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class FinetuneConfig:
         if self.loss.frame_layer is not None:
             raise ConfigValueError("loss.frame_layer", "must be unset: fine-tuning takes the frames of the "
                                    "content head's layer (model.subspace_layers.content) from the upstream")
-        for key in ("cohort_weight", "cohort_speaker_weight"):  # `train`'s terms on pre-pooled real clips
+        for key in COHORT_WEIGHTS:  # `train`'s terms on pre-pooled real clips
             if getattr(self.loss, key) > 0:
                 raise ConfigValueError(f"loss.{key}", "must be 0: fine-tuning has no cohort of real clips "
                                        "(the cohort terms are `intervox train`'s)")
