@@ -41,6 +41,21 @@ def test_the_term_is_zero_for_independent_subspaces_and_moves_only_content() -> 
                                                                      abs=0.02)  # centred: a shift is no leak
 
 
+def _write_corpus(corpus: Path, speakers: list[str], rng: np.random.Generator) -> Path:
+    """Write a folder corpus of 0.1 s noise clips in split `cohort`, clip i said by speakers[i]."""
+    (corpus / "audio").mkdir(parents=True)
+    rows = []
+    for i, speaker in enumerate(speakers):
+        noise = 0.1 * rng.standard_normal(1600).astype(np.float32)
+        sf.write(str(corpus / "audio" / f"c{i}.wav"), noise, 16000)
+        rows.append({"path": f"audio/c{i}.wav", "speaker": speaker, "text": f"w{i}", "split": "cohort"})
+    with (corpus / "table.tsv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["path", "speaker", "text", "split"], delimiter="\t")
+        w.writeheader()
+        w.writerows(rows)
+    return corpus
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Synthetic features, a folder corpus of real-looking clips and its pooled features, pre-cached.
@@ -52,18 +67,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     features = root / "feats"
     write_synthetic_features(features, speakers=8, contents=16, layers=LAYERS, hidden=HIDDEN,
                              blocks_per_shard=2)
-    corpus = root / "corpus"
-    (corpus / "audio").mkdir(parents=True)
     rng = np.random.default_rng(0)
-    rows = []
-    for i in range(CLIPS):
-        noise = 0.1 * rng.standard_normal(1600).astype(np.float32)
-        sf.write(str(corpus / "audio" / f"c{i}.wav"), noise, 16000)
-        rows.append({"path": f"audio/c{i}.wav", "speaker": f"v{i % 6}", "text": f"w{i}", "split": "cohort"})
-    with (corpus / "table.tsv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["path", "speaker", "text", "split"], delimiter="\t")
-        w.writeheader()
-        w.writerows(rows)
+    corpus = _write_corpus(root / "corpus", [f"v{i % 6}" for i in range(CLIPS)], rng)
     nuisance = rng.standard_normal((CLIPS, 1, 1)) * rng.standard_normal((1, 1, HIDDEN)) * 4
     pooled = (rng.standard_normal((CLIPS, LAYERS + 1, HIDDEN)) + nuisance).astype(np.float16)
     return {"features": features, "corpus": corpus, "pooled": pooled}
@@ -166,14 +171,7 @@ def test_bad_cohort_settings_are_clear_errors(setup: dict, tmp_path: Path) -> No
                                           "loss.cohort_weight=1", *SMALL])
     with pytest.raises(TrainingError, match="0 clip\\(s\\) in split 'dev'"):
         loop.train(cfg)
-    one_voice = tmp_path / "one_voice"
-    (one_voice / "audio").mkdir(parents=True)
-    with (one_voice / "table.tsv").open("w") as f:
-        f.write("path\tspeaker\ttext\tsplit\n")
-        for i in range(3):
-            noise = 0.1 * np.random.default_rng(i).standard_normal(1600).astype(np.float32)
-            sf.write(str(one_voice / "audio" / f"c{i}.wav"), noise, 16000)
-            f.write(f"audio/c{i}.wav\tv0\tw{i}\tcohort\n")
+    one_voice = _write_corpus(tmp_path / "one_voice", ["v0"] * 3, np.random.default_rng(0))
     cfg = load_config(None, TrainConfig, [f"data.features=[{setup['features']}]",
                                           f"run_dir={tmp_path / 'r3'}", f"data.cohort={one_voice}",
                                           "loss.cohort_speaker_weight=1", *SMALL])
