@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from intervox.corpora.manifest import Utterance
 from intervox.errors import ManifestError, TrainingError
 from intervox.training.config import COHORT_WEIGHTS, TrainConfig
 from intervox.training.model import InputSpec
@@ -33,6 +34,25 @@ class CohortClips:
     speaker: torch.Tensor
 
 
+def cohort_utterances(root: Path, split: str | None, work: Path, rank: int) -> tuple[Path, list[Utterance]]:
+    """Return (audio base dir, utterances of `split`) of the folder corpus `root` (None: every clip).
+
+    Its manifest is prepared under `work`, one per rank (ranks never write one file).
+    """
+    from intervox.corpora.adapters import folder
+    from intervox.corpora.manifest import read_manifest
+
+    try:  # the folder adapter checks the dir and its table
+        manifest = folder.prepare(root, work / f"prepared-rank{rank}")
+    except ManifestError as exc:
+        raise TrainingError(f"data.cohort {root}: not a folder corpus ({exc}; `make ktuberling` "
+                            f"writes shards/ktuberling)") from exc
+    utts = [u for u in read_manifest(manifest) if split in (None, u.split)]
+    if len(utts) < 2:
+        raise TrainingError(f"data.cohort {root}: {len(utts)} clip(s) in split {split!r}")
+    return manifest.parent, utts
+
+
 def cohort_inputs(cfg: TrainConfig, specs: list[InputSpec], rank: int) -> CohortClips | None:
     """Return the cohort's clips, or None when no loss term uses them.
 
@@ -40,25 +60,16 @@ def cohort_inputs(cfg: TrainConfig, specs: list[InputSpec], rank: int) -> Cohort
     """
     if not any(getattr(cfg.loss, key) > 0 for key in COHORT_WEIGHTS):
         return None
-    from intervox.corpora.adapters import folder
-    from intervox.corpora.manifest import read_manifest
     from intervox.features.clips import clip_hash, feature_dir_padded, pooled_cache_name, pooled_utterances
 
     root = Path(str(cfg.data.cohort))
     work = Path(cfg.run_dir) / "cohort"
-    try:  # the folder adapter checks the dir and its table
-        manifest = folder.prepare(root, work / f"prepared-rank{rank}")  # ranks never write one file
-    except ManifestError as exc:
-        raise TrainingError(f"data.cohort {root}: not a folder corpus ({exc}; `make ktuberling` "
-                            f"writes shards/ktuberling)") from exc
-    utts = [u for u in read_manifest(manifest) if cfg.data.cohort_split in (None, u.split)]
-    if len(utts) < 2:
-        raise TrainingError(f"data.cohort {root}: {len(utts)} clip(s) in split {cfg.data.cohort_split!r}")
+    base, utts = cohort_utterances(root, cfg.data.cohort_split, work, rank)
     names = {name: i for i, name in enumerate(sorted({u.speaker for u in utts}))}
     if cfg.loss.cohort_speaker_weight > 0 and len(names) < 2:  # every clip would be every other's positive
         raise TrainingError(f"data.cohort {root}: loss.cohort_speaker_weight needs 2+ speakers, the "
                             f"{len(utts)} clip(s) of split {cfg.data.cohort_split!r} have {len(names)}")
-    base, rows = manifest.parent, np.arange(len(utts))
+    rows = np.arange(len(utts))
     hashes = [clip_hash(u, base) for u in utts]
     out = []
     for spec, feature_dir in zip(specs, cfg.data.features, strict=True):

@@ -51,9 +51,11 @@ from intervox.training.checkpoint import (
     set_rng_state,
 )
 from intervox.training.data import Batch, no_frame_pairs_error
+from intervox.training.finetune_cohort import CohortAudio
 from intervox.training.finetune_config import FinetuneConfig
 from intervox.training.finetune_data import AudioGrid
 from intervox.training.loop import _step_generator, compute_losses
+from intervox.training.losses import supcon_loss
 from intervox.training.model import InputSpec, SubspaceProjector
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,8 @@ log = logging.getLogger(__name__)
 FRAME_TIME_STREAM = 2  # which frames of each pair the frame loss compares: a seed stream of their own
 
 FINETUNED_FILE = "finetuned.safetensors"
-LOG_FIELDS = ("step", "loss", "speaker", "content", "orthogonality", "leakage", "frame_content", "lr",
+LOG_FIELDS = ("step", "loss", "speaker", "content", "orthogonality", "leakage", "frame_content",
+              "cohort_speaker", "cohort_batch", "lr",
               "upstream_lr", "upstream_trained", "batch", "global_batch", "elapsed_s", "cpu_s")
 
 
@@ -163,6 +166,7 @@ class Setup:
     trainable: list[tuple[str, nn.Parameter]]
     optimizer: torch.optim.Optimizer
     grid: AudioGrid
+    cohort: CohortAudio | None  # data.cohort's real clips, when loss.cohort_speaker_weight reads them
 
 
 def build(cfg: FinetuneConfig, info: ddp.DistInfo) -> Setup:
@@ -183,7 +187,11 @@ def build(cfg: FinetuneConfig, info: ddp.DistInfo) -> Setup:
     grid = AudioGrid(cfg.data, upstream.sample_rate, cfg.seed, info.rank, info.world)
     if cfg.loss.frame_content_weight > 0 and not len(grid.table.pairs):  # the loss would add nothing
         raise no_frame_pairs_error(cfg.data.shards, cfg.data.split, f"clip of rank {info.rank}'s shards")
-    return Setup(upstream, heads, trainable, optimizer, grid)
+    cohort = None
+    if cfg.loss.cohort_speaker_weight > 0:
+        cohort = CohortAudio(cfg.data, upstream.sample_rate, cfg.seed, info.rank,
+                             Path(cfg.run_dir) / "cohort")
+    return Setup(upstream, heads, trainable, optimizer, grid, cohort)
 
 
 def _state(s: Setup, cfg: FinetuneConfig, step: int) -> dict:
@@ -228,6 +236,10 @@ def train_step(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.DistInfo, hea
     if cfg.loss.frame_content_weight > 0:
         b.frame_source, b.frame_copy = frame_pair_states(s, cfg, step, info, train_upstream)
     total, terms = compute_losses(heads, b, cfg, _step_generator(cfg.seed, 0, step), device)
+    if s.cohort is not None:
+        term, clips = cohort_speaker_term(s, cfg, step, info, heads, train_upstream)
+        total = total + cfg.loss.cohort_speaker_weight * term
+        terms.update(loss=float(total.detach()), cohort_speaker=float(term.detach()), cohort_batch=clips)
     if not ddp.all_true(math.isfinite(terms["loss"]), info):
         raise TrainingError(f"step {step + 1}: non-finite loss {terms}")
     s.optimizer.zero_grad(set_to_none=True)
@@ -251,6 +263,22 @@ def _upstream_states(s: Setup, cfg: FinetuneConfig, device: torch.device, audio:
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda"), \
             torch.set_grad_enabled(train_upstream):
         return hidden_states(s.upstream, audio)
+
+
+def cohort_speaker_term(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.DistInfo, heads: GatheredHeads,
+                        train_upstream: bool) -> tuple[torch.Tensor, int]:
+    """Return the speaker SupCon of the step's real cohort clips (every rank's, gathered) and their count.
+
+    The upstream runs on them (with autograd once it trains), so real voices shape its layers as
+    well as the speaker head; a raw speaker subspace is the upstream's layer itself.
+    """
+    audio, speaker = s.cohort.draw(step)
+    states, frames = _upstream_states(s, cfg, info.device, audio, train_upstream)
+    out = heads([pool_frames(states.float(), frames)])
+    labels = gather_rows(speaker.to(info.device), info)
+    lc = cfg.loss
+    temperature = lc.temperature if lc.speaker_temperature is None else lc.speaker_temperature
+    return supcon_loss(out["speaker"].float(), labels, temperature, lc.margin).loss, int(labels.shape[0])
 
 
 def frame_pair_states(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.DistInfo,
@@ -298,6 +326,8 @@ def run_finetune(cfg: FinetuneConfig, info: ddp.DistInfo) -> dict:
     stop = min(cfg.optim.steps, cfg.max_steps) if cfg.max_steps is not None else cfg.optim.steps
     heads = GatheredHeads(s.heads, info)
     desc = s.grid.describe()
+    if s.cohort is not None:
+        desc["cohort"] = s.cohort.describe()
     load_s = time.perf_counter() - t_start
     writer = f = keys_file = None
     if info.is_main:
@@ -349,10 +379,10 @@ def _record_step(s: Setup, cfg: FinetuneConfig, run_dir: Path, writer: csv.DictW
                      "cpu_s": f"{time.process_time() - started[1]:.2f}",  # this process's CPU time
                      **{k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()}})
     if done % cfg.log_every == 0 or done == stop:
-        log.info("finetune step %d/%d loss %.4f (speaker %.4f content %.4f orth %.4g) lr %.3g%s",
+        log.info("finetune step %d/%d loss %.4f (speaker %.4f content %.4f orth %.4g%s) lr %.3g%s",
                  done, cfg.optim.steps, row["loss"], row["speaker"], row["content"],
-                 row["orthogonality"], row["lr"],
-                 "" if row["upstream_trained"] else " (upstream frozen)")
+                 row["orthogonality"], f" cohort speaker {row['cohort_speaker']:.4f}" if s.cohort else "",
+                 row["lr"], "" if row["upstream_trained"] else " (upstream frozen)")
     if done % cfg.checkpoint_every == 0 or done == stop:
         f.flush()
         save_checkpoint(checkpoint_path(run_dir, done), _state(s, cfg, done))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from intervox.config import ConfigValueError, check_range
-from intervox.training.config import COHORT_WEIGHTS, DebugConfig, LossConfig, ModelConfig
+from intervox.training.config import DebugConfig, LossConfig, ModelConfig
 
 
 @dataclass(frozen=True)
@@ -27,11 +27,19 @@ class FinetuneDataConfig:
     contents_per_batch: int = 4
     max_seconds: float = 30.0  # longer clips are cut to their first max_seconds (Whisper's window)
     max_bad_shard_fraction: float = 0.0
+    # Real clips for loss.cohort_speaker_weight: a folder corpus no evaluation panel holds (`make
+    # ktuberling` writes shards/ktuberling) and its split (None: every clip). Each step the upstream
+    # also runs on cohort_speakers of its speakers x cohort_clips_per_speaker clips each.
+    cohort: str | None = None
+    cohort_split: str | None = "cohort"
+    cohort_speakers: int = 8
+    cohort_clips_per_speaker: int = 4
 
     def __post_init__(self) -> None:
         if not str(self.shards).strip():
             raise ConfigValueError("shards", "must name an audio shard folder, got an empty path")
-        check_range(self, "speakers_per_batch", "contents_per_batch", ge=2)
+        check_range(self, "speakers_per_batch", "contents_per_batch", "cohort_speakers",
+                    "cohort_clips_per_speaker", ge=2)
         check_range(self, "max_seconds", gt=0, le=30)
         check_range(self, "max_bad_shard_fraction", ge=0, le=1)
 
@@ -111,7 +119,9 @@ class FinetuneConfig:
         if self.loss.frame_layer is not None:
             raise ConfigValueError("loss.frame_layer", "must be unset: fine-tuning takes the frames of the "
                                    "content head's layer (model.subspace_layers.content) from the upstream")
-        for key in COHORT_WEIGHTS:  # `train`'s terms on pre-pooled real clips
-            if getattr(self.loss, key) > 0:
-                raise ConfigValueError(f"loss.{key}", "must be 0: fine-tuning has no cohort of real clips "
-                                       "(the cohort terms are `intervox train`'s)")
+        if self.loss.cohort_weight > 0:  # `train`'s decorrelation term on pre-pooled real clips
+            raise ConfigValueError("loss.cohort_weight", "must be 0: fine-tuning's cohort term is "
+                                   "loss.cohort_speaker_weight (the decorrelation is `intervox train`'s)")
+        if self.loss.cohort_speaker_weight > 0 and not self.data.cohort:
+            raise ConfigValueError("loss.cohort_speaker_weight", "needs data.cohort: a folder corpus of real "
+                                   "clips with a speaker column (`make ktuberling` writes shards/ktuberling)")
