@@ -47,6 +47,9 @@ shards: setup
 # stores no frames, and trains and fine-tunes without that loss.
 FRAMES_ARGS  := $(if $(SIZE_TAG),,--frames-layers 5,6)
 TRAIN_ARGS   := $(if $(SIZE_TAG),loss.frame_content_weight=0,)
+# fine-tuning's content head learns from the frame loss alone (configs/finetune/raw_speaker.yaml): without
+# copies it takes the content SupCon instead
+FT_ARGS      := $(if $(SIZE_TAG),loss.frame_content_weight=0 loss.content_weight=1,)
 
 features: shards
 	$(IX) features $(SHARDS_DIR) --upstream $(upstream) --out $(FEATURES_DIR) --workers $(workers) $(FRAMES_ARGS)
@@ -58,13 +61,14 @@ train: features ktuberling
 devpanel: setup
 	$(IX) corpus devpanel --out shards/devpanel
 
-# Issue 17: fine-tune Whisper tiny.en itself with the subspace heads (Speech-FT's stable recipe) on the
-# audio shards, merge theta_0 + alpha (theta_ft - theta_0) and evaluate each alpha's raw layers on the dev panel.
+# Issue 17: fine-tune Whisper tiny.en itself (Speech-FT's stable recipe) on the audio shards, its layer 1
+# taught real voices by the KTuberling cohort (configs/finetune/cohort.yaml), merge
+# theta_0 + alpha (theta_ft - theta_0) and evaluate each alpha's raw layers on the dev panel.
 FT_RUN := runs/$(lang)$(SIZE_TAG)-finetune-whisper-tiny.en
 FT_ALPHAS := 0 0.1 0.25 0.5 1
 
-finetune: shards devpanel
-	OMP_NUM_THREADS=$(threads) $(IX) finetune --config configs/finetune/default.yaml "data.shards=$(SHARDS_DIR)" run_dir=$(FT_RUN) $(TRAIN_ARGS)
+finetune: shards devpanel ktuberling
+	OMP_NUM_THREADS=$(threads) $(IX) finetune --config configs/finetune/cohort.yaml "data.shards=$(SHARDS_DIR)" run_dir=$(FT_RUN) $(FT_ARGS)
 	OMP_NUM_THREADS=$(threads) $(IX) merge $(FT_RUN) $(foreach a,$(FT_ALPHAS),--alpha $(a)) --real shards/devpanel
 
 # Real words by 22 other voices (ktuberling-data), unlabelled: the cohort the subspaces' cohort backend is fitted on.

@@ -102,6 +102,9 @@ def test_make_finetune_uses_the_frame_loss_only_on_shards_with_copies(size):
     line = next(ln for ln in dry.splitlines() if " finetune --config " in ln)
     words = shlex.split(line)
     overrides = [w for w in words[words.index("--config") + 2:] if "=" in w]
-    cfg = load_config(ROOT / "configs/finetune/default.yaml", FinetuneConfig, overrides)
+    cfg = load_config(ROOT / words[words.index("--config") + 1], FinetuneConfig, overrides)
     # default shards give every train anchor a praat_gender copy; the paper's grid has none in train
     assert (cfg.loss.frame_content_weight > 0) == (size == "default")
+    # the content head always learns from something: the frame loss, else the content SupCon
+    assert cfg.loss.frame_content_weight > 0 or cfg.loss.content_weight > 0
+    assert cfg.data.cohort == "shards/ktuberling" and cfg.loss.cohort_speaker_weight > 0
