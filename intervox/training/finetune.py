@@ -64,7 +64,7 @@ FRAME_TIME_STREAM = 2  # which frames of each pair the frame loss compares: a se
 
 FINETUNED_FILE = "finetuned.safetensors"
 LOG_FIELDS = ("step", "loss", "speaker", "content", "orthogonality", "leakage", "frame_content",
-              "cohort_speaker", "cohort_batch", "lr",
+              "cohort_speaker", "cohort_batch", "drift", "lr",
               "upstream_lr", "upstream_trained", "batch", "global_batch", "elapsed_s", "cpu_s")
 
 
@@ -167,6 +167,7 @@ class Setup:
     optimizer: torch.optim.Optimizer
     grid: AudioGrid
     cohort: CohortAudio | None  # data.cohort's real clips, when loss.cohort_speaker_weight reads them
+    reference: object | None  # the frozen pre-trained upstream, when preserve.weight > 0
 
 
 def build(cfg: FinetuneConfig, info: ddp.DistInfo) -> Setup:
@@ -191,7 +192,20 @@ def build(cfg: FinetuneConfig, info: ddp.DistInfo) -> Setup:
     if cfg.loss.cohort_speaker_weight > 0:
         cohort = CohortAudio(cfg.data, upstream.sample_rate, cfg.seed, info.rank,
                              Path(cfg.run_dir) / "cohort")
-    return Setup(upstream, heads, trainable, optimizer, grid, cohort)
+    return Setup(upstream, heads, trainable, optimizer, grid, cohort, reference_upstream(cfg, upstream, info))
+
+
+def reference_upstream(cfg: FinetuneConfig, upstream, info: ddp.DistInfo):  # noqa: ANN001, ANN201
+    """Return a frozen copy of the pre-trained upstream for preserve.weight, or None when it is off."""
+    if cfg.preserve.weight == 0:
+        return None
+    bad = [k for k in cfg.preserve.layers if k >= upstream.num_hidden_states]
+    if bad:
+        raise TrainingError(f"preserve.layers {bad}: {cfg.upstream} has hidden states 0-"
+                            f"{upstream.num_hidden_states - 1}")
+    reference = get_upstream(cfg.upstream, device=str(info.device))
+    upstream_module(reference).eval().requires_grad_(False)
+    return reference
 
 
 def _state(s: Setup, cfg: FinetuneConfig, step: int) -> dict:
@@ -236,6 +250,11 @@ def train_step(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.DistInfo, hea
     if cfg.loss.frame_content_weight > 0:
         b.frame_source, b.frame_copy = frame_pair_states(s, cfg, step, info, train_upstream)
     total, terms = compute_losses(heads, b, cfg, _step_generator(cfg.seed, 0, step), device)
+    terms.update(drift=0.0, cohort_batch=0)
+    if s.reference is not None and train_upstream:  # frozen steps leave the upstream as it was
+        drift = layer_drift(s, cfg, batch.audio, pooled)
+        total = total + cfg.preserve.weight * drift
+        terms.update(loss=float(total.detach()), drift=float(drift.detach()))
     if s.cohort is not None:
         term, clips = cohort_speaker_term(s, cfg, step, info, heads, train_upstream)
         total = total + cfg.loss.cohort_speaker_weight * term
@@ -263,6 +282,19 @@ def _upstream_states(s: Setup, cfg: FinetuneConfig, device: torch.device, audio:
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda"), \
             torch.set_grad_enabled(train_upstream):
         return hidden_states(s.upstream, audio)
+
+
+def layer_drift(s: Setup, cfg: FinetuneConfig, audio: list[np.ndarray], pooled: torch.Tensor) -> torch.Tensor:
+    """Return the mean squared difference of preserve.layers' layer-normed pooled features from the frozen
+    pre-trained upstream's on the same audio (`pooled`: the trained upstream's [B, L + 1, H])."""
+    with torch.no_grad(), torch.autocast(pooled.device.type, dtype=torch.bfloat16,
+                                         enabled=cfg.bf16 and pooled.device.type == "cuda"):
+        states, frames = hidden_states(s.reference, audio)
+    reference = pool_frames(states.float(), frames)
+    layers = list(cfg.preserve.layers)
+    width = (pooled.shape[-1],)
+    now = torch.nn.functional.layer_norm(pooled[:, layers], width)
+    return ((now - torch.nn.functional.layer_norm(reference[:, layers], width)) ** 2).mean()
 
 
 def cohort_speaker_term(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.DistInfo, heads: GatheredHeads,

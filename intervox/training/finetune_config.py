@@ -83,6 +83,27 @@ class FinetuneOptimConfig:
 
 
 @dataclass(frozen=True)
+class FinetunePreserveConfig:
+    """Hold pooled layers of every batch to the pre-trained upstream's, limiting representational drift.
+
+    The loss is the mean squared difference of the layer-normed pooled layers (each of unit
+    variance over its hidden units) between the trained upstream and a frozen copy of the
+    pre-trained one, averaged over `layers`: the layers whose use a run must keep, e.g. the
+    content layers while a speaker loss reshapes a lower one.
+    """
+
+    weight: float = 0.0  # > 0 turns it on: the frozen copy also runs on every batch
+    layers: tuple[int, ...] = ()  # hidden-state indices (0: the front end's output)
+
+    def __post_init__(self) -> None:
+        check_range(self, "weight", ge=0)
+        if any(layer < 0 for layer in self.layers):
+            raise ConfigValueError("layers", f"must be hidden-state indices >= 0, got {list(self.layers)}")
+        if self.weight > 0 and not self.layers:
+            raise ConfigValueError("layers", "must name at least one layer when preserve.weight > 0")
+
+
+@dataclass(frozen=True)
 class FinetuneConfig:
     """A whole fine-tuning run: upstream, audio data, heads, loss, optimiser, run dir."""
 
@@ -96,6 +117,7 @@ class FinetuneConfig:
         hidden_dims=(256,), speaker_dim=128, content_dim=128))
     loss: LossConfig = field(default_factory=LossConfig)
     optim: FinetuneOptimConfig = field(default_factory=FinetuneOptimConfig)
+    preserve: FinetunePreserveConfig = field(default_factory=FinetunePreserveConfig)
     checkpoint_every: int = 25
     keep_checkpoints: int = 2  # 0 keeps all (each holds the upstream's weights)
     max_steps: int | None = None  # stop early (the schedule still spans optim.steps); resume later

@@ -17,7 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from intervox.config import load_config
-from intervox.errors import ConfigError, UpstreamError
+from intervox.errors import ConfigError, TrainingError, UpstreamError
 from intervox.features.finetuned import frontend_prefixes, upstream_module
 from intervox.features.registry import get_upstream
 from intervox.training.finetune import FINETUNED_FILE, finetune
@@ -163,7 +163,11 @@ def test_whisper_ct2_frontend_never_trains(audio_shards: Path, tmp_path: Path) -
 @pytest.mark.slow
 def test_kill_after_checkpoint_and_resume_gives_the_same_weights(tiny_model: Path, audio_shards: Path,
                                                                   tmp_path: Path) -> None:
-    items = ("optim.steps=6", "optim.freeze_fraction=0.34")  # killed after step 4: 2 frozen + 2 trained steps
+    corpus = write_cohort(tmp_path / "cohort", {s: 3 for s in range(10, 14)})
+    # killed after step 4: 2 frozen + 2 trained steps, with real cohort draws and the drift term
+    items = ("optim.steps=6", "optim.freeze_fraction=0.34", f"data.cohort={corpus}",
+             "loss.cohort_speaker_weight=1", "data.cohort_speakers=3", "data.cohort_clips_per_speaker=2",
+             "preserve.weight=1", "preserve.layers=[2]")
     straight = tmp_path / "straight"
     finetune(config(*overrides(tiny_model, audio_shards, straight, *items)))
     killed = tmp_path / "killed"
@@ -242,7 +246,6 @@ def test_merged_upstream_extracts_feature_shards(tiny_model: Path, audio_shards:
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_model: Path, audio_shards: Path,
                                                                    tmp_path: Path) -> None:
-    from intervox.errors import TrainingError
 
     run = tmp_path / "nan"
     with pytest.raises(TrainingError, match=r"step 3: non-finite loss"):
@@ -265,6 +268,8 @@ def test_config_errors_name_the_key(capsys: pytest.CaptureFixture) -> None:
         config("loss.cohort_speaker_weight=1")
     with pytest.raises(ConfigError, match="data.cohort_clips_per_speaker"):
         config("data.cohort_clips_per_speaker=1")
+    with pytest.raises(ConfigError, match="preserve.layers: must name at least one layer"):
+        config("preserve.weight=1")
     with pytest.raises(ConfigError, match="hold_fraction"):
         config("optim.hold_fraction=0.95")
     with pytest.raises(SystemExit) as exit_info:
@@ -422,7 +427,6 @@ def test_frame_loss_trains_the_upstream_on_timing_preserving_pairs_and_resumes_e
 
 
 def test_frame_loss_without_copies_is_refused(tiny_model: Path, audio_shards: Path, tmp_path: Path) -> None:
-    from intervox.errors import TrainingError
 
     with pytest.raises(TrainingError, match=r"no 'train' clip of rank 0's shards has a timing-preserving"):
         finetune(config(*overrides(tiny_model, audio_shards, tmp_path / "run",
@@ -461,7 +465,6 @@ def write_cohort(directory: Path, clips: dict[int, int]) -> Path:
 
 
 def test_cohort_draws_real_speakers_with_positives_by_seed_rank_and_step(tmp_path: Path) -> None:
-    from intervox.errors import TrainingError
     from intervox.training.finetune_cohort import CohortAudio
     from intervox.training.finetune_data import label_id
 
@@ -522,3 +525,37 @@ def test_the_cohort_speaker_term_teaches_the_upstreams_layer_real_voices(tiny_mo
         gaps[weight] = _speaker_gap(f"finetuned:{merged}", corpus, 1)
     base = _speaker_gap(f"hf:{tiny_model}", corpus, 1)
     assert gaps[1] > base + 0.1 and gaps[1] > gaps[0] + 0.1, (base, gaps)  # measured: 0.011 -> 0.19
+
+
+def _pooled_layer(model: str, wavs: list[Path], layer: int) -> torch.Tensor:
+    """Return the clips' layer-normed pooled `layer` under upstream `model` [N, H]."""
+    from intervox.features.finetuned import hidden_states, pool_frames
+
+    audio = [sf.read(str(w), dtype="float32")[0] for w in wavs]
+    with torch.no_grad():
+        states, frames = hidden_states(get_upstream(model), audio)
+        pooled = pool_frames(states.float(), frames)[:, layer]
+    return torch.nn.functional.layer_norm(pooled, (states.shape[-1],))
+
+
+def test_preserve_holds_the_named_layer_to_the_pretrained_model(tiny_model: Path, audio_shards: Path,
+                                                               tmp_path: Path) -> None:
+    wavs = sorted(write_cohort(tmp_path / "clips", {s: 2 for s in range(10, 14)}).glob("*.wav"))
+    base = _pooled_layer(f"hf:{tiny_model}", wavs, 2)
+    drift = {}
+    for weight in (0, 10):  # the speaker loss reshapes layer 1 (raw); layer 2 sits above it
+        run = tmp_path / f"p{weight}"
+        finetune(config(*overrides(tiny_model, audio_shards, run, "model.raw_subspaces=[speaker]",
+                                   "loss.content_weight=0", "loss.orthogonality=none",
+                                   f"preserve.weight={weight}", "preserve.layers=[2]")))
+        merged = merge_run(run, [1.0])[0]
+        drift[weight] = float(((_pooled_layer(f"finetuned:{merged}", wavs, 2) - base) ** 2).mean())
+    assert drift[10] < 0.5 * drift[0], drift
+    with open(tmp_path / "p10" / "train_log.csv") as f:
+        rows = list(csv.DictReader(f))
+    # step 1 is frozen; step 2 is the first to train, still from the pre-trained weights: drift 0
+    assert [int(r["upstream_trained"]) for r in rows[:2]] == [0, 1]
+    assert [float(r["drift"]) for r in rows[:2]] == [0, 0] and all(float(r["drift"]) > 0 for r in rows[2:])
+    with pytest.raises(TrainingError, match=r"preserve.layers \[3\]: .* hidden states 0-2"):
+        finetune(config(*overrides(tiny_model, audio_shards, tmp_path / "bad", "preserve.weight=1",
+                                   "preserve.layers=[3]")))
