@@ -214,6 +214,10 @@ class LossConfig:
         check_range(self, "sigreg_directions", "sigreg_knots", "frame_pairs", "frames_per_pair",
                     "cohort_clips", ge=1)
 
+    def speaker_tau(self) -> float:
+        """Return the speaker SupCon's temperature: speaker_temperature, else the shared temperature."""
+        return self.temperature if self.speaker_temperature is None else self.speaker_temperature
+
 
 @dataclass(frozen=True)
 class OptimConfig:

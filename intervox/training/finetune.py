@@ -242,7 +242,7 @@ def train_step(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.DistInfo, hea
     if cfg.debug.nan_at_step == step + 1:
         batch.audio[0] = batch.audio[0] * np.float32("nan")
     device = info.device
-    states, frames = _upstream_states(s, cfg, device, batch.audio, train_upstream)
+    states, frames = _upstream_states(s.upstream, cfg, device, batch.audio, train_upstream)
     pooled = pool_frames(states.float(), frames)
     labels = {k: gather_rows(getattr(batch, k).to(device), info) for k in ("speaker", "content")}
     b = Batch(pooled=[pooled], speaker=labels["speaker"], content=labels["content"], keys=batch.keys,
@@ -276,20 +276,18 @@ def train_step(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.DistInfo, hea
             "global_batch": int(labels["speaker"].shape[0])}
 
 
-def _upstream_states(s: Setup, cfg: FinetuneConfig, device: torch.device, audio: list[np.ndarray],
+def _upstream_states(upstream, cfg: FinetuneConfig, device: torch.device, audio: list[np.ndarray],  # noqa: ANN001
                      train_upstream: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the upstream's (states, valid frames) of `audio`: bf16 on a GPU, autograd once it trains."""
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda"), \
             torch.set_grad_enabled(train_upstream):
-        return hidden_states(s.upstream, audio)
+        return hidden_states(upstream, audio)
 
 
 def layer_drift(s: Setup, cfg: FinetuneConfig, audio: list[np.ndarray], pooled: torch.Tensor) -> torch.Tensor:
     """Return the mean squared difference of preserve.layers' layer-normed pooled features from the frozen
     pre-trained upstream's on the same audio (`pooled`: the trained upstream's [B, L + 1, H])."""
-    with torch.no_grad(), torch.autocast(pooled.device.type, dtype=torch.bfloat16,
-                                         enabled=cfg.bf16 and pooled.device.type == "cuda"):
-        states, frames = hidden_states(s.reference, audio)
+    states, frames = _upstream_states(s.reference, cfg, pooled.device, audio, train_upstream=False)
     reference = pool_frames(states.float(), frames)
     layers = list(cfg.preserve.layers)
     width = (pooled.shape[-1],)
@@ -305,12 +303,11 @@ def cohort_speaker_term(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.Dist
     well as the speaker head; a raw speaker subspace is the upstream's layer itself.
     """
     audio, speaker = s.cohort.draw(step)
-    states, frames = _upstream_states(s, cfg, info.device, audio, train_upstream)
+    states, frames = _upstream_states(s.upstream, cfg, info.device, audio, train_upstream)
     out = heads([pool_frames(states.float(), frames)])
     labels = gather_rows(speaker.to(info.device), info)
-    lc = cfg.loss
-    temperature = lc.temperature if lc.speaker_temperature is None else lc.speaker_temperature
-    return supcon_loss(out["speaker"].float(), labels, temperature, lc.margin).loss, int(labels.shape[0])
+    loss = supcon_loss(out["speaker"].float(), labels, cfg.loss.speaker_tau(), cfg.loss.margin).loss
+    return loss, int(labels.shape[0])
 
 
 def frame_pair_states(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.DistInfo,
@@ -321,7 +318,7 @@ def frame_pair_states(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.DistIn
     its frames as well as the content head; each pair's F frames are drawn from (seed, rank, step).
     """
     anchors, copies = s.grid.frame_pairs(step, cfg.loss.frame_pairs)
-    states, frames = _upstream_states(s, cfg, info.device, anchors + copies, train_upstream)
+    states, frames = _upstream_states(s.upstream, cfg, info.device, anchors + copies, train_upstream)
     layer, n, p = cfg.model.subspace_layer("content"), cfg.loss.frames_per_pair, len(anchors)
     rng = np.random.default_rng([cfg.seed, info.rank, step, FRAME_TIME_STREAM])
     src, cpy = [], []

@@ -191,7 +191,7 @@ def compute_losses(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, gener
     if cohort is not None:  # the cohort's rows, then the batch's (heads that gather ranks: no cohort)
         real = {k: out[k][n:] for k in ("speaker", "content")}
         out = {k: v if k == "frame_content" else v[:n] for k, v in out.items()}
-    speaker_temperature = lc.temperature if lc.speaker_temperature is None else lc.speaker_temperature
+    speaker_temperature = lc.speaker_tau()
     spk = supcon_loss(out["speaker"], batch.speaker.to(device), speaker_temperature, lc.margin)
     con = supcon_loss(out["content"], batch.content.to(device), lc.temperature, lc.margin)
     zero = out["speaker"].sum() * 0.0
