@@ -24,6 +24,8 @@ def finetune_cmd(config_path: Path | None, overrides: tuple[str, ...]) -> None:
     trains all but its convolutional front end. Writes RUN_DIR/config.yaml, train_log.csv,
     summary.json, checkpoints/, and when done finetuned.safetensors (the upstream's weights, for
     `intervox merge`) and heads.safetensors. Rerunning resumes from the newest checkpoint.
+    configs/finetune/cohort.yaml (what `make finetune` runs) also trains the speaker layer on real
+    voices: data.cohort's clips, drawn each step (loss.cohort_speaker_weight).
 
     \b
     Example:
