@@ -166,7 +166,7 @@ class Setup:
     trainable: list[tuple[str, nn.Parameter]]
     optimizer: torch.optim.Optimizer
     grid: AudioGrid
-    cohort: CohortAudio | None  # data.cohort's real clips, when loss.cohort_speaker_weight reads them
+    cohort: CohortAudio | None  # data.cohort's real clips, when the cohort term or preserve reads them
     reference: object | None  # the frozen pre-trained upstream, when preserve.weight > 0
 
 
@@ -189,7 +189,7 @@ def build(cfg: FinetuneConfig, info: ddp.DistInfo) -> Setup:
     if cfg.loss.frame_content_weight > 0 and not len(grid.table.pairs):  # the loss would add nothing
         raise no_frame_pairs_error(cfg.data.shards, cfg.data.split, f"clip of rank {info.rank}'s shards")
     cohort = None
-    if cfg.loss.cohort_speaker_weight > 0:
+    if cfg.reads_cohort():
         cohort = CohortAudio(cfg.data, upstream.sample_rate, cfg.seed, info.rank,
                              Path(cfg.run_dir) / "cohort")
     return Setup(upstream, heads, trainable, optimizer, grid, cohort, reference_upstream(cfg, upstream, info))
@@ -251,12 +251,14 @@ def train_step(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.DistInfo, hea
         b.frame_source, b.frame_copy = frame_pair_states(s, cfg, step, info, train_upstream)
     total, terms = compute_losses(heads, b, cfg, _step_generator(cfg.seed, 0, step), device)
     terms.update(drift=0.0, cohort_batch=0)
+    cohort = cohort_pass(s, cfg, step, info, train_upstream) if s.cohort is not None else None
     if s.reference is not None and train_upstream:  # frozen steps leave the upstream as it was
-        drift = layer_drift(s, cfg, batch.audio, pooled)
+        on_cohort = cfg.preserve.clips == "cohort"
+        drift = layer_drift(s, cfg, *((cohort.audio, cohort.pooled) if on_cohort else (batch.audio, pooled)))
         total = total + cfg.preserve.weight * drift
         terms.update(loss=float(total.detach()), drift=float(drift.detach()))
-    if s.cohort is not None:
-        term, clips = cohort_speaker_term(s, cfg, step, info, heads, train_upstream)
+    if cfg.loss.cohort_speaker_weight > 0:
+        term, clips = cohort_speaker_term(cohort, cfg, info, heads)
         total = total + cfg.loss.cohort_speaker_weight * term
         terms.update(loss=float(total.detach()), cohort_speaker=float(term.detach()), cohort_batch=clips)
     if not ddp.all_true(math.isfinite(terms["loss"]), info):
@@ -295,17 +297,33 @@ def layer_drift(s: Setup, cfg: FinetuneConfig, audio: list[np.ndarray], pooled: 
     return ((now - torch.nn.functional.layer_norm(reference[:, layers], width)) ** 2).mean()
 
 
-def cohort_speaker_term(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.DistInfo, heads: GatheredHeads,
-                        train_upstream: bool) -> tuple[torch.Tensor, int]:
-    """Return the speaker SupCon of the step's real cohort clips (every rank's, gathered) and their count.
+@dataclasses.dataclass
+class CohortPass:
+    """One step's draw of the cohort's real clips and the upstream's pooled layers of them."""
 
-    The upstream runs on them (with autograd once it trains), so real voices shape its layers as
-    well as the speaker head; a raw speaker subspace is the upstream's layer itself.
-    """
+    audio: list[np.ndarray]
+    speaker: torch.Tensor  # label ids (int64), [N]
+    pooled: torch.Tensor  # [N, L + 1, H], with autograd once the upstream trains
+
+
+def cohort_pass(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.DistInfo,
+                train_upstream: bool) -> CohortPass:
+    """Run the upstream on step `step`'s cohort draw (with autograd once it trains), so real voices
+    shape its layers: through the cohort speaker term, or the drift preserve holds on them."""
     audio, speaker = s.cohort.draw(step)
     states, frames = _upstream_states(s.upstream, cfg, info.device, audio, train_upstream)
-    out = heads([pool_frames(states.float(), frames)])
-    labels = gather_rows(speaker.to(info.device), info)
+    return CohortPass(audio, speaker, pool_frames(states.float(), frames))
+
+
+def cohort_speaker_term(cohort: CohortPass, cfg: FinetuneConfig, info: ddp.DistInfo,
+                        heads: GatheredHeads) -> tuple[torch.Tensor, int]:
+    """Return the speaker SupCon of the step's real cohort clips (every rank's, gathered) and their count.
+
+    A raw speaker subspace is the upstream's layer itself, so the term shapes the upstream as
+    well as the speaker head.
+    """
+    out = heads([cohort.pooled])
+    labels = gather_rows(cohort.speaker.to(info.device), info)
     loss = supcon_loss(out["speaker"].float(), labels, cfg.loss.speaker_tau(), cfg.loss.margin).loss
     return loss, int(labels.shape[0])
 

@@ -41,7 +41,7 @@ class CohortAudio:
         # a speaker with one clip would be an anchor without a positive
         self.speakers = sorted(s for s, clips in by_speaker.items() if len(clips) >= 2)
         if len(self.speakers) < 2:
-            raise TrainingError(f"data.cohort {root}: loss.cohort_speaker_weight needs 2+ speakers with 2+ "
+            raise TrainingError(f"data.cohort {root}: the cohort draw needs 2+ speakers with 2+ "
                                 f"clips each; split {cfg.cohort_split!r} has {len(self.speakers)}")
         max_len = int(cfg.max_seconds * sample_rate)
         self.audio = {s: [load_clip(u, base, sample_rate)[:max_len] for u in by_speaker[s]]

@@ -27,9 +27,10 @@ class FinetuneDataConfig:
     contents_per_batch: int = 4
     max_seconds: float = 30.0  # longer clips are cut to their first max_seconds (Whisper's window)
     max_bad_shard_fraction: float = 0.0
-    # Real clips for loss.cohort_speaker_weight: a folder corpus no evaluation panel holds (`make
-    # ktuberling` writes shards/ktuberling) and its split (None: every clip). Each step the upstream
-    # also runs on cohort_speakers of its speakers x cohort_clips_per_speaker clips each.
+    # Real clips for loss.cohort_speaker_weight and preserve.clips=cohort: a folder corpus no
+    # evaluation panel holds (`make ktuberling` writes shards/ktuberling) and its split (None: every
+    # clip). Each step the upstream also runs on cohort_speakers of its speakers x
+    # cohort_clips_per_speaker clips each.
     cohort: str | None = None
     cohort_split: str | None = "cohort"
     cohort_speakers: int = 8
@@ -84,16 +85,19 @@ class FinetuneOptimConfig:
 
 @dataclass(frozen=True)
 class FinetunePreserveConfig:
-    """Hold pooled layers of every batch to the pre-trained upstream's, limiting representational drift.
+    """Hold pooled layers to the pre-trained upstream's, limiting representational drift.
 
     The loss is the mean squared difference of the layer-normed pooled layers (each of unit
     variance over its hidden units) between the trained upstream and a frozen copy of the
     pre-trained one, averaged over `layers`: the layers whose use a run must keep, e.g. the
-    content layers while a speaker loss reshapes a lower one.
+    content layers while a speaker loss reshapes a lower one. `clips` says on which audio:
+    `batch`, the step's training batch (the synthetic grid), or `cohort`, the step's draw of
+    data.cohort's real clips, so the drift held is the drift on real speech.
     """
 
-    weight: float = 0.0  # > 0 turns it on: the frozen copy also runs on every batch
+    weight: float = 0.0  # > 0 turns it on: the frozen copy also runs on every step's `clips`
     layers: tuple[int, ...] = ()  # hidden-state indices (0: the front end's output)
+    clips: Literal["batch", "cohort"] = "batch"
 
     def __post_init__(self) -> None:
         check_range(self, "weight", ge=0)
@@ -147,3 +151,14 @@ class FinetuneConfig:
         if self.loss.cohort_speaker_weight > 0 and not self.data.cohort:
             raise ConfigValueError("loss.cohort_speaker_weight", "needs data.cohort: a folder corpus of real "
                                    "clips with a speaker column (`make ktuberling` writes shards/ktuberling)")
+        if self.reads_cohort_for_preserve() and not self.data.cohort:
+            raise ConfigValueError("preserve.clips", "cohort needs data.cohort: a folder corpus of real "
+                                   "clips with a speaker column (`make ktuberling` writes shards/ktuberling)")
+
+    def reads_cohort_for_preserve(self) -> bool:
+        """Whether preserve holds the drift on data.cohort's clips."""
+        return self.preserve.weight > 0 and self.preserve.clips == "cohort"
+
+    def reads_cohort(self) -> bool:
+        """Whether each step runs the upstream on a draw of data.cohort's clips."""
+        return self.loss.cohort_speaker_weight > 0 or self.reads_cohort_for_preserve()

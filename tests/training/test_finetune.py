@@ -164,10 +164,10 @@ def test_whisper_ct2_frontend_never_trains(audio_shards: Path, tmp_path: Path) -
 def test_kill_after_checkpoint_and_resume_gives_the_same_weights(tiny_model: Path, audio_shards: Path,
                                                                   tmp_path: Path) -> None:
     corpus = write_cohort(tmp_path / "cohort", {s: 3 for s in range(10, 14)})
-    # killed after step 4: 2 frozen + 2 trained steps, with real cohort draws and the drift term
+    # killed after step 4: 2 frozen + 2 trained steps, with real cohort draws and the drift held on them
     items = ("optim.steps=6", "optim.freeze_fraction=0.34", f"data.cohort={corpus}",
              "loss.cohort_speaker_weight=1", "data.cohort_speakers=3", "data.cohort_clips_per_speaker=2",
-             "preserve.weight=1", "preserve.layers=[2]")
+             "preserve.weight=1", "preserve.layers=[2]", "preserve.clips=cohort")
     straight = tmp_path / "straight"
     finetune(config(*overrides(tiny_model, audio_shards, straight, *items)))
     killed = tmp_path / "killed"
@@ -270,6 +270,8 @@ def test_config_errors_name_the_key(capsys: pytest.CaptureFixture) -> None:
         config("data.cohort_clips_per_speaker=1")
     with pytest.raises(ConfigError, match="preserve.layers: must name at least one layer"):
         config("preserve.weight=1")
+    with pytest.raises(ConfigError, match="preserve.clips: cohort needs data.cohort"):
+        config("preserve.weight=1", "preserve.layers=[2]", "preserve.clips=cohort")
     with pytest.raises(ConfigError, match="hold_fraction"):
         config("optim.hold_fraction=0.95")
     with pytest.raises(SystemExit) as exit_info:
@@ -559,3 +561,26 @@ def test_preserve_holds_the_named_layer_to_the_pretrained_model(tiny_model: Path
     with pytest.raises(TrainingError, match=r"preserve.layers \[3\]: .* hidden states 0-2"):
         finetune(config(*overrides(tiny_model, audio_shards, tmp_path / "bad", "preserve.weight=1",
                                    "preserve.layers=[3]")))
+
+
+def test_preserve_on_the_cohort_holds_the_drift_on_real_clips(tiny_model: Path, audio_shards: Path,
+                                                             tmp_path: Path) -> None:
+    corpus = write_cohort(tmp_path / "cohort", {s: 2 for s in range(10, 14)})
+    wavs = sorted(corpus.glob("*.wav"))
+    base = _pooled_layer(f"hf:{tiny_model}", wavs, 2)
+    drift = {}
+    for clips in ("batch", "cohort"):  # the grid's speaker loss reshapes layer 1 (raw) in both
+        run = tmp_path / clips
+        finetune(config(*overrides(tiny_model, audio_shards, run, "model.raw_subspaces=[speaker]",
+                                   "loss.content_weight=0", "loss.orthogonality=none",
+                                   f"data.cohort={corpus}", "preserve.weight=10", "preserve.layers=[2]",
+                                   f"preserve.clips={clips}",
+                                   "data.cohort_speakers=4", "data.cohort_clips_per_speaker=2")))
+        merged = merge_run(run, [1.0])[0]
+        drift[clips] = float(((_pooled_layer(f"finetuned:{merged}", wavs, 2) - base) ** 2).mean())
+        with open(run / "train_log.csv") as f:
+            rows = list(csv.DictReader(f))
+        assert all(float(r["drift"]) > 0 for r in rows[2:])
+        assert {float(r["cohort_speaker"]) for r in rows} == {0}  # the cohort only preserves here
+    # the cohort's clips are voices the grid never has (f0 above every grid speaker's)
+    assert drift["cohort"] < 0.5 * drift["batch"], drift  # measured: 0.027 -> 0.0014
