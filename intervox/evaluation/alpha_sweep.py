@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from intervox.evaluation.real import RealConfig, evaluate_panel
+import numpy as np
+
+from intervox.evaluation.real import RealConfig, ci, evaluate_panel
 from intervox.features.base import cached_weights_sha256
 from intervox.features.finetuned import alpha_tag, merged_path
 
@@ -45,7 +47,7 @@ def sweep(run_dir: str | Path, alphas: list[float], real_dirs: list[str | Path],
           cfg: RealConfig = RealConfig(ceilings=())) -> dict:
     """Evaluate finetuned:RUN@A for every alpha on every panel; write and return RUN/alpha_sweep.json."""
     run_dir = Path(run_dir)
-    rows = []
+    rows, draws = [], {}
     for alpha in alphas:
         name = f"finetuned:{run_dir}@{alpha_tag(alpha)}"
         digest = cached_weights_sha256([merged_path(name)])[:12]
@@ -55,11 +57,13 @@ def sweep(run_dir: str | Path, alphas: list[float], real_dirs: list[str | Path],
             section = evaluate_panel(d, run_dir / "sweep" / panel / f"alpha-{alpha_tag(alpha)}-{digest}",
                                      upstream=name, cfg=cfg)
             layers = layer_figures(section)
+            draws[alpha, panel] = {int(name.split()[1]): system["pooled"][section["report_split"]]
+                                   for name, system in section["draws"].items() if name.startswith("layer ")}
             panels[panel] = {"report_split": section["report_split"], "best_layer": section["best_layer"],
                              "best": best_figures(layers, section["best_layer"], section["report_split"]),
                              "layers": {str(k): v for k, v in sorted(layers.items())}}
         rows.append({"alpha": float(alpha), "upstream": name, "weights_sha256": digest, "panels": panels})
-    versus = versus_base(rows)
+    versus = versus_base(rows, draws)
     chosen = {panel: choose_alpha(rows, versus, panel) for panel in sorted(rows[0]["panels"])} if rows else {}
     result = {"run_dir": str(run_dir), "sweep": rows, "versus_alpha_0": versus, "chosen_alpha": chosen}
     (run_dir / "alpha_sweep.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -67,13 +71,14 @@ def sweep(run_dir: str | Path, alphas: list[float], real_dirs: list[str | Path],
     return result
 
 
-def versus_base(rows: list[dict]) -> dict:
+def versus_base(rows: list[dict], draws: dict | None = None) -> dict:
     """Return per panel and alpha the change against alpha 0 (if swept): of the best layers, and per layer.
 
     "best": the dev-chosen layers of each model (issue 17's targets: speaker_eer_ratio <= 0.9,
-    content and keyword drops of at most 2 points). "layers": each raw layer against the same
-    layer of the pre-trained model, which a change of the dev choice (ties on a small dev split)
-    cannot blur.
+    content and keyword drops of at most 2 points), with paired 95% CIs from `draws` ({(alpha,
+    panel): {layer: report-split bootstrap draws}}: every model is scored on the same speaker
+    resamples). "layers": each raw layer against the same layer of the pre-trained model, which
+    a change of the dev choice (ties on a small dev split) cannot blur.
     """
     base = next((r for r in rows if r["alpha"] == 0), None)
     if base is None:
@@ -84,14 +89,31 @@ def versus_base(rows: list[dict]) -> dict:
             ref = base["panels"][panel]
             b, m = ref["best"], p["best"]
             report = p["report_split"]
+            best = _changes(m["speaker_eer"], b["speaker_eer"], m["content_top1"], b["content_top1"],
+                            m["keyword_accuracy"], b["keyword_accuracy"])
+            if draws:
+                best.update(paired_cis(draws[r["alpha"], panel], draws[0.0, panel], m, b))
             out.setdefault(panel, {})[alpha_tag(r["alpha"])] = {
-                "best": _changes(m["speaker_eer"], b["speaker_eer"], m["content_top1"], b["content_top1"],
-                                 m["keyword_accuracy"], b["keyword_accuracy"]),
+                "best": best,
                 "layers": {k: _changes(v[report]["eer"], ref["layers"][k][report]["eer"], v[report]["top1"],
                                        ref["layers"][k][report]["top1"], v[report]["keyword"],
                                        ref["layers"][k][report]["keyword"])
                            for k, v in p["layers"].items() if k in ref["layers"]}}
     return out
+
+
+def paired_cis(now: dict[int, dict], base: dict[int, dict], m: dict, b: dict) -> dict:
+    """Return the 95% CIs of the best layers' changes (`_changes`' keys + "_ci") over paired resamples."""
+    def paired(key: str, layer: str, change) -> list[float | None] | None:  # noqa: ANN001
+        x, y = now.get(m[layer], {}).get(key), base.get(b[layer], {}).get(key)
+        if x is None or y is None:
+            return None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return [None if v is None else round(v, 4) for v in ci(change(np.asarray(x), np.asarray(y)))]
+
+    return {"speaker_eer_ratio_ci": paired("eer", "speaker_layer", lambda x, y: x / y),
+            "content_top1_points_ci": paired("top1", "content_layer", lambda x, y: 100 * (x - y)),
+            "keyword_points_ci": paired("keyword", "content_layer", lambda x, y: 100 * (x - y))}
 
 
 CONTENT_DROP_POINTS = 2.0  # issue 17: the merge may cost content retrieval at most 2 points
@@ -189,11 +211,12 @@ def chosen_row(chosen: dict) -> list[str]:
     """Return the chosen alpha's row of text cells (CHOSEN_HEADER's columns)."""
     c, r = chosen["choosing"], chosen["report"]
     return [alpha_tag(chosen["alpha"]), _cell(c["speaker_eer_ratio"]), _cell(c["content_top1_points"]),
-            _cell(r["speaker_eer_ratio"]), _cell(r["content_top1_points"]), _cell(r["keyword_points"])]
+            *(_cell_ci(r[k], r.get(f"{k}_ci")) for k in ("speaker_eer_ratio", "content_top1_points",
+                                                          "keyword_points"))]
 
 
-CHOSEN_HEADER = ["alpha", "dev spk EER ratio", "dev 1-NN points", "spk EER ratio", "1-NN points",
-                 "keyword points"]
+CHOSEN_HEADER = ["alpha", "dev spk EER ratio", "dev 1-NN points", "spk EER ratio [95% CI]",
+                 "1-NN points [95% CI]", "keyword points [95% CI]"]
 
 
 def format_sweep(result: dict) -> str:
@@ -204,6 +227,13 @@ def format_sweep(result: dict) -> str:
         for row in [header, *rows]:
             lines.append(" ".join(f"{c:>{max(6, len(h))}}" for c, h in zip(row, header, strict=True)))
     return "\n".join(lines)
+
+
+def _cell_ci(v: float | None, lohi: list | None) -> str:
+    """Return a figure with its paired 95% CI, e.g. "0.721 [0.612, 0.845]"."""
+    if not lohi or None in lohi:
+        return _cell(v)
+    return f"{_cell(v)} [{_cell(lohi[0])}, {_cell(lohi[1])}]"
 
 
 def _cell(v: float | int | None) -> str:

@@ -379,7 +379,8 @@ def keyword_probe(emb: np.ndarray, spk: np.ndarray, spk_index: np.ndarray, conte
     fig = {"n_test": int(len(rows)), "n_classes": int(len(set(content[rows]))),
            "accuracy": weighted_mean(correct[rows], spk_index[rows], np.ones(spk_index.max() + 1))}
     if boots is not None:
-        fig["accuracy_ci"] = ci([weighted_mean(correct[rows], spk_index[rows], c) for c in boots])
+        fig["accuracy_draws"] = [weighted_mean(correct[rows], spk_index[rows], c) for c in boots]
+        fig["accuracy_ci"] = ci(fig["accuracy_draws"])
     return fig
 
 
@@ -576,7 +577,6 @@ def paired_differences(systems: dict[str, dict], best: Mapping, split: str) -> d
     narrower than the two systems' own CIs: this is what tells a 1-point change from noise.
     speaker: EER of its `speaker` embedding minus the best speaker layer's (negative = better);
     content: 1-NN of its `content` embedding minus the best content layer's (positive = better).
-    Removes the per-resample draws from `systems` afterwards (they are not saved).
     """
     def draws(system: str | None, emb: str, group: str, key: str) -> tuple[float | None, np.ndarray | None]:
         fig = ((systems.get(system or "", {}).get("embeddings", {}).get(emb) or {}).get(split) or {})
@@ -599,12 +599,23 @@ def paired_differences(systems: dict[str, dict], best: Mapping, split: str) -> d
                 continue
             entry[f"{group}_{key}_minus_best_layer"] = {"value": v - b, "ci": ci(d - bd)}
         out[name] = entry
-    for system in systems.values():  # the draws served the paired CIs; results.json keeps only CIs
-        for emb in system["embeddings"].values():
-            for fig in emb.values():
-                for group in fig["speaker"].values():
-                    group.pop("eer_draws", None)
-                fig["content"].pop("top1_draws", None)
+    return out
+
+
+def pop_draws(systems: dict[str, dict]) -> dict[str, dict]:
+    """Remove the per-resample draws from `systems` (results.json keeps only CIs) and return those of
+    the report split: {system: {embedding: {split: {"eer", "top1", "keyword"}}}}, for paired
+    differences between sections scored on the same resamples (the alpha sweep's merged models)."""
+    out: dict[str, dict] = {}
+    for name, system in systems.items():
+        for emb_name, emb in system["embeddings"].items():
+            for split, fig in emb.items():
+                eer = {g: group.pop("eer_draws", None) for g, group in fig["speaker"].items()}.get("all")
+                top1 = fig["content"].pop("top1_draws", None)
+                keyword = (fig.get("keyword_probe") or {}).pop("accuracy_draws", None)
+                if any(d is not None for d in (eer, top1, keyword)):
+                    out.setdefault(name, {}).setdefault(emb_name, {})[split] = {
+                        "eer": eer, "top1": top1, "keyword": keyword}
     return out
 
 
@@ -649,7 +660,9 @@ def evaluate_panel(panel_dir: str | Path, work_dir: str | Path, *, models: Seque
 
     `models`: the run's TrainedModels (none: raw layers and ceilings only, on `upstream`).
     `fallback_best`: best layers chosen elsewhere (the run's synthetic validation) for a panel
-    without a choosing split. Only the report split gets CIs and the keyword probe. With a
+    without a choosing split. Only the report split gets CIs and the keyword probe; the section's
+    "draws" (`pop_draws`: per system the bootstrap resamples behind them) are for paired
+    differences with another section of the same panel and are not saved. With a
     choosing split and `cfg.whiten_floor`, the section's "whitened" part scores every system
     again after cohort whitening fitted on the choosing split's clips (evaluation.cohort).
     """
@@ -674,9 +687,10 @@ def evaluate_panel(panel_dir: str | Path, work_dir: str | Path, *, models: Seque
     choose = next((s for s in by_split if s != report), None)
     if choose and cfg.whiten_floor:
         fit = np.array([where[int(r)] for r in by_split[choose]])
-        section["whitened"] = {
-            "fitted_on": choose, "floor": cfg.whiten_floor,
-            **score_systems(panel, by_split, where, whiten_systems(arrays, fit, cfg.whiten_floor), cfg, None)}
+        whitened = score_systems(panel, by_split, where, whiten_systems(arrays, fit, cfg.whiten_floor),
+                                 cfg, None)
+        whitened.pop("draws")
+        section["whitened"] = {"fitted_on": choose, "floor": cfg.whiten_floor, **whitened}
     section["seconds"] = round(time.perf_counter() - t0, 1)
     return section
 
@@ -699,7 +713,8 @@ def score_systems(panel: Panel, by_split: Mapping[str, np.ndarray], where: Mappi
     choose = next((s for s in by_split if s != report), None)
     best = choose_best_layers(systems, choose) if choose else dict(fallback_best or {})
     paired = paired_differences(systems, best, report)
-    return {"best_layer": best, "paired_vs_best_layer": paired, "systems": systems}
+    return {"best_layer": best, "paired_vs_best_layer": paired, "systems": systems,
+            "draws": pop_draws(systems)}
 
 
 def evaluate_run_real(run_dir: str | Path, real_dirs: Sequence[str | Path],
@@ -732,6 +747,7 @@ def evaluate_run_real(run_dir: str | Path, real_dirs: Sequence[str | Path],
         name = Path(d).name
         real[name] = evaluate_panel(d, run_dir / "real" / name, models=models, cfg=cfg,
                                     fallback_best=fallback, padded=padded)
+        real[name].pop("draws")
         real[name]["plot"] = plot_panel(real[name], run_dir / "plots" / f"real_{name}.png", name)
         real[name]["targets"] = issue_targets(real[name])
         views = panel_views(name, real[name])

@@ -245,6 +245,7 @@ def test_eval_run_real_writes_results_table_and_plot(panel_dir: Path, tmp_path: 
     assert (tmp_path / "run" / section["plot"]).is_file()
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["real"][panel_dir.name]["best_layer"]["chosen_on"] == "dev"
+    assert "draws" not in saved["real"][panel_dir.name]  # results.json keeps the CIs, not the resamples
     text = real.format_real(saved)
     assert "subspaces seed-0" in text and "content-subspace spk EER" in text
     html = write_report(tmp_path / "run").read_text()
@@ -365,7 +366,12 @@ def test_paired_differences_to_the_best_layer(section: dict) -> None:
     # a paired CI is no wider than the best layer's own CI (the oracle adds no variance)
     best_ci = rows["best_layer"]["spk_eer_ci"]
     assert spk["ci"][1] - spk["ci"][0] <= best_ci[1] - best_ci[0] + 1e-9
-    assert "eer_draws" not in json.dumps(section) and "top1_draws" not in json.dumps(section)
+    # the resamples behind the CIs leave the figures (results.json keeps CIs) for section["draws"]
+    saved = json.dumps(section["systems"])
+    assert "eer_draws" not in saved and "top1_draws" not in saved
+    drawn = section["draws"]["layer 1"]["pooled"]
+    assert set(drawn) == {"test"}
+    assert len(drawn["test"]["eer"]) == len(drawn["test"]["top1"]) == FAST.bootstrap
 
 
 def test_moved_audio_of_a_prepared_manifest_names_the_file(tmp_path: Path) -> None:

@@ -10,7 +10,14 @@ import pytest
 import soundfile as sf
 import torch
 
-from intervox.evaluation.alpha_sweep import choose_alpha, format_sweep, layer_figures, sweep, versus_base
+from intervox.evaluation.alpha_sweep import (
+    choose_alpha,
+    format_sweep,
+    layer_figures,
+    paired_cis,
+    sweep,
+    versus_base,
+)
 from intervox.evaluation.real import RealConfig, evaluate_panel
 from intervox.training.finetune import finetune
 from intervox.training.merge import merge_run
@@ -88,7 +95,13 @@ def test_sweep_scores_each_alpha_and_alpha_0_is_the_base_model(tmp_path: Path) -
     assert rows[0.0]["best"]["speaker_layer"] in (0, 1, 2) and rows[0.0]["report_split"] == "test"
     unchanged = {"speaker_eer_ratio": 1.0, "content_top1_points": 0.0, "keyword_points": 0.0}
     versus = result["versus_alpha_0"]["panel"]
-    assert versus["0"]["best"] == unchanged and versus["0"]["layers"] == {k: unchanged for k in "012"}
+    assert {k: versus["0"]["best"][k] for k in unchanged} == unchanged
+    assert versus["0"]["layers"] == {k: unchanged for k in "012"}
+    # paired CIs: alpha 0 against itself is the same model on every resample
+    assert versus["0"]["best"]["speaker_eer_ratio_ci"] in ([1.0, 1.0], None)  # None: an EER of 0
+    assert versus["0"]["best"]["content_top1_points_ci"] == versus["0"]["best"]["keyword_points_ci"] == [0, 0]
+    lo, hi = versus["1"]["best"]["content_top1_points_ci"]
+    assert lo <= hi
     eer1, eer0 = rows[1.0]["layers"]["2"]["test"]["eer"], rows[0.0]["layers"]["2"]["test"]["eer"]
     assert versus["1"]["layers"]["2"]["speaker_eer_ratio"] == pytest.approx(eer1 / eer0, abs=1e-4)
     # 3 tables: a title, a header and 2 rows; a title, a header and 2 x 3 rows; the chosen alpha's row
@@ -125,3 +138,20 @@ def test_the_chosen_alpha_has_the_best_dev_speakers_within_2_points_of_dev_conte
     assert choose_alpha([_row(0.0, 0.2, 0.3, 0.3, 0.3), _row(1.0, 0.2, 0.3, 0.3, 0.3)],
                         versus_base(rows), "p")["alpha"] == 0.0  # a tie keeps the less changed model
     assert choose_alpha(rows[1:], {}, "p") is None  # no alpha 0 to compare with
+
+
+def testpaired_cis_of_the_best_layers_come_from_the_same_resamples() -> None:
+    rng = np.random.default_rng(0)
+    eer0, top0, kw0 = rng.uniform(0.2, 0.3, 50), rng.uniform(0.2, 0.4, 50), rng.uniform(0.1, 0.3, 50)
+    base = {1: {"eer": eer0, "top1": None, "keyword": None}, 2: {"eer": eer0, "top1": top0, "keyword": kw0}}
+    # the merged model: speaker layer 1 at 0.8x of the base's layer 1 on every resample, content +5 points
+    now = {1: {"eer": 0.8 * eer0, "top1": None, "keyword": None},
+           3: {"eer": eer0, "top1": top0 + 0.05, "keyword": kw0 - 0.01}}
+    cis = paired_cis(now, base, {"speaker_layer": 1, "content_layer": 3},
+                      {"speaker_layer": 1, "content_layer": 2})
+    assert cis == {"speaker_eer_ratio_ci": [0.8, 0.8], "content_top1_points_ci": [5.0, 5.0],
+                   "keyword_points_ci": [-1.0, -1.0]}  # each resample's difference is the same here
+    # alone, each model's figures spread widely over the resamples: pairing is what narrows the CI
+    assert np.percentile(top0, 97.5) - np.percentile(top0, 2.5) > 0.1
+    assert paired_cis(now, base, {"speaker_layer": None, "content_layer": 3},
+                       {"speaker_layer": 1, "content_layer": 2})["speaker_eer_ratio_ci"] is None
