@@ -62,8 +62,9 @@ devpanel: setup
 	$(IX) corpus devpanel --out shards/devpanel
 
 # Issue 17: fine-tune Whisper tiny.en itself (Speech-FT's stable recipe) on the audio shards, its layer 1
-# taught real voices by the KTuberling cohort (configs/finetune/cohort.yaml), merge
-# theta_0 + alpha (theta_ft - theta_0) and evaluate each alpha's raw layers on the dev panel.
+# taught real voices by the KTuberling cohort and its layers 2-4 held to the pre-trained model's on the
+# same clips (configs/finetune/cohort.yaml), merge theta_0 + alpha (theta_ft - theta_0) and evaluate
+# each alpha's raw layers on the dev panel.
 FT_RUN := runs/$(lang)$(SIZE_TAG)-finetune-whisper-tiny.en
 FT_ALPHAS := 0 0.1 0.25 0.5 1
 

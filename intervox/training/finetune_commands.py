@@ -25,7 +25,8 @@ def finetune_cmd(config_path: Path | None, overrides: tuple[str, ...]) -> None:
     summary.json, checkpoints/, and when done finetuned.safetensors (the upstream's weights, for
     `intervox merge`) and heads.safetensors. Rerunning resumes from the newest checkpoint.
     configs/finetune/cohort.yaml (what `make finetune` runs) also trains the speaker layer on real
-    voices: data.cohort's clips, drawn each step (loss.cohort_speaker_weight).
+    voices: data.cohort's clips, drawn each step (loss.cohort_speaker_weight), and holds the layers
+    above it to the pre-trained model's on the same clips (preserve.clips=cohort).
 
     \b
     Example:
