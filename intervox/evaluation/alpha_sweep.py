@@ -57,8 +57,9 @@ def sweep(run_dir: str | Path, alphas: list[float], real_dirs: list[str | Path],
             section = evaluate_panel(d, run_dir / "sweep" / panel / f"alpha-{alpha_tag(alpha)}-{digest}",
                                      upstream=name, cfg=cfg)
             layers = layer_figures(section)
-            draws[alpha, panel] = {int(name.split()[1]): system["pooled"][section["report_split"]]
-                                   for name, system in section["draws"].items() if name.startswith("layer ")}
+            draws[alpha, panel] = {int(system.split()[1]): drawn["pooled"][section["report_split"]]
+                                   for system, drawn in section["draws"].items()
+                                   if system.startswith("layer ")}
             panels[panel] = {"report_split": section["report_split"], "best_layer": section["best_layer"],
                              "best": best_figures(layers, section["best_layer"], section["report_split"]),
                              "layers": {str(k): v for k, v in sorted(layers.items())}}

@@ -603,9 +603,9 @@ def paired_differences(systems: dict[str, dict], best: Mapping, split: str) -> d
 
 
 def pop_draws(systems: dict[str, dict]) -> dict[str, dict]:
-    """Remove the per-resample draws from `systems` (results.json keeps only CIs) and return those of
-    the report split: {system: {embedding: {split: {"eer", "top1", "keyword"}}}}, for paired
-    differences between sections scored on the same resamples (the alpha sweep's merged models)."""
+    """Remove the per-resample draws from `systems` (results.json keeps only CIs) and return them:
+    {system: {embedding: {split: {"eer", "top1", "keyword"}}}} (only the report split has draws), for
+    paired differences between sections scored on the same resamples (the alpha sweep's models)."""
     out: dict[str, dict] = {}
     for name, system in systems.items():
         for emb_name, emb in system["embeddings"].items():
