@@ -251,9 +251,12 @@ def train_step(s: Setup, cfg: FinetuneConfig, step: int, info: ddp.DistInfo, hea
         b.frame_source, b.frame_copy = frame_pair_states(s, cfg, step, info, train_upstream)
     total, terms = compute_losses(heads, b, cfg, _step_generator(cfg.seed, 0, step), device)
     terms.update(drift=0.0, cohort_batch=0)
-    cohort = cohort_pass(s, cfg, step, info, train_upstream) if s.cohort is not None else None
-    if s.reference is not None and train_upstream:  # frozen steps leave the upstream as it was
-        on_cohort = cfg.preserve.clips == "cohort"
+    preserving = s.reference is not None and train_upstream  # frozen steps leave the upstream as it was
+    on_cohort = cfg.preserve.clips == "cohort"
+    # the cohort's forward pass only when a term reads it (a cohort preserve skips frozen steps)
+    needed = cfg.loss.cohort_speaker_weight > 0 or (preserving and on_cohort)
+    cohort = cohort_pass(s, cfg, step, info, train_upstream) if needed else None
+    if preserving:
         drift = layer_drift(s, cfg, *((cohort.audio, cohort.pooled) if on_cohort else (batch.audio, pooled)))
         total = total + cfg.preserve.weight * drift
         terms.update(loss=float(total.detach()), drift=float(drift.detach()))

@@ -148,12 +148,11 @@ class FinetuneConfig:
         if self.loss.cohort_weight > 0:  # `train`'s decorrelation term on pre-pooled real clips
             raise ConfigValueError("loss.cohort_weight", "must be 0: fine-tuning's cohort term is "
                                    "loss.cohort_speaker_weight (the decorrelation is `intervox train`'s)")
-        if self.loss.cohort_speaker_weight > 0 and not self.data.cohort:
-            raise ConfigValueError("loss.cohort_speaker_weight", "needs data.cohort: a folder corpus of real "
-                                   "clips with a speaker column (`make ktuberling` writes shards/ktuberling)")
-        if self.reads_cohort_for_preserve() and not self.data.cohort:
-            raise ConfigValueError("preserve.clips", "cohort needs data.cohort: a folder corpus of real "
-                                   "clips with a speaker column (`make ktuberling` writes shards/ktuberling)")
+        if self.reads_cohort() and not self.data.cohort:
+            key, what = (("loss.cohort_speaker_weight", "needs") if self.loss.cohort_speaker_weight > 0
+                         else ("preserve.clips", "cohort needs"))
+            raise ConfigValueError(key, f"{what} data.cohort: a folder corpus of real clips with a speaker "
+                                   "column (`make ktuberling` writes shards/ktuberling)")
 
     def reads_cohort_for_preserve(self) -> bool:
         """Whether preserve holds the drift on data.cohort's clips."""
