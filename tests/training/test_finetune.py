@@ -174,7 +174,10 @@ def test_kill_after_checkpoint_and_resume_gives_the_same_weights(tiny_model: Pat
     cmd = [sys.executable, "-m", "intervox", "finetune", "--config",
            str(REPO / "configs/finetune/default.yaml"),
            *overrides(tiny_model, audio_shards, killed, *items)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "INTERVOX_FAULT": "finetune.after_checkpoint:4"}
+    # the killed run's threads are this process's: the straight run and the resume run here, and a
+    # float sum split over other thread counts rounds differently (OMP_NUM_THREADS=2 failed with "1")
+    threads = str(torch.get_num_threads())
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "INTERVOX_FAULT": "finetune.after_checkpoint:4"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert proc.returncode == -9, proc.stderr[-2000:]  # SIGKILLed right after checkpoint 4
     assert not (killed / FINETUNED_FILE).exists()
