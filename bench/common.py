@@ -2,7 +2,8 @@
 
 Every claim is a ratio measured inside one run: the machine is shared and noisy, so a
 candidate and its baseline are timed interleaved (A B A B ...) and each side keeps its
-best (minimum) time, the estimate least disturbed by other load.
+best (minimum) time, the estimate least disturbed by other load. Where the machine itself bounds
+a ratio (cores, the decoder), the result also carries that ceiling, from the same run.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ class Result:
     target: str = ""  # e.g. "<= 1.10"; empty when the figure has no target
     met: bool | None = None  # None when there is no target
     notes: str = ""
+    # The best ratio this machine allows, bounded by this same run's own measurements (cores over
+    # CPU seconds, a decode limit): a miss whose ceiling also misses is out of reach here.
+    ceiling: float | None = None
+    ceiling_label: str = ""  # how the bound is computed, in words
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -88,7 +93,9 @@ class Bench:
         ratio = f" ratio {result.ratio:.3g} ({result.ratio_label})" if result.ratio is not None else ""
         met = "" if result.met is None else (" [met]" if result.met else " [MISSED]")
         value = f"{result.value:.4g}" if result.value is not None else "-"
-        log(self, f"  {result.name}: {value} {result.unit}{ratio} target {result.target or '-'}{met}")
+        ceiling = f"; ceiling here {result.ceiling:.3g}" if result.ceiling is not None else ""
+        target = result.target or "-"
+        log(self, f"  {result.name}: {value} {result.unit}{ratio} target {target}{met}{ceiling}")
         return result
 
 

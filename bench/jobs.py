@@ -47,9 +47,18 @@ def _iter_audio(kind: str, paths: list[str], blobs: list[bytes]):  # noqa: ANN20
             yield sf.read(p, dtype="float32")[0]
 
 
+def _cpu_seconds() -> float:
+    """Return the CPU seconds of this process and of its reaped children (DataLoader workers)."""
+    import resource
+
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                   resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
 def stream(args: dict) -> dict:
     """Decode + batch every clip: `passes` cold passes (files evicted from the page cache before
-    each) then `passes` warm ones; return the best clips/s of each."""
+    each) then `passes` warm ones; return the best clips/s of each, and the fewest CPU seconds a
+    clip took (this process and its decode workers) in each."""
     import soundfile  # noqa: F401 - imports (torch and webdataset for the reader) are not a pass's work
 
     import intervox.shards.read  # noqa: F401
@@ -57,10 +66,11 @@ def stream(args: dict) -> dict:
 
     paths = Path(args["list"]).read_text().split("\n")
     blobs = [Path(p).read_bytes() for p in paths] if args["kind"] == "flac-decode" else []
-    out = {"cold": 0.0, "warm": 0.0, "evicted": 0}
+    out = {"cold": 0.0, "warm": 0.0, "evicted": 0, "cold_cpu": float("inf"), "warm_cpu": float("inf")}
     for name in ("cold",) * args.get("passes", 1) + ("warm",) * args.get("passes", 1):
         if name == "cold":
             out["evicted"] = drop_page_cache([Path(p) for p in paths])
+        cpu = _cpu_seconds()
         t = time.perf_counter()
         n, batch = 0, []
         for audio in _iter_audio(args["kind"], paths, blobs):
@@ -71,6 +81,7 @@ def stream(args: dict) -> dict:
         if batch:
             n += len(_pad_batch(batch))
         out[name] = max(out[name], n / (time.perf_counter() - t))
+        out[f"{name}_cpu"] = min(out[f"{name}_cpu"], (_cpu_seconds() - cpu) / n)  # workers are reaped by now
         out["clips"] = n
     return out
 

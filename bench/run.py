@@ -24,7 +24,16 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from bench.common import Bench, FigureError, Result, log, machine_info, now_iso, versions  # noqa: E402
+from bench.common import (  # noqa: E402
+    Bench,
+    FigureError,
+    Result,
+    check_target,
+    log,
+    machine_info,
+    now_iso,
+    versions,
+)
 
 # (figure, module, title, budget seconds of the full run on 2 quiet cores); modules expose run(bench).
 # The budgets add up to 17.5 minutes; a quiet 2-core machine takes about 13.
@@ -79,6 +88,11 @@ def render_markdown(doc: dict) -> str:
     ]
     if not misses and not crashed:
         lines.append("None: every figure with a target met it.")
+    out_of_reach = [r["name"] for r in misses if check_target(r.get("ceiling"), r["target"]) is False]
+    if out_of_reach:
+        lines += [f"{len(out_of_reach)} of {len(misses)} misses are out of reach on this machine: the best "
+                  "ratio its cores or its decoder allow, computed from the same run, misses the target too.",
+                  ""]
     for r in misses:
         got = (
             f"ratio {_fmt(r['ratio'])} ({r['ratio_label']})"
@@ -86,7 +100,8 @@ def render_markdown(doc: dict) -> str:
             else f"{_fmt(r['value'])} {r['unit']}"
         )
         base = f" against {r['baseline_label']}" if r.get("baseline_label") else ""
-        lines.append(f"- **{r['name']}**: {got}{base}, target {r['target']}. {r['notes']}".rstrip())
+        line = f"- **{r['name']}**: {got}{base}, target {r['target']}. {_reach(r)}{r['notes']}"
+        lines.append(line.rstrip())
     for r in crashed:
         first = r["error"].strip().splitlines()[-1] if r["error"].strip() else "?"
         lines.append(f"- **figure {r['figure']} ({r['name']}) crashed**: {first}")
@@ -115,17 +130,27 @@ def render_markdown(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def _reach(r: dict) -> str:
+    """Return a miss's ceiling in words ("" without one)."""
+    if r.get("ceiling") is None:
+        return ""
+    verdict = "out of reach here" if check_target(r["ceiling"], r["target"]) is False else "within reach"
+    return f"Ceiling on this machine {_fmt(r['ceiling'])} ({r['ceiling_label']}): {verdict}. "
+
+
 def target_table(results: list[dict]) -> list[str]:
     """Return the "Targets" section: every figure with a target, misses first, as ratio vs target."""
     rows = [r for r in results if not r.get("crashed") and r.get("target")]
     rows.sort(key=lambda r: (r["met"] is not False, r["figure"]))
     lines = ["## Targets (issue 19)", "",
-             "| figure | name | measured | target | met | what the ratio compares |",
-             "|---|---|---|---|---|---|"]
+             "| figure | name | measured | target | met | ceiling here | what the ratio compares |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         got = _fmt(r["ratio"]) if r["ratio"] is not None else f"{_fmt(r['value'])} {r['unit']}"
         met = "yes" if r["met"] else "**no**"
-        lines.append(f"| {r['figure']} | {r['name']} | {got} | {r['target']} | {met} | {r['ratio_label']} |")
+        ceiling = _fmt(r.get("ceiling"))
+        lines.append(f"| {r['figure']} | {r['name']} | {got} | {r['target']} | {met} | {ceiling} | "
+                     f"{r['ratio_label']} |")
     return lines
 
 

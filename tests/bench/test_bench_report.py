@@ -34,8 +34,22 @@ def test_misses_come_first_and_every_target_is_tabled() -> None:
     assert "pipeline/a_met" not in md[misses:targets]
     table = md[targets:md.index("## Results")].splitlines()
     rows = [ln for ln in table if ln.startswith("| 2 |")]
-    assert rows == ["| 2 | pipeline/z_missed | 1.3 | <= 1.10 | **no** | pipeline / plain |",
-                    "| 2 | pipeline/a_met | 1.05 | <= 1.10 | yes | pipeline / plain |"]
+    assert rows == ["| 2 | pipeline/z_missed | 1.3 | <= 1.10 | **no** | - | pipeline / plain |",
+                    "| 2 | pipeline/a_met | 1.05 | <= 1.10 | yes | - | pipeline / plain |"]
+
+
+def test_a_miss_says_whether_its_ceiling_on_this_machine_reaches_the_target() -> None:
+    bound = result("pipeline/speedup", 1.48, ">= 1.8")
+    bound.ceiling, bound.ceiling_label = 1.62, "1-worker time / (CPU seconds / 2 cores)"
+    open_miss = result("streaming/raw", 0.94, ">= 0.95")
+    open_miss.ceiling, open_miss.ceiling_label = 1.0, "the decode limit"
+    md = render_markdown(doc([bound, open_miss, result("pipeline/no_ceiling", 1.3, "<= 1.10")]))
+    misses = md[md.index("## Misses against targets"):md.index("## Targets (issue 19)")]
+    assert "1 of 3 misses are out of reach on this machine" in misses
+    assert ("target >= 1.8. Ceiling on this machine 1.62 (1-worker time / (CPU seconds / 2 cores)): "
+            "out of reach here.") in misses
+    assert "target >= 0.95. Ceiling on this machine 1 (the decode limit): within reach." in misses
+    assert "| 2 | pipeline/speedup | 1.48 | >= 1.8 | **no** | 1.62 | pipeline / plain |" in md
 
 
 def test_paired_best_interleaves_and_keeps_each_sides_best() -> None:
