@@ -54,6 +54,8 @@ def shard_build(bench: Bench) -> None:
 
 def training(bench: Bench) -> None:
     """Peak RSS of training (grid and streamed block batching) on N and 10 N pooled-feature clips."""
+    from intervox.training.config import COHORT_WEIGHTS
+
     speakers, contents = (32, 32) if bench.quick else (128, 64)
     layers, hidden, steps = 6, 512, 10 if bench.quick else 20
     dirs = {}
@@ -75,7 +77,9 @@ def training(bench: Bench) -> None:
                 f"run_dir={bench.work / f'mem-run-{mode}-{scale}'}",
                 "device=cpu",
                 f"max_steps={steps}",
-                "loss.cohort_weight=0",  # the grid's memory: the 1,636-clip real cohort is a constant
+                # the grid's memory: the 1,636-clip real cohort is a constant (and the synthetic
+                # upstream cannot pool real clips), so every loss term that reads it is off
+                *(f"loss.{key}=0" for key in COHORT_WEIGHTS),
                 "loss.frame_content_weight=0",  # the synthetic features hold no frames
                 *extra,
             ]
