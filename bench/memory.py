@@ -52,10 +52,27 @@ def shard_build(bench: Bench) -> None:
     )
 
 
-def training(bench: Bench) -> None:
-    """Peak RSS of training (grid and streamed block batching) on N and 10 N pooled-feature clips."""
+TRAIN_CONFIG = "configs/train/default.yaml"
+
+
+def train_overrides(features: Path, run_dir: Path, steps: int) -> list[str]:
+    """Return the overrides of TRAIN_CONFIG for a memory run on synthetic pooled features."""
     from intervox.training.config import COHORT_WEIGHTS
 
+    return [
+        f"data.features=[{features}]",
+        f"run_dir={run_dir}",
+        "device=cpu",
+        f"max_steps={steps}",
+        # the grid's memory: the 1,636-clip real cohort is a constant (and the synthetic upstream
+        # cannot pool real clips), so every loss term that reads it is off
+        *(f"loss.{key}=0" for key in COHORT_WEIGHTS),
+        "loss.frame_content_weight=0",  # the synthetic features hold no frames
+    ]
+
+
+def training(bench: Bench) -> None:
+    """Peak RSS of training (grid and streamed block batching) on N and 10 N pooled-feature clips."""
     speakers, contents = (32, 32) if bench.quick else (128, 64)
     layers, hidden, steps = 6, 512, 10 if bench.quick else 20
     dirs = {}
@@ -72,22 +89,12 @@ def training(bench: Bench) -> None:
     for mode, extra in batching.items():
         rss = {}
         for scale in (1, 10):
-            overrides = [
-                f"data.features=[{dirs[scale]}]",
-                f"run_dir={bench.work / f'mem-run-{mode}-{scale}'}",
-                "device=cpu",
-                f"max_steps={steps}",
-                # the grid's memory: the 1,636-clip real cohort is a constant (and the synthetic
-                # upstream cannot pool real clips), so every loss term that reads it is off
-                *(f"loss.{key}=0" for key in COHORT_WEIGHTS),
-                "loss.frame_content_weight=0",  # the synthetic features hold no frames
-                *extra,
-            ]
+            overrides = [*train_overrides(dirs[scale], bench.work / f"mem-run-{mode}-{scale}", steps), *extra]
             result, rss[scale] = run_child(
                 [
                     "train",
                     json.dumps(
-                        {"config": "configs/train/default.yaml", "overrides": overrides, "threads": 2}
+                        {"config": TRAIN_CONFIG, "overrides": overrides, "threads": 2}
                     ),
                 ],
                 threads=2,

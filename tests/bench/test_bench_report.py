@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.common import Result, check_target, paired_best
+from bench.common import REPO, Result, check_target, paired_best
 from bench.ops import BASELINES, SKIPPED
 from bench.run import render_markdown
 
@@ -92,3 +92,16 @@ def test_a_section_rerun_replaces_only_its_figure(tmp_path) -> None:  # noqa: AN
     assert [r["name"] for r in merged["results"]] == ["ops/y", "pipeline/a"]
     assert merged["figure_seconds"] == {"1": 6.0, "2": 9.0} and merged["reruns"][0]["figures"] == ["1"]
     assert "Figure(s) 1 rerun on" in render_markdown(merged)
+
+
+def test_the_memory_figures_training_reads_no_real_cohort(tmp_path) -> None:  # noqa: ANN001
+    """The synthetic upstream cannot pool real clips: a cohort term left on crashed figure 6."""
+    from bench.memory import TRAIN_CONFIG, train_overrides
+    from intervox.config import load_config
+    from intervox.training.cohort_clips import cohort_inputs
+    from intervox.training.config import TrainConfig
+
+    cfg = load_config(REPO / TRAIN_CONFIG, TrainConfig, train_overrides(tmp_path / "f", tmp_path / "run", 20))
+    assert cfg.data.cohort is not None  # the default config has one: the overrides must turn its terms off
+    assert cohort_inputs(cfg, [], rank=0) is None and cfg.loss.frame_content_weight == 0
+    assert cfg.max_steps == 20 and cfg.device == "cpu"
