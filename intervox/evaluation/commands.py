@@ -9,15 +9,16 @@ import click
 
 @click.command("eval")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--features", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Feature shard dir (default: data.features of the run's config.yaml).")
+# a str, not a Path: Path("s3://b/f") is "s3:/b/f"
+@click.option("--features", type=click.Path(file_okay=False), default=None,
+              help="Feature shard dir or fsspec URL (default: data.features of the run's config.yaml).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Eval config YAML (default: built-in defaults, see configs/eval/default.yaml).")
 @click.option("--real", "real_dirs", multiple=True, type=click.Path(path_type=Path),
               help="Real test set (repeatable): a folder corpus (e.g. `intervox corpus devpanel`) or "
                    "a `corpus prepare` output; adds a real-speech table per set.")
 @click.argument("overrides", nargs=-1)
-def eval_cmd(run_dir: Path, features: Path | None, config_path: Path | None,
+def eval_cmd(run_dir: Path, features: str | None, config_path: Path | None,
              real_dirs: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
     """Evaluate a training run: SV EER, keyword spotting, disentanglement.
 

@@ -28,6 +28,8 @@ from intervox.evaluation.probes import ProbeConfig
 from intervox.evaluation.summary import format_summary  # noqa: F401  (re-exported: run.format_summary)
 from intervox.evaluation.sv import compute_eer, cosine_scores, verify
 from intervox.evaluation.trials import Trial, TrialRule, identity_trial_rule, make_trials, write_trials
+from intervox.shards import storage
+from intervox.shards.mirror import local_shard_dir
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +232,8 @@ def features_from_config(run_cfg: dict, run_dir: Path) -> Path:
         feats = feats[0] if feats else None
     if not feats:
         raise IntervoxError(f"{run_dir}/config.yaml: no data.features; pass the feature dir explicitly")
+    if storage.is_url(str(feats)):
+        return local_shard_dir(str(feats))
     p = Path(feats)
     return p if p.is_dir() or p.is_absolute() else (run_dir / p if (run_dir / p).is_dir() else p)
 
@@ -321,7 +325,7 @@ def evaluate(run_dir: str | Path, features: str | Path | None = None,
         raise IntervoxError(f"{run_dir}: run dir does not exist")
     cfg = config if isinstance(config, EvalConfig) else load_config(config, EvalConfig)
     run_cfg = read_run_config(run_dir)
-    features = Path(features) if features is not None else features_from_config(run_cfg, run_dir)
+    features = local_shard_dir(features) if features is not None else features_from_config(run_cfg, run_dir)
     sv_sets = {}
     for split in cfg.sv_splits:
         fs = _optional_split(features, split, cfg)
@@ -331,7 +335,7 @@ def evaluate(run_dir: str | Path, features: str | Path | None = None,
         raise IntervoxError(f"{features}: none of the SV splits {list(cfg.sv_splits)} has shards")
     kws_set = None
     if cfg.kws_features:
-        kws_set = load_split(cfg.kws_features, None)
+        kws_set = load_split(local_shard_dir(cfg.kws_features), None)
     elif cfg.kws_split:
         kws_set = _optional_split(features, cfg.kws_split, cfg)
     first = next(iter(sv_sets.values()))

@@ -20,6 +20,8 @@ from intervox import __version__
 from intervox.config import dump_config, to_plain
 from intervox.errors import TrainingError
 from intervox.faults import fault_point
+from intervox.shards import storage
+from intervox.shards.mirror import local_shard_dir
 from intervox.training import ddp
 from intervox.training.checkpoint import (
     checkpoint_path,
@@ -482,13 +484,30 @@ def _seed_summary(cfg: TrainConfig, state: _SeedState, specs: list[InputSpec], d
     }
 
 
+def with_local_features(cfg: TrainConfig, info: ddp.DistInfo) -> TrainConfig:
+    """Return `cfg` reading local copies of the feature sets it names by URL (`s3://...`).
+
+    The first process of each node syncs the copies; the node's other ranks wait, then find
+    them up to date.
+    """
+    if not any(storage.is_url(str(d)) for d in cfg.data.features):
+        return cfg
+    if info.local_rank != 0:
+        ddp.barrier(info)
+    dirs = tuple(str(local_shard_dir(d)) for d in cfg.data.features)
+    if info.local_rank == 0:
+        ddp.barrier(info)
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, features=dirs))
+
+
 def train(cfg: TrainConfig) -> list[dict]:
     """Train every seed of `cfg` into cfg.run_dir; return their summaries."""
     info = ddp.init_distributed(cfg.device)
     try:
         if info.is_main:
             Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
-            dump_config(cfg, Path(cfg.run_dir) / "config.yaml")
+            dump_config(cfg, Path(cfg.run_dir) / "config.yaml")  # as given: a URL stays a URL
+        cfg = with_local_features(cfg, info)
         return [train_seed(cfg, k, info) for k in range(len(cfg.seeds))]
     finally:
         ddp.cleanup(info)

@@ -201,3 +201,23 @@ def test_layer_baselines_are_layer_normed_like_the_projector_input(run_dir, tmp_
             assert "layer-normed" in by_name["best_layer"].note
         else:
             assert np.array_equal(best, raw)
+
+
+def test_cli_eval_reads_the_features_at_an_s3_url_as_the_local_ones(run_dir, tmp_path, s3_bucket,
+                                                                   monkeypatch):
+    from intervox.evaluation.run import features_from_config, read_run_config
+    from intervox.shards import storage
+
+    monkeypatch.setenv("INTERVOX_CACHE", str(tmp_path / "cache"))  # where the local copy goes
+    features = features_from_config(read_run_config(run_dir), run_dir)
+    url = f"{s3_bucket}/features"
+    storage.upload_tree(features, url)
+    args = ["sv_trials_per_class=200", "probe_epochs=2", "sv_splits=[validation]", "kws_split=null"]
+    systems = {}
+    for name, feats in (("local", str(features)), ("s3", url)):
+        copy = Path(shutil.copytree(run_dir, tmp_path / name))
+        res = CliRunner().invoke(eval_cmd, [str(copy), "--features", feats, *args])
+        assert res.exit_code == 0, res.output
+        systems[name] = json.loads((copy / "results.json").read_text())["systems"]
+    assert json.dumps(systems["s3"], sort_keys=True) == json.dumps(systems["local"], sort_keys=True)
+    assert (tmp_path / "cache" / "remote").is_dir()

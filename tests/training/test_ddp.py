@@ -23,19 +23,28 @@ def read_seen(path: Path) -> tuple[set[str], set[str]]:
 
 
 @pytest.mark.slow
-def test_torchrun_two_ranks_train_on_disjoint_shards(features: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_torchrun_two_ranks_train_on_disjoint_shards(features: Path, tmp_path: Path, where: str,
+                                                     request: pytest.FixtureRequest) -> None:
     run_dir = tmp_path / "ddp"
+    feats = str(features)
+    if where == "s3":  # rank 0 copies the set to this node while rank 1 waits, then finds it up to date
+        from intervox.shards import storage
+
+        feats = f"{request.getfixturevalue('s3_bucket')}/features"
+        storage.upload_tree(features, feats)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "intervox", "train", f"data.features=[{features}]", f"run_dir={run_dir}",
+           "-m", "intervox", "train", f"data.features=[{feats}]", f"run_dir={run_dir}",
            "data.batching=blocks", "data.blocks_per_batch=2", "data.epoch_batches=3", "optim.steps=4",
            "model.hidden_dims=[32]", "model.speaker_dim=8", "model.content_dim=8", "device=cpu",
            "debug.log_keys=true", "checkpoint_every=2"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "INTERVOX_CACHE": str(tmp_path / "cache")}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     seed_dir = run_dir / "seed-0"
     summary = json.loads((seed_dir / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["completed"] and summary["data"]["resampled"]
+    assert (tmp_path / "cache").is_dir() == (where == "s3")
     keys0, shards0 = read_seen(seed_dir / "debug" / "rank-0.txt")
     keys1, shards1 = read_seen(seed_dir / "debug" / "rank-1.txt")
     assert keys0 and keys1 and not keys0 & keys1
