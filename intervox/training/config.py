@@ -19,7 +19,8 @@ from intervox.config import ConfigValueError, check_range
 class DataConfig:
     """Where the feature shards are and how batches are built from them."""
 
-    # One feature dir per upstream; several dirs with the same keys = fusion.
+    # One feature dir per upstream; several dirs with the same keys = fusion. A dir may be an fsspec
+    # URL (s3://...): training reads its local copy (shards/mirror.py).
     features: tuple[str, ...] = ("shards/en-features-whisper-base",)  # what `make features` writes
     split: str = "train"
     # grid: S speakers x T contents per batch drawn from the whole split (paper), read per batch
