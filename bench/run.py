@@ -88,9 +88,9 @@ def render_markdown(doc: dict) -> str:
     ]
     if not misses and not crashed:
         lines.append("None: every figure with a target met it.")
-    out_of_reach = [r["name"] for r in misses if check_target(r.get("ceiling"), r["target"]) is False]
+    out_of_reach = sum(check_target(r.get("ceiling"), r["target"]) is False for r in misses)
     if out_of_reach:
-        lines += [f"{len(out_of_reach)} of {len(misses)} misses are out of reach on this machine: the best "
+        lines += [f"{out_of_reach} of {len(misses)} misses are out of reach on this machine: the best "
                   "ratio its cores or its decoder allow, computed from the same run, misses the target too.",
                   ""]
     for r in misses:

@@ -21,7 +21,10 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from intervox.errors import ShardError
 from intervox.shards import storage
@@ -30,15 +33,21 @@ from intervox.shards.storage import Location
 log = logging.getLogger(__name__)
 
 
+def copy_dir(location: Location) -> Path:
+    """Return the local folder of shard set `location`: itself when local, else where its copy goes
+    (without syncing it: see `local_shard_dir`)."""
+    location = storage.as_location(location)
+    return location if isinstance(location, Path) else storage.work_dir(location) / "mirror"
+
+
 def local_shard_dir(location: Location) -> Path:
     """Return a local folder holding the shard set `location`: itself when local, else its synced copy."""
     location = storage.as_location(location)
     if isinstance(location, Path):
         return location
-    local = storage.work_dir(location) / "mirror"
+    local = copy_dir(location)
     local.mkdir(parents=True, exist_ok=True)
-    remote = {storage.basename(f): f for f in storage.list_files(location)}
-    remote = {name: url for name, url in remote.items() if not name.endswith(".tmp")}
+    remote = {storage.basename(f): f for f in storage.list_files(location) if not str(f).endswith(".tmp")}
     if not any(name.endswith(".tar") for name in remote):
         raise ShardError(f"{location}: no *.tar shards there to read")
     for old in local.iterdir():  # dot files are other processes' copies in flight
@@ -75,29 +84,37 @@ def _sync(remote: dict[str, Location], name: str, local: Path) -> int:
     return got
 
 
-def _fetch(url: Location, dest: Path, sha256: str | None) -> int:
-    """Copy `url` to `dest` through a temporary file, checking `sha256` when given; return its size."""
+@contextmanager
+def _replacing(dest: Path) -> Iterator[BinaryIO]:
+    """Yield a new file beside `dest`, named for this process, that replaces `dest` if the block succeeds.
+
+    Not `storage.write_atomic`: its fixed `NAME.tmp` would be shared by two ranks syncing at once.
+    """
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-    digest = hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as out, storage.open_read(url) as src:
-            while chunk := src.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-        if sha256 is not None and digest.hexdigest() != sha256:
-            raise ShardError(f"{url}: its sha256 {digest.hexdigest()[:12]}... is not its sidecar's "
-                             f"{sha256[:12]}... (damaged, or rewritten while it was copied)")
-        size = Path(tmp).stat().st_size
+        with os.fdopen(fd, "wb") as out:
+            yield out
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _fetch(url: Location, dest: Path, sha256: str | None) -> int:
+    """Copy `url` to `dest`, checking `sha256` when given; return its size."""
+    digest, size = hashlib.sha256(), 0
+    with _replacing(dest) as out, storage.open_read(url) as src:
+        while chunk := src.read(1 << 20):
+            digest.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+        if sha256 is not None and digest.hexdigest() != sha256:
+            raise ShardError(f"{url}: its sha256 {digest.hexdigest()[:12]}... is not its sidecar's "
+                             f"{sha256[:12]}... (damaged, or rewritten while it was copied)")
     return size
 
 
 def _write(dest: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-    with os.fdopen(fd, "wb") as out:
+    with _replacing(dest) as out:
         out.write(data)
-    os.replace(tmp, dest)
 

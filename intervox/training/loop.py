@@ -21,7 +21,7 @@ from intervox.config import dump_config, to_plain
 from intervox.errors import TrainingError
 from intervox.faults import fault_point
 from intervox.shards import storage
-from intervox.shards.mirror import local_shard_dir
+from intervox.shards.mirror import copy_dir, local_shard_dir
 from intervox.training import ddp
 from intervox.training.checkpoint import (
     checkpoint_path,
@@ -487,16 +487,17 @@ def _seed_summary(cfg: TrainConfig, state: _SeedState, specs: list[InputSpec], d
 def with_local_features(cfg: TrainConfig, info: ddp.DistInfo) -> TrainConfig:
     """Return `cfg` reading local copies of the feature sets it names by URL (`s3://...`).
 
-    The first process of each node syncs the copies; the node's other ranks wait, then find
-    them up to date.
+    The first process of each node syncs the copies; the node's other ranks wait for it, then
+    read the same copies without listing the URL again.
     """
     if not any(storage.is_url(str(d)) for d in cfg.data.features):
         return cfg
-    if info.local_rank != 0:
-        ddp.barrier(info)
-    dirs = tuple(str(local_shard_dir(d)) for d in cfg.data.features)
     if info.local_rank == 0:
+        dirs = tuple(str(local_shard_dir(d)) for d in cfg.data.features)
         ddp.barrier(info)
+    else:
+        ddp.barrier(info)
+        dirs = tuple(str(copy_dir(d)) for d in cfg.data.features)
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, features=dirs))
 
 
